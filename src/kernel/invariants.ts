@@ -1,0 +1,109 @@
+// The safety invariants of DESIGN.md §4, checked over the whole machine state. Event-time checks
+// (decode-enabled at the access, use-after-free at the use, kref underflow) are raised where they
+// happen; this file checks what a state must satisfy between steps.
+import type { Kernel } from './kernel.ts';
+import type { Vma } from './mm/vma.ts';
+import type { Entry } from './mm/pgtable.ts';
+import { Status, STATUS_NAME, VfioPciDmaBuf, bufferPhys, vmaBufferOffset } from './vfio/pci/dmabuf.ts';
+import { VfioPciCoreDevice } from './vfio/pci/core.ts';
+import { PAGE_SIZE } from '../uapi/mman.ts';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+const SIZE = [PAGE_SIZE, 2 * 1024 * 1024, 1024 * 1024 * 1024];
+const sizeOf = (e: Entry) => SIZE[e.order / 9];
+
+function vfioPrivs(k: Kernel): VfioPciDmaBuf[] {
+  const out: VfioPciDmaBuf[] = [];
+  for (const d of k.dmabufs) if (d.priv instanceof VfioPciDmaBuf) out.push(d.priv);
+  return out;
+}
+
+export function checkInvariants(k: Kernel): void {
+  const privs = vfioPrivs(k);
+
+  // no-stale-pte (a): a revoked buffer, once its revoke finished, has no entry in any of its VMAs
+  for (const priv of privs) {
+    if (priv.status === Status.OK || priv.revoking) continue;
+    for (const vma of priv.dmabuf.file.f_mapping.i_mmap)
+      for (const e of vma.mm.pt.entries(vma.vm_start, vma.vm_end))
+        k.violation('no-stale-pte', `mm${vma.mm.id} va ${hex(e.va)} -> pfn ${hex(e.pfn)} (order ${e.order}) survives the revocation of ${priv.dmabuf.path()} (dmabuf${priv.dmabuf.id}, ${STATUS_NAME[priv.status]})`);
+  }
+  // no-stale-pte (b): with a device's memory disabled and no transition under way, nothing maps its BARs
+  for (const vdev of k.vfio.values()) {
+    if (vdev.memoryEnabled() || vdev.memory_lock.writer) continue;
+    for (const p of k.procs)
+      for (const e of p.mm.pt.entries()) {
+        const hit = k.pci.resolve(e.pfn * PAGE_SIZE);
+        if (hit?.dev === vdev.pdev)
+          k.violation('no-stale-pte', `mm${p.mm.id} va ${hex(e.va)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(e.pfn * PAGE_SIZE - hit.bar.start)} (order ${e.order}) is still mapped while its memory is disabled`);
+      }
+  }
+
+  for (const p of k.procs) {
+    const vmas = p.mm.vmas;
+    for (const e of p.mm.pt.entries()) {
+      const size = sizeOf(e);
+      const vma = vmas.find((v) => e.va >= v.vm_start && e.va < v.vm_end);
+      if (!vma) {
+        k.violation('pfn-in-buffer', `mm${p.mm.id} va ${hex(e.va)} -> pfn ${hex(e.pfn)} lies in no VMA`);
+        continue;
+      }
+      // huge-aligned: VA and PFN aligned to the size, and the page inside the VMA
+      if (e.order > 0) {
+        if (e.pfn % 2 ** e.order !== 0) k.violation('huge-aligned', `mm${p.mm.id} order-${e.order} entry at ${hex(e.va)} maps unaligned pfn ${hex(e.pfn)}`);
+        if (e.va + size > vma.vm_end) k.violation('huge-aligned', `mm${p.mm.id} order-${e.order} entry at ${hex(e.va)} runs past the VMA end ${hex(vma.vm_end)}`);
+      }
+      checkTranslation(k, vma, e, size);
+    }
+  }
+
+  // lifetime: every buffer that names a device keeps it registered; a BAR-mmap buffer with VMAs has
+  // not been cleaned up (its VMAs hold the device file open); a VMA's file is alive
+  for (const priv of privs) {
+    if (priv.vdev && (priv.vdev.vfio.freed || priv.vdev.vfio.refcount <= 0)) k.violation('lifetime', `dmabuf${priv.dmabuf.id} refers to ${priv.vdev.name}, which is no longer registered`);
+    if (priv.kind === 'bar-mmap' && priv.dmabuf.file.f_mapping.i_mmap.size > 0 && !priv.vdev)
+      k.violation('lifetime', `${priv.dmabuf.path()} is mapped but its device was closed under it (cleanup ran while a BAR mmap exists)`);
+  }
+  for (const p of k.procs) for (const v of p.mm.vmas) if (v.vm_file?.freed) k.violation('lifetime', `mm${p.mm.id} VMA ${hex(v.vm_start)} uses freed file ${v.vm_file.path}`);
+
+  for (const inv of k.sched.lockdep.inversions) k.violation('no-deadlock', inv);
+}
+
+/**
+ * pfn-in-buffer and the range half of huge-aligned: an entry maps exactly what the VMA's buffer
+ * (or, before the series, its BAR) has at that offset, and a huge one stays inside one range.
+ */
+function checkTranslation(k: Kernel, vma: Vma, e: Entry, size: number): void {
+  const pd = vma.vm_private_data;
+  const where = `mm${vma.mm.id} va ${hex(e.va)} (order ${e.order})`;
+  if (pd instanceof VfioPciDmaBuf) {
+    const off = vmaBufferOffset(pd, vma) + (e.va - vma.vm_start);
+    const first = bufferPhys(pd, off), last = bufferPhys(pd, off + size - 1);
+    if (!first) return k.violation('pfn-in-buffer', `${where} is at buffer offset ${hex(off)}, outside dmabuf${pd.dmabuf.id} (size ${hex(pd.size)})`);
+    if (first.pa !== e.pfn * PAGE_SIZE) return k.violation('pfn-in-buffer', `${where} maps pfn ${hex(e.pfn)} but dmabuf${pd.dmabuf.id} offset ${hex(off)} is pfn ${hex(first.pa / PAGE_SIZE)}`);
+    if (e.order > 0 && (!last || last.range !== first.range || last.pa !== first.pa + size - 1))
+      k.violation('huge-aligned', `${where} spans more than one physically contiguous range of dmabuf${pd.dmabuf.id}`);
+  } else if (pd instanceof VfioPciCoreDevice) {
+    const index = Math.floor(vma.vm_pgoff / 2 ** 28);
+    const bar = pd.pdev.bar(index);
+    const expect = bar ? bar.start + ((vma.vm_pgoff % 2 ** 28) * PAGE_SIZE) + (e.va - vma.vm_start) : -1;
+    if (expect !== e.pfn * PAGE_SIZE) k.violation('pfn-in-buffer', `${where} maps pfn ${hex(e.pfn)} but BAR${index} at that offset is pfn ${hex(expect / PAGE_SIZE)}`);
+    if (bar && e.order > 0 && expect + size > bar.start + bar.size) k.violation('huge-aligned', `${where} runs past the end of BAR${index}`);
+  }
+}
+
+/**
+ * no-leak, at the end: once every fd is closed and every mapping removed, every file, buffer and
+ * registration is gone (each device back to its own single registration).
+ */
+export function checkNoLeak(k: Kernel): void {
+  const quiet = k.procs.every((p) => p.files.fds.size === 0 && p.mm.vmas.length === 0);
+  if (!quiet) return;
+  for (const d of k.dmabufs) k.violation('no-leak', `dmabuf${d.id} (${d.path()}) was never released (file count ${d.file.refs})`);
+  for (const vdev of k.vfio.values()) {
+    if (vdev.vfio.freed) continue;
+    if (vdev.vfio.refcount !== 1) k.violation('no-leak', `${vdev.name} registration count is ${vdev.vfio.refcount}, not 1, with nothing open`);
+    if (vdev.vfio.open_count !== 0) k.violation('no-leak', `${vdev.name} is still open (open_count ${vdev.vfio.open_count}) with no fd or mapping`);
+    if (vdev.dmabufs.length) k.violation('no-leak', `${vdev.name} still lists ${vdev.dmabufs.length} DMABUF(s)`);
+  }
+}

@@ -1,0 +1,97 @@
+// The simulated machine: PCI devices bound to vfio-pci, processes, the scheduler, the kernel
+// variant and configuration, and the invariant findings of the run.
+import { Sched, type KGen, type Task } from './sched/sched.ts';
+import { PciBus, type PciDevDesc } from './pci/device.ts';
+import { VfioDevice } from './vfio/vfio_main.ts';
+import { VfioPciCoreDevice, vfioPciMmapOps, vfioPciOps } from './vfio/pci/core.ts';
+import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
+import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
+import type { DmaBuf } from './dma-buf/dma-buf.ts';
+import type { VmOps } from './mm/vma.ts';
+import { Process, type ThreadCtx } from './process.ts';
+
+export interface Violation {
+  invariant: string;
+  message: string;
+  /** index into the run's steps of the operation in progress, when known */
+  step?: number;
+}
+
+export interface KernelOptions {
+  devices: PciDevDesc[];
+  config?: KconfigInput;
+  kernel?: string;
+  mutant?: string | null;
+}
+
+export class UnknownKernelError extends Error {}
+
+export class Kernel {
+  readonly sched = new Sched();
+  readonly pci = new PciBus(this);
+  readonly config: Kconfig;
+  readonly variant: KernelVariant;
+  readonly mutant: string | null;
+  readonly vfio = new Map<string, VfioPciCoreDevice>();
+  readonly procs: Process[] = [];
+  readonly dmabufs = new Set<DmaBuf>();
+  readonly vfioPciMmapOps: VmOps;
+  readonly violations: Violation[] = [];
+  private readonly seen = new Set<string>();
+  private readonly ids = new Map<string, number>();
+  /** set by the runner: the step index to blame for a violation found now */
+  blame: (() => number | undefined) | null = null;
+
+  constructor(opts: KernelOptions) {
+    const v = KERNELS[opts.kernel ?? DEFAULT_KERNEL];
+    if (!v) throw new UnknownKernelError(`unknown kernel ${opts.kernel} (known: ${Object.keys(KERNELS).join(', ')})`);
+    this.variant = v;
+    this.config = resolveKconfig(opts.config);
+    this.mutant = opts.mutant ?? null;
+    this.vfioPciMmapOps = vfioPciMmapOps(this);
+    for (const d of opts.devices) {
+      const pdev = this.pci.add(d);
+      const vfio = new VfioDevice(this, d.name);
+      const vdev = new VfioPciCoreDevice(this, pdev, vfio);
+      vfio.ops = vfioPciOps(this, vdev);
+      this.vfio.set(d.name, vdev);
+    }
+  }
+
+  nextId(kind: string): number {
+    const n = this.ids.get(kind) ?? 0;
+    this.ids.set(kind, n + 1);
+    return n;
+  }
+  /** Is the named design variant (mutant) switched on? */
+  mut(name: string): boolean {
+    return this.mutant === name;
+  }
+  note(s: string): void {
+    this.sched.note(s);
+  }
+  violation(invariant: string, message: string): void {
+    const key = `${invariant}\u0000${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.violations.push({ invariant, message, step: this.blame?.() });
+    this.note(`VIOLATION ${invariant}: ${message}`);
+  }
+  /** A use of an object that has been freed is a use-after-free. */
+  checkAlive(obj: { freed: boolean }, what: string): void {
+    if (obj.freed) this.violation('lifetime', `use after free: ${what}`);
+  }
+
+  newProcess(name: string): Process {
+    const p = new Process(this.sched, this.procs.length + 1, name);
+    this.procs.push(p);
+    return p;
+  }
+  spawn(proc: Process, name: string, gen: KGen): Task {
+    const ctx: ThreadCtx = { proc, name };
+    return this.sched.spawn(name, gen, ctx);
+  }
+  currentProcess(): Process {
+    return (this.sched.cur().owner as ThreadCtx).proc;
+  }
+}

@@ -1,0 +1,207 @@
+// A sparse x86-64 page table: PUD entries (1 GiB), PMD entries (2 MiB) and PTEs (4 KiB).
+// Levels are real: a PUD slot is none, a huge leaf, or points to a PMD table; a PMD slot is none, a
+// huge leaf, or points to a PTE table. Zapping clears leaves but keeps tables (as zap_page_range
+// does), so a 2 MiB span once populated with PTEs stays a PTE table and never faults at PMD order
+// again until munmap frees the table. PTE tables are packed typed arrays so a million PTEs cost
+// megabytes, not hundreds of megabytes.
+import { PAGE_SHIFT, PAGE_SIZE, PMD_ORDER, PMD_SIZE, PUD_ORDER, PUD_SIZE } from '../../uapi/mman.ts';
+
+export type Cache = 'UC' | 'WC';
+export interface Leaf {
+  pfn: number;
+  write: boolean;
+  cache: Cache;
+}
+export interface Entry extends Leaf {
+  va: number;
+  order: 0 | 9 | 18;
+}
+
+const PTRS = 512;
+const F_PRESENT = 1, F_WRITE = 2, F_WC = 4;
+
+class PteTable {
+  readonly pfn = new Float64Array(PTRS);
+  readonly flags = new Uint8Array(PTRS);
+  count = 0;
+}
+type PmdSlot = { huge: Leaf } | { ptes: PteTable };
+class PmdTable {
+  readonly slots = new Map<number, PmdSlot>();
+}
+type PudSlot = { huge: Leaf } | { pmds: PmdTable };
+
+const pudIdx = (va: number) => Math.floor(va / PUD_SIZE);
+const pmdIdx = (va: number) => Math.floor(va / PMD_SIZE) % PTRS;
+const pteIdx = (va: number) => Math.floor(va / PAGE_SIZE) % PTRS;
+
+export class PageTable {
+  private readonly puds = new Map<number, PudSlot>();
+
+  /** The leaf that translates `va`, if any, with its level. */
+  lookup(va: number): Entry | null {
+    const pud = this.puds.get(pudIdx(va));
+    if (!pud) return null;
+    if ('huge' in pud) return { ...pud.huge, va: va - (va % PUD_SIZE), order: PUD_ORDER as 18 };
+    const pmd = pud.pmds.slots.get(pmdIdx(va));
+    if (!pmd) return null;
+    if ('huge' in pmd) return { ...pmd.huge, va: va - (va % PMD_SIZE), order: PMD_ORDER as 9 };
+    const i = pteIdx(va), f = pmd.ptes.flags[i];
+    if (!(f & F_PRESENT)) return null;
+    return { pfn: pmd.ptes.pfn[i], write: !!(f & F_WRITE), cache: f & F_WC ? 'WC' : 'UC', va: va - (va % PAGE_SIZE), order: 0 };
+  }
+
+  pudNone(va: number): boolean {
+    return !this.puds.has(pudIdx(va));
+  }
+  pmdNone(va: number): boolean {
+    const pud = this.puds.get(pudIdx(va));
+    return !pud || ('pmds' in pud && !pud.pmds.slots.has(pmdIdx(va)));
+  }
+
+  /** pmd_alloc: make sure a PMD table exists under the PUD slot (no-op if the slot is a huge leaf). */
+  pmdAlloc(va: number): void {
+    if (!this.puds.has(pudIdx(va))) this.puds.set(pudIdx(va), { pmds: new PmdTable() });
+  }
+
+  /** vmf_insert_pfn_pud: install only if the slot is none. Returns whether it installed. */
+  insertPud(va: number, leaf: Leaf): boolean {
+    if (!this.pudNone(va)) return false;
+    this.puds.set(pudIdx(va), { huge: { ...leaf } });
+    return true;
+  }
+  insertPmd(va: number, leaf: Leaf): boolean {
+    this.pmdAlloc(va);
+    const pud = this.puds.get(pudIdx(va))!;
+    if ('huge' in pud || pud.pmds.slots.has(pmdIdx(va))) return false;
+    pud.pmds.slots.set(pmdIdx(va), { huge: { ...leaf } });
+    return true;
+  }
+  /** vmf_insert_pfn: allocates the PTE table as needed; an existing entry is left alone. */
+  insertPte(va: number, leaf: Leaf): boolean {
+    this.pmdAlloc(va);
+    const pud = this.puds.get(pudIdx(va))!;
+    if ('huge' in pud) return false;
+    let pmd = pud.pmds.slots.get(pmdIdx(va));
+    if (!pmd) pud.pmds.slots.set(pmdIdx(va), (pmd = { ptes: new PteTable() }));
+    if ('huge' in pmd) return false;
+    const i = pteIdx(va), t = pmd.ptes;
+    if (t.flags[i] & F_PRESENT) return false;
+    t.pfn[i] = leaf.pfn;
+    t.flags[i] = F_PRESENT | (leaf.write ? F_WRITE : 0) | (leaf.cache === 'WC' ? F_WC : 0);
+    t.count++;
+    return true;
+  }
+
+  /**
+   * Clear every leaf that overlaps [start, end). A huge leaf that overlaps only partly is cleared
+   * whole: a PFN-map PMD/PUD is not split into PTEs, it is zapped and refaults. Returns the count.
+   */
+  zapRange(start: number, end: number): number {
+    let n = 0;
+    for (let pi = pudIdx(start); pi <= pudIdx(end - 1); pi++) {
+      const pud = this.puds.get(pi);
+      if (!pud) continue;
+      if ('huge' in pud) {
+        this.puds.delete(pi);
+        n++;
+        continue;
+      }
+      const base = pi * PUD_SIZE;
+      const lo = Math.max(start, base), hi = Math.min(end, base + PUD_SIZE);
+      for (let mi = pmdIdx(lo); mi <= pmdIdx(hi - 1); mi++) {
+        const pmd = pud.pmds.slots.get(mi);
+        if (!pmd) continue;
+        if ('huge' in pmd) {
+          pud.pmds.slots.delete(mi);
+          n++;
+          continue;
+        }
+        const mbase = base + mi * PMD_SIZE;
+        const t = pmd.ptes;
+        if (t.count === 0) continue;
+        const a = Math.max(lo, mbase), b = Math.min(hi, mbase + PMD_SIZE);
+        for (let i = pteIdx(a), last = pteIdx(b - 1); i <= last; i++) {
+          if (t.flags[i] & F_PRESENT) {
+            t.flags[i] = 0;
+            t.count--;
+            n++;
+          }
+        }
+      }
+    }
+    return n;
+  }
+
+  /**
+   * free_pgtables after munmap: drop PTE tables whose 2 MiB span and PMD tables whose 1 GiB span
+   * no longer meet any VMA (`used` answers whether [a, b) meets one).
+   */
+  freeTables(start: number, end: number, used: (a: number, b: number) => boolean): void {
+    for (let pi = pudIdx(start); pi <= pudIdx(end - 1); pi++) {
+      const pud = this.puds.get(pi);
+      if (!pud || 'huge' in pud) continue;
+      const base = pi * PUD_SIZE;
+      for (const [mi, pmd] of pud.pmds.slots) {
+        const mb = base + mi * PMD_SIZE;
+        if ('ptes' in pmd && mb < end && mb + PMD_SIZE > start && !used(mb, mb + PMD_SIZE)) pud.pmds.slots.delete(mi);
+      }
+      if (pud.pmds.slots.size === 0 && !used(base, base + PUD_SIZE)) this.puds.delete(pi);
+    }
+  }
+
+  /** Every leaf in [start, end), in VA order. */
+  *entries(start = 0, end = Number.MAX_SAFE_INTEGER): Generator<Entry> {
+    const keys = [...this.puds.keys()].sort((a, b) => a - b);
+    for (const pi of keys) {
+      const base = pi * PUD_SIZE;
+      if (base + PUD_SIZE <= start || base >= end) continue;
+      const pud = this.puds.get(pi)!;
+      if ('huge' in pud) {
+        yield { ...pud.huge, va: base, order: 18 };
+        continue;
+      }
+      const mkeys = [...pud.pmds.slots.keys()].sort((a, b) => a - b);
+      for (const mi of mkeys) {
+        const mb = base + mi * PMD_SIZE;
+        if (mb + PMD_SIZE <= start || mb >= end) continue;
+        const pmd = pud.pmds.slots.get(mi)!;
+        if ('huge' in pmd) {
+          yield { ...pmd.huge, va: mb, order: 9 };
+          continue;
+        }
+        const t = pmd.ptes;
+        if (t.count === 0) continue;
+        for (let i = 0; i < PTRS; i++) {
+          const va = mb + i * PAGE_SIZE;
+          if (!(t.flags[i] & F_PRESENT) || va < start || va >= end) continue;
+          yield { pfn: t.pfn[i], write: !!(t.flags[i] & F_WRITE), cache: t.flags[i] & F_WC ? 'WC' : 'UC', va, order: 0 };
+        }
+      }
+    }
+  }
+
+  /** copy_page_range for fork: copy the leaves of [start, end) into `dst`. */
+  copyRange(dst: PageTable, start: number, end: number): void {
+    for (const e of this.entries(start, end)) {
+      const leaf = { pfn: e.pfn, write: e.write, cache: e.cache };
+      if (e.order === 18) dst.insertPud(e.va, leaf);
+      else if (e.order === 9) dst.insertPmd(e.va, leaf);
+      else dst.insertPte(e.va, leaf);
+    }
+  }
+
+  /** Rough bytes held, for the memory benchmark. */
+  tableCount(): { pmdTables: number; pteTables: number } {
+    let pmdTables = 0, pteTables = 0;
+    for (const pud of this.puds.values()) {
+      if ('huge' in pud) continue;
+      pmdTables++;
+      for (const s of pud.pmds.slots.values()) if ('ptes' in s) pteTables++;
+    }
+    return { pmdTables, pteTables };
+  }
+}
+
+export const pfnOf = (pa: number) => Math.floor(pa / PAGE_SIZE);
+export const paOf = (pfn: number) => pfn * 2 ** PAGE_SHIFT;

@@ -1,0 +1,243 @@
+// PCI functions: the hardware side. Config space with real register layout (header, PM, MSI-X and
+// PCIe capabilities), naturally aligned BARs, power state, function reset, and device memory that
+// costs nothing until touched. VFIO's virtualized view of config space lives in vfio/pci/config.ts.
+import type { Kernel } from '../kernel.ts';
+import { ev, type KGen } from '../sched/sched.ts';
+import * as R from '../../uapi/pci_regs.ts';
+import { PAGE_SIZE } from '../../uapi/mman.ts';
+
+export interface BarDesc {
+  index: number;
+  size: number;
+  prefetchable: boolean;
+  bits: 32 | 64;
+  /** an I/O-port BAR (never mmap-able) */
+  io?: boolean;
+}
+export interface MsixDesc {
+  bar: number;
+  offset: number;
+  entries: number;
+}
+export interface PciCaps {
+  pm: boolean;
+  pcie: boolean;
+  flr: boolean;
+}
+export interface PciDevDesc {
+  name: string;
+  bdf: string;
+  vendor: number;
+  device: number;
+  bars: BarDesc[];
+  msix?: MsixDesc;
+  capabilities: PciCaps;
+  /** "bridge": behind a port that can do a secondary-bus reset; "root": on the root bus */
+  bus: 'bridge' | 'root';
+}
+
+export interface Bar extends BarDesc {
+  /** CPU physical address, naturally aligned to the size */
+  start: number;
+}
+
+export const CAP_PM = 0x40, CAP_MSIX = 0x50, CAP_EXP = 0x60;
+
+/** Device memory: sparse 4 KiB pages keyed by PFN, allocated on first write. */
+export class SparseMemory {
+  readonly pages = new Map<number, Uint8Array>();
+  read(pa: number, width: number): bigint {
+    let v = 0n;
+    for (let i = width - 1; i >= 0; i--) {
+      const a = pa + i;
+      const pg = this.pages.get(Math.floor(a / PAGE_SIZE));
+      v = (v << 8n) | BigInt(pg ? pg[a % PAGE_SIZE] : 0);
+    }
+    return v;
+  }
+  write(pa: number, width: number, value: bigint): void {
+    for (let i = 0; i < width; i++) {
+      const a = pa + i, pfn = Math.floor(a / PAGE_SIZE);
+      let pg = this.pages.get(pfn);
+      if (!pg) this.pages.set(pfn, (pg = new Uint8Array(PAGE_SIZE)));
+      pg[a % PAGE_SIZE] = Number((value >> BigInt(8 * i)) & 0xffn);
+    }
+  }
+}
+
+export class PciDev {
+  readonly bars: Bar[] = [];
+  /** the hardware config space */
+  readonly cfg: Uint8Array;
+  power = R.PCI_D0;
+  inReset = false;
+  readonly cfgSize: number;
+  constructor(readonly desc: PciDevDesc, readonly bus: PciBus) {
+    this.cfgSize = desc.capabilities.pcie ? R.PCI_CFG_SPACE_EXP_SIZE : R.PCI_CFG_SPACE_SIZE;
+    this.cfg = new Uint8Array(this.cfgSize);
+    this.buildConfig();
+  }
+  get name(): string {
+    return this.desc.name;
+  }
+
+  private buildConfig(): void {
+    const d = this.desc, c = new DataView(this.cfg.buffer);
+    c.setUint16(R.PCI_VENDOR_ID, d.vendor, true);
+    c.setUint16(R.PCI_DEVICE_ID, d.device, true);
+    c.setUint16(R.PCI_SUBSYSTEM_VENDOR_ID, d.vendor, true);
+    c.setUint16(R.PCI_SUBSYSTEM_ID, d.device, true);
+    for (const b of this.bars) this.writeBarAddr(c, b);
+    const caps: Array<[number, (o: number) => void]> = [];
+    if (d.capabilities.pm)
+      caps.push([CAP_PM, (o) => {
+        c.setUint8(o, R.PCI_CAP_ID_PM);
+        c.setUint16(o + 2, 0x0003, true); // PMC: version 3
+        c.setUint16(o + R.PCI_PM_CTRL, R.PCI_PM_CTRL_NO_SOFT_RESET, true);
+      }]);
+    if (d.msix)
+      caps.push([CAP_MSIX, (o) => {
+        c.setUint8(o, R.PCI_CAP_ID_MSIX);
+        c.setUint16(o + R.PCI_MSIX_FLAGS, d.msix!.entries - 1, true);
+        c.setUint32(o + R.PCI_MSIX_TABLE, d.msix!.offset | d.msix!.bar, true);
+        const pba = d.msix!.offset + Math.ceil((d.msix!.entries * 16) / 8) * 8;
+        c.setUint32(o + R.PCI_MSIX_PBA, pba | d.msix!.bar, true);
+      }]);
+    if (d.capabilities.pcie)
+      caps.push([CAP_EXP, (o) => {
+        c.setUint8(o, R.PCI_CAP_ID_EXP);
+        c.setUint16(o + 2, 0x0002, true); // version 2, endpoint
+        c.setUint32(o + R.PCI_EXP_DEVCAP, d.capabilities.flr ? R.PCI_EXP_DEVCAP_FLR : 0, true);
+      }]);
+    if (caps.length) {
+      c.setUint16(R.PCI_STATUS, R.PCI_STATUS_CAP_LIST, true);
+      c.setUint8(R.PCI_CAPABILITY_LIST, caps[0][0]);
+      caps.forEach(([o, fill], i) => {
+        fill(o);
+        c.setUint8(o + 1, caps[i + 1]?.[0] ?? 0);
+      });
+    }
+  }
+
+  writeBarAddr(c: DataView, b: Bar): void {
+    const off = R.PCI_BASE_ADDRESS_0 + 4 * b.index;
+    const lo = (b.start % 2 ** 32) | (b.io ? R.PCI_BASE_ADDRESS_SPACE_IO : (b.bits === 64 ? R.PCI_BASE_ADDRESS_MEM_TYPE_64 : 0) | (b.prefetchable ? R.PCI_BASE_ADDRESS_MEM_PREFETCH : 0));
+    c.setUint32(off, lo >>> 0, true);
+    if (b.bits === 64) c.setUint32(off + 4, Math.floor(b.start / 2 ** 32), true);
+  }
+
+  /** Whether MMIO to the BARs is decoded: COMMAND.MEMORY set in hardware, in D0, not in reset. */
+  decodes(): boolean {
+    return !!(this.command() & R.PCI_COMMAND_MEMORY) && this.power === R.PCI_D0 && !this.inReset;
+  }
+  command(): number {
+    return this.cfg[R.PCI_COMMAND] | (this.cfg[R.PCI_COMMAND + 1] << 8);
+  }
+  bar(index: number): Bar | undefined {
+    return this.bars.find((b) => b.index === index);
+  }
+  /** Which BAR index an upper-half slot belongs to, if it is one (index 1 of a 64-bit BAR 0). */
+  isUpperHalf(index: number): boolean {
+    return this.bars.some((b) => b.bits === 64 && b.index + 1 === index);
+  }
+  capOffset(id: number): number {
+    let p = this.cfg[R.PCI_CAPABILITY_LIST];
+    while (p) {
+      if (this.cfg[p] === id) return p;
+      p = this.cfg[p + 1];
+    }
+    return 0;
+  }
+
+  /** A hardware config write (pci_write_config_*): the step touches the device's hardware state. */
+  *hwConfigWrite(offset: number, width: number, value: number): KGen {
+    yield ev('pci_write_config', 'pci.hw');
+    this.hwConfigWriteNow(offset, width, value);
+  }
+  hwConfigWriteNow(offset: number, width: number, value: number): void {
+    for (let i = 0; i < width; i++) this.cfg[offset + i] = (value >>> (8 * i)) & 0xff;
+  }
+  hwConfigRead(offset: number, width: number): number {
+    let v = 0;
+    for (let i = width - 1; i >= 0; i--) v = v * 256 + this.cfg[offset + i];
+    return v;
+  }
+
+  *setPower(state: number): KGen {
+    yield ev('pci_set_power_state', 'pci.hw');
+    this.power = state;
+    const pm = this.capOffset(R.PCI_CAP_ID_PM);
+    if (pm) this.cfg[pm + R.PCI_PM_CTRL] = (this.cfg[pm + R.PCI_PM_CTRL] & ~R.PCI_PM_CTRL_STATE_MASK) | state;
+  }
+
+  /**
+   * pci_try_reset_function: save config, reset (decode off while in reset), restore config. Device
+   * memory keeps its contents: the model's BARs are plain memory, as an ivshmem RAM backend is; a
+   * real device may clear or scramble its memory on FLR, which software must not rely on either way.
+   */
+  *resetFunction(method: string): KGen {
+    yield ev('pci_reset_enter', 'pci.hw');
+    const saved = this.cfg.slice(0, 64);
+    this.inReset = true;
+    this.power = R.PCI_D0;
+    this.hwConfigWriteNow(R.PCI_COMMAND, 2, 0);
+    this.bus.k.note(`${this.name}: ${method} reset`);
+    yield ev('pci_reset_exit', 'pci.hw');
+    this.inReset = false;
+    this.cfg.set(saved, 0);
+  }
+}
+
+/** The host's physical address space for BARs and the memory behind them. */
+export class PciBus {
+  readonly devs: PciDev[] = [];
+  readonly mem = new SparseMemory();
+  private next64 = 0x200_0000_0000; // 2 TiB: the 64-bit MMIO window
+  private next32 = 0xc000_0000;
+  constructor(readonly k: Kernel) {}
+
+  add(desc: PciDevDesc): PciDev {
+    const dev = new PciDev(desc, this);
+    // Natural alignment, largest first, as firmware assigns them (a 128 GiB BAR is 128 GiB-aligned).
+    for (const b of [...desc.bars].sort((a, b) => b.size - a.size)) {
+      const window = b.bits === 64 ? 'next64' : 'next32';
+      const align = Math.max(b.size, PAGE_SIZE);
+      const start = Math.ceil(this[window] / align) * align;
+      this[window] = start + align;
+      dev.bars.push({ ...b, start });
+    }
+    dev.bars.sort((a, b) => a.index - b.index);
+    const c = new DataView(dev.cfg.buffer);
+    for (const b of dev.bars) dev.writeBarAddr(c, b);
+    this.devs.push(dev);
+    return dev;
+  }
+
+  resolve(pa: number): { dev: PciDev; bar: Bar } | null {
+    for (const dev of this.devs) for (const bar of dev.bars) if (pa >= bar.start && pa < bar.start + bar.size) return { dev, bar };
+    return null;
+  }
+
+  /**
+   * A CPU (or peer DMA) access to physical address `pa`. With decode off the function does not
+   * claim the cycle: reads see all ones, writes are lost, and the `decode-enabled` invariant breaks
+   * (on some platforms such an access is a fatal error: CVE-2020-12888).
+   */
+  cpuAccess(pa: number, width: number, write: boolean, value: bigint, what: string): bigint {
+    const hit = this.resolve(pa);
+    if (!hit) {
+      this.k.violation('pfn-in-buffer', `${what}: physical 0x${pa.toString(16)} is in no BAR`);
+      return (1n << BigInt(8 * width)) - 1n;
+    }
+    if (!hit.dev.decodes()) {
+      const why = hit.dev.inReset ? 'in reset' : hit.dev.power !== R.PCI_D0 ? `in D${hit.dev.power === 3 ? '3hot' : hit.dev.power}` : 'COMMAND.MEMORY is clear';
+      this.k.violation('decode-enabled', `${what} reached ${hit.dev.name} BAR${hit.bar.index} + 0x${(pa - hit.bar.start).toString(16)} while ${why}`);
+      return write ? 0n : (1n << BigInt(8 * width)) - 1n;
+    }
+    if (write) {
+      this.mem.write(pa, width, value);
+      return value;
+    }
+    return this.mem.read(pa, width);
+  }
+}

@@ -1,0 +1,78 @@
+// Example device profiles, from real lspci listings (spec/mainline.md §7 gives each source). A
+// scenario device may say `profile: h100` and override any field.
+import type { PciDevDesc } from './device.ts';
+
+export interface Profile {
+  id: string;
+  title: string;
+  source: string;
+  /** a QEMU device that shows the same BAR layout, for running the scenario on a real kernel */
+  qemu: string | null;
+  desc: Omit<PciDevDesc, 'name'>;
+}
+
+const MiB = 2 ** 20, GiB = 2 ** 30, KiB = 1024;
+const allCaps = { pm: true, pcie: true, flr: true };
+
+export const PROFILES: Profile[] = [
+  {
+    id: 'h100',
+    title: 'NVIDIA H100 (HGX): 16 MiB + 128 GiB + 32 MiB, all 64-bit prefetchable',
+    source: 'lspci in fastfetch-cli/fastfetch#1658 (Region 0: 16M, Region 2: 128G, Region 4: 32M); the H20 in NVIDIA/nvtrust#128 has the same layout and MSI-X Count=9',
+    qemu: null,
+    desc: {
+      bdf: '0000:3b:00.0', vendor: 0x10de, device: 0x2330, bus: 'bridge', capabilities: allCaps,
+      bars: [
+        { index: 0, size: 16 * MiB, prefetchable: true, bits: 64 },
+        { index: 2, size: 128 * GiB, prefetchable: true, bits: 64 },
+        { index: 4, size: 32 * MiB, prefetchable: true, bits: 64 },
+      ],
+      msix: { bar: 0, offset: 0xb90000, entries: 9 },
+    },
+  },
+  {
+    id: 'nvme',
+    title: 'NVMe SSD (WD Green SN350): 16 KiB BAR0 with the MSI-X table at 0x2000, 256-byte BAR4',
+    source: 'lspci in raspberrypi/linux#6190 (Region 0: 16K 64-bit non-pref; Region 4: 256 bytes; MSI-X Count=17, table in BAR0 at 0x2000, PBA in BAR4)',
+    qemu: 'nvme (QEMU\'s NVMe controller: 16 KiB BAR0 with its MSI-X table)',
+    desc: {
+      bdf: '0000:01:00.0', vendor: 0x15b7, device: 0x5019, bus: 'bridge', capabilities: allCaps,
+      bars: [
+        { index: 0, size: 16 * KiB, prefetchable: false, bits: 64 },
+        { index: 4, size: 256, prefetchable: false, bits: 64 },
+      ],
+      msix: { bar: 0, offset: 0x2000, entries: 17 },
+    },
+  },
+  {
+    id: 'nic',
+    title: 'Intel X722 10GbE: 16 MiB BAR0 and a 32 KiB BAR3 holding the MSI-X table',
+    source: 'lspci in projectacrn/acrn-hypervisor#4443 (Region 0: 16M 64-bit pref; Region 3: 32K 64-bit pref; MSI-X Count=129, table in BAR3 at 0)',
+    qemu: null,
+    desc: {
+      bdf: '0000:18:00.0', vendor: 0x8086, device: 0x37d2, bus: 'bridge', capabilities: allCaps,
+      bars: [
+        { index: 0, size: 16 * MiB, prefetchable: true, bits: 64 },
+        { index: 3, size: 32 * KiB, prefetchable: true, bits: 64 },
+      ],
+      msix: { bar: 3, offset: 0, entries: 129 },
+    },
+  },
+  {
+    id: 'ivshmem',
+    title: 'QEMU ivshmem-plain: 256-byte register BAR0 and a 2 GiB RAM BAR2 (64-bit prefetchable)',
+    source: 'notes/linux-6.12-observed.md: the device real Linux 6.12 was driven with (REGION_INFO: BAR0 size 0x100, BAR2 size 0x80000000)',
+    qemu: 'ivshmem-plain (memory-backend of the BAR2 size)',
+    desc: {
+      bdf: '0000:01:00.0', vendor: 0x1af4, device: 0x1110, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false },
+      bars: [
+        { index: 0, size: 256, prefetchable: false, bits: 32 },
+        { index: 2, size: 2 * GiB, prefetchable: true, bits: 64 },
+      ],
+    },
+  },
+];
+
+export function profile(id: string): Profile | undefined {
+  return PROFILES.find((p) => p.id === id);
+}

@@ -1,0 +1,341 @@
+// Simulated threads and scheduling points.
+//
+// Kernel paths are generator functions. A path `yield`s an event *before* it does something another
+// thread could observe or race with (take/drop a lock, wait, touch a lockless field, write a page
+// table or a device register); the scheduler decides when the thread goes on. One "step" of a task
+// performs its pending event and runs plain code up to the next yield. Everything between two
+// yields is atomic, so any state not protected by a modelled lock must be touched right after a
+// yield that names it: that is what makes the events a sound dependence relation for DPOR.
+
+/** How a step touches an object: read-only steps on the same object commute. */
+export type Acc = 'r' | 'w';
+
+export interface Ev {
+  /** what the step does, e.g. "down_read", "pte_install", "fput" */
+  op: string;
+  /** the object it touches, e.g. "gpu0.memory_lock" */
+  obj: string;
+  acc: Acc;
+  /** further objects the same step touches */
+  also?: ReadonlyArray<{ obj: string; acc: Acc }>;
+  /** the task goes to sleep here and runs again only when another task wakes it */
+  block?: boolean;
+}
+
+export type KGen<T = void> = Generator<Ev, T, void>;
+
+export function ev(op: string, obj: string, acc: Acc = 'w', also?: Ev['also']): Ev {
+  return also ? { op, obj, acc, also } : { op, obj, acc };
+}
+
+/** Whether two events conflict: same object and at least one writer. */
+export function dependent(a: Ev, b: Ev): boolean {
+  if (touches(a, b.obj, b.acc)) return true;
+  if (b.also) for (const x of b.also) if (touches(a, x.obj, x.acc)) return true;
+  return false;
+}
+function touches(a: Ev, obj: string, acc: Acc): boolean {
+  if (a.obj === obj && (a.acc === 'w' || acc === 'w')) return true;
+  if (a.also) for (const x of a.also) if (x.obj === obj && (x.acc === 'w' || acc === 'w')) return true;
+  return false;
+}
+
+export interface FaultRecord {
+  va: number;
+  order: number;
+  /** page offset of the order-aligned address from the VMA start, as the dev_dbg line prints it */
+  pgoff: number;
+  pfn: number | null;
+  outcome: 'NOPAGE' | 'FALLBACK' | 'SIGBUS';
+}
+
+export interface HeldLock { lock: LockBase; mode: 'r' | 'w' }
+
+export class Task {
+  pending: Ev = { op: 'start', obj: '', acc: 'r' };
+  blocked = false;
+  done = false;
+  /** locks held, in acquisition order (for lockdep and for counterexample traces) */
+  held: HeldLock[] = [];
+  /** work deferred to the return to user space (fput's task_work) */
+  taskWork: Array<() => KGen> = [];
+  /** fault-handler calls of the operation in progress (what vfio_pci_core's dev_dbg line prints) */
+  faults: FaultRecord[] = [];
+  /** steps this task has run */
+  steps = 0;
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly gen: KGen,
+    readonly owner: unknown,
+  ) {}
+}
+
+export interface StepRecord {
+  step: number;
+  task: number;
+  ev: Ev;
+  notes: string[];
+}
+
+/** Raised when the scheduled task cannot run; never seen by scenario code. */
+export class SchedError extends Error {}
+
+export class Sched {
+  readonly tasks: Task[] = [];
+  current: Task | null = null;
+  readonly lockdep = new Lockdep();
+  /** the step being run (index into the trace) */
+  stepNo = 0;
+  /** notes emitted by kernel code during the current step (what was installed, zapped, …) */
+  notes: string[] = [];
+  readonly trace: StepRecord[] = [];
+  recordTrace = true;
+
+  spawn(name: string, gen: KGen, owner: unknown): Task {
+    const t = new Task(this.tasks.length, name, gen, owner);
+    this.tasks.push(t);
+    return t;
+  }
+
+  cur(): Task {
+    if (!this.current) throw new SchedError('kernel code ran outside a task');
+    return this.current;
+  }
+
+  enabled(): Task[] {
+    return this.tasks.filter((t) => !t.done && !t.blocked);
+  }
+
+  /** Run one step of `t`: perform its pending event and run to its next scheduling point. */
+  step(t: Task): StepRecord {
+    if (t.done || t.blocked) throw new SchedError(`task ${t.name} is not runnable`);
+    const evDone = t.pending;
+    this.current = t;
+    this.notes = [];
+    let r: IteratorResult<Ev, void>;
+    try {
+      r = t.gen.next();
+    } finally {
+      this.current = null;
+    }
+    t.steps++;
+    if (r.done) {
+      t.done = true;
+      t.pending = { op: 'exit', obj: '', acc: 'r' };
+    } else {
+      t.pending = r.value;
+      if (r.value.block) t.blocked = true;
+    }
+    const rec: StepRecord = { step: this.stepNo++, task: t.id, ev: evDone, notes: this.notes };
+    if (this.recordTrace) this.trace.push(rec);
+    return rec;
+  }
+
+  note(s: string): void {
+    this.notes.push(s);
+  }
+
+  wake(t: Task): void {
+    t.blocked = false;
+  }
+}
+
+/** Lock bookkeeping shared by mutexes, rwsems and dma_resv. */
+export abstract class LockBase {
+  constructor(
+    readonly sched: Sched,
+    /** instance name, e.g. "gpu0.memory_lock" */
+    readonly name: string,
+    /** lockdep class, e.g. "memory_lock": one per init site, as lockdep keys locks */
+    readonly cls: string,
+  ) {}
+}
+
+/**
+ * A reader-writer semaphore with the kernel's writer preference: once a writer waits, new readers
+ * queue behind it (the property behind the v5 mmap_lock/memory_lock deadlock). Release hands the
+ * lock to the head of the queue: one writer, or every reader ahead of the first writer.
+ */
+export class RwSem extends LockBase {
+  readers = new Set<Task>();
+  writer: Task | null = null;
+  waiters: Array<{ t: Task; mode: 'r' | 'w' }> = [];
+
+  *down_read(): KGen {
+    yield ev('down_read', this.name);
+    yield* this.acquire('r');
+  }
+  *down_write(): KGen {
+    yield ev('down_write', this.name);
+    yield* this.acquire('w');
+  }
+  /** down_read_trylock: no sleeping; fails while a writer holds or waits. */
+  *down_read_trylock(): KGen<boolean> {
+    yield ev('down_read_trylock', this.name);
+    if (this.writer || this.waiters.some((w) => w.mode === 'w')) return false;
+    this.grant(this.sched.cur(), 'r');
+    return true;
+  }
+  /** down_write_trylock: no sleeping; returns whether it got the lock. */
+  *down_write_trylock(): KGen<boolean> {
+    yield ev('down_write_trylock', this.name);
+    if (this.writer || this.readers.size || this.waiters.length) return false;
+    this.grant(this.sched.cur(), 'w');
+    return true;
+  }
+  *up_read(): KGen {
+    yield ev('up_read', this.name);
+    this.release(this.sched.cur(), 'r');
+  }
+  *up_write(): KGen {
+    yield ev('up_write', this.name);
+    this.release(this.sched.cur(), 'w');
+  }
+
+  private *acquire(mode: 'r' | 'w'): KGen {
+    const t = this.sched.cur();
+    this.sched.lockdep.acquire(t, this, mode);
+    const free = mode === 'r' ? !this.writer && !this.waiters.some((w) => w.mode === 'w') : !this.writer && this.readers.size === 0 && this.waiters.length === 0;
+    if (free) {
+      this.grant(t, mode);
+      return;
+    }
+    this.waiters.push({ t, mode });
+    this.sched.note(`${t.name} sleeps on ${this.name} (${mode === 'r' ? 'read' : 'write'})`);
+    yield { op: mode === 'r' ? 'down_read:woken' : 'down_write:woken', obj: this.name, acc: 'w', block: true };
+  }
+
+  private grant(t: Task, mode: 'r' | 'w'): void {
+    if (mode === 'r') this.readers.add(t);
+    else this.writer = t;
+    t.held.push({ lock: this, mode });
+  }
+
+  private release(t: Task, mode: 'r' | 'w'): void {
+    if (mode === 'r' ? !this.readers.delete(t) : this.writer !== t) throw new Error(`${t.name} releases ${this.name} it does not hold`);
+    if (mode === 'w') this.writer = null;
+    const i = t.held.findIndex((h) => h.lock === this);
+    t.held.splice(i, 1);
+    if (this.writer || this.readers.size) return;
+    // hand off to the head of the queue
+    const head = this.waiters[0];
+    if (!head) return;
+    if (head.mode === 'w') {
+      this.waiters.shift();
+      this.grant(head.t, 'w');
+      this.sched.wake(head.t);
+      return;
+    }
+    while (this.waiters.length && this.waiters[0].mode === 'r') {
+      const w = this.waiters.shift()!;
+      this.grant(w.t, 'r');
+      this.sched.wake(w.t);
+    }
+  }
+
+  heldBy(t: Task, mode?: 'r' | 'w'): boolean {
+    if (mode === 'w') return this.writer === t;
+    if (mode === 'r') return this.readers.has(t);
+    return this.writer === t || this.readers.has(t);
+  }
+}
+
+/** A sleeping mutex (also used for dma_resv, which the model takes without a ww acquire context). */
+export class Mutex extends LockBase {
+  owner: Task | null = null;
+  waiters: Task[] = [];
+
+  *lock(): KGen {
+    yield ev('mutex_lock', this.name);
+    const t = this.sched.cur();
+    this.sched.lockdep.acquire(t, this, 'w');
+    if (!this.owner) {
+      this.owner = t;
+      t.held.push({ lock: this, mode: 'w' });
+      return;
+    }
+    this.waiters.push(t);
+    this.sched.note(`${t.name} sleeps on ${this.name}`);
+    yield { op: 'mutex_lock:woken', obj: this.name, acc: 'w', block: true };
+  }
+  *unlock(): KGen {
+    yield ev('mutex_unlock', this.name);
+    const t = this.sched.cur();
+    if (this.owner !== t) throw new Error(`${t.name} unlocks ${this.name} it does not hold`);
+    t.held.splice(t.held.findIndex((h) => h.lock === this), 1);
+    this.owner = this.waiters.shift() ?? null;
+    if (this.owner) {
+      this.owner.held.push({ lock: this, mode: 'w' });
+      this.sched.wake(this.owner);
+    }
+  }
+  isLocked(): boolean {
+    return this.owner !== null;
+  }
+}
+
+/** struct completion: complete() lets every present and future waiter through until reinit. */
+export class Completion {
+  done = 0;
+  waiters: Task[] = [];
+  constructor(readonly sched: Sched, readonly name: string) {}
+
+  *wait_for_completion(): KGen {
+    yield ev('wait_for_completion', this.name);
+    if (this.done > 0) {
+      this.done--;
+      return;
+    }
+    const t = this.sched.cur();
+    this.waiters.push(t);
+    this.sched.note(`${t.name} waits for ${this.name}`);
+    yield { op: 'wait_for_completion:woken', obj: this.name, acc: 'w', block: true };
+  }
+  /** Called from a step that already yielded an event naming this completion's owner. */
+  complete(): void {
+    const t = this.waiters.shift();
+    if (t) this.sched.wake(t);
+    else this.done++;
+  }
+  reinit(): void {
+    this.done = 0;
+  }
+}
+
+/**
+ * Lockdep, reduced to what the invariants need: the order in which lock classes are taken while
+ * others are held. A new edge that closes a cycle is a lock-order inversion, reported even when this
+ * interleaving did not deadlock (as lockdep does). Read-after-read on an rwsem is not an ordering
+ * hazard by itself and makes no edge back.
+ */
+export class Lockdep {
+  readonly edges = new Map<string, Map<string, string>>();
+  readonly inversions: string[] = [];
+
+  acquire(t: Task, lock: LockBase, mode: 'r' | 'w'): void {
+    for (const h of t.held) {
+      if (h.lock.cls === lock.cls) continue;
+      const from = h.lock.cls, to = lock.cls;
+      let m = this.edges.get(from);
+      if (!m) this.edges.set(from, (m = new Map()));
+      if (m.has(to)) continue;
+      m.set(to, `${t.name}: ${h.lock.name} (${h.mode}) then ${lock.name} (${mode})`);
+      const back = this.path(to, from);
+      if (back) this.inversions.push(`lock order inversion: ${m.get(to)}; but earlier ${back.join('; ')}`);
+    }
+  }
+
+  private path(from: string, to: string, seen = new Set<string>()): string[] | null {
+    const m = this.edges.get(from);
+    if (!m) return null;
+    for (const [next, why] of m) {
+      if (next === to) return [why];
+      if (seen.has(next)) continue;
+      seen.add(next);
+      const p = this.path(next, to, seen);
+      if (p) return [why, ...p];
+    }
+    return null;
+  }
+}

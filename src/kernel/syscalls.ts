@@ -1,0 +1,111 @@
+// The system calls a scenario makes. Each runs in the calling task and ends with the return to
+// user space, where deferred work (the last fput's ->release) runs, outside every lock.
+import type { Kernel } from './kernel.ts';
+import type { Process } from './process.ts';
+import { ev, type KGen } from './sched/sched.ts';
+import { fput, get_file } from './fs/file.ts';
+import { dup_mmap, exit_mmap, sys_mmap, sys_munmap } from './mm/mmap.ts';
+import { userAccess, type AccessResult } from './mm/memory.ts';
+import { vfio_device_cdev_open } from './vfio/vfio_main.ts';
+import { E } from '../uapi/errno.ts';
+import { O_CLOEXEC, O_RDWR } from '../uapi/mman.ts';
+
+/** Run deferred task_work (fput's release) on the way back to user space. */
+export function* returnToUser(k: Kernel): KGen {
+  const t = k.sched.cur();
+  while (t.taskWork.length) yield* t.taskWork.shift()!();
+}
+
+function* syscall<T>(k: Kernel, body: KGen<T>): KGen<T> {
+  const r = yield* body;
+  yield* returnToUser(k);
+  return r;
+}
+
+const DEV_PREFIX = '/dev/vfio/devices/';
+
+export function* sys_open(k: Kernel, p: Process, path: string, flags = O_RDWR): KGen<number> {
+  return yield* syscall(k, (function* () {
+    if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
+    const vdev = k.vfio.get(path.slice(DEV_PREFIX.length));
+    if (!vdev) return -E.ENOENT;
+    const f = yield* vfio_device_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC);
+    if (typeof f === 'number') return f;
+    return yield* p.files.alloc(f, !!(flags & O_CLOEXEC));
+  })());
+}
+
+export function* sys_close(k: Kernel, p: Process, fd: number): KGen<number> {
+  return yield* syscall(k, p.files.close(k, fd));
+}
+
+export function* sys_dup(k: Kernel, p: Process, fd: number): KGen<number> {
+  return yield* syscall(k, (function* () {
+    const f = yield* p.files.fget(k, fd);
+    if (typeof f === 'number') return f;
+    return yield* p.files.alloc(f, false); // the fget reference becomes the new fd's
+  })());
+}
+
+export function* sys_ioctl(k: Kernel, p: Process, fd: number, cmd: number, arg: Uint8Array): KGen<number> {
+  return yield* syscall(k, (function* () {
+    const f = yield* p.files.fget(k, fd);
+    if (typeof f === 'number') return f;
+    const r = f.ops.ioctl ? yield* f.ops.ioctl(k, f, cmd, arg) : -E.ENOTTY;
+    yield* fput(k, f);
+    return r;
+  })());
+}
+
+export function* sys_pread(k: Kernel, p: Process, fd: number, buf: Uint8Array, off: number, write: boolean): KGen<number> {
+  return yield* syscall(k, (function* () {
+    const f = yield* p.files.fget(k, fd);
+    if (typeof f === 'number') return f;
+    let r: number;
+    if (write ? !f.writable : !f.readable) r = -E.EBADF;
+    else {
+      const op = write ? f.ops.pwrite : f.ops.pread;
+      r = op ? yield* op(k, f, buf, off) : -E.EINVAL;
+    }
+    yield* fput(k, f);
+    return r;
+  })());
+}
+
+export function* sys_mmap2(k: Kernel, p: Process, addr: number, len: number, prot: number, flags: number, fd: number, off: number): KGen<number> {
+  return yield* syscall(k, sys_mmap(k, p, addr, len, prot, flags, fd, off));
+}
+
+export function* sys_munmap2(k: Kernel, p: Process, addr: number, len: number): KGen<number> {
+  return yield* syscall(k, sys_munmap(k, p, addr, len));
+}
+
+/** A user load or store; the deferred work runs if a fault path dropped the last file reference. */
+export function* user_access(k: Kernel, p: Process, va: number, width: number, write: boolean, value: bigint): KGen<AccessResult> {
+  return yield* syscall(k, userAccess(k, p.mm, va, width, write, value));
+}
+
+/** fork: the child gets copies of the VMAs (with their PFN-map entries) and of the fd table. */
+export function* sys_fork(k: Kernel, p: Process, child: Process): KGen<number> {
+  return yield* syscall(k, (function* () {
+    yield* dup_mmap(k, p.mm, child.mm);
+    yield ev('dup_fd', p.files.key, 'r', [{ obj: child.files.key, acc: 'w' }]);
+    for (const [fd, e] of p.files.fds) {
+      yield* get_file(k, e.file);
+      child.files.fds.set(fd, { ...e });
+    }
+    return child.pid;
+  })());
+}
+
+/** exit: close every fd and drop the address space. */
+export function* sys_exit(k: Kernel, p: Process): KGen<number> {
+  return yield* syscall(k, (function* () {
+    for (const fd of [...p.files.fds.keys()]) yield* p.files.close(k, fd);
+    yield* exit_mmap(k, p.mm);
+    p.exited = true;
+    return 0;
+  })());
+}
+
+

@@ -1,0 +1,186 @@
+// Load a scenario: YAML with line positions, the zod schemas, then the checks no schema can say
+// (BAR layouts, names used before they are bound). Every error names file, line and field.
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, type Node } from 'yaml';
+import type { z } from 'zod';
+import { OPS, device as deviceSchema, scenario as scenarioSchema, type Expect, type OpName } from './schema.ts';
+import { literal, parseExpr, refsOf, ValueError } from './values.ts';
+import { profile, PROFILES } from '../kernel/pci/profiles.ts';
+import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
+import type { KconfigInput } from '../kernel/kconfig.ts';
+
+export interface Step {
+  op: OpName;
+  args: Record<string, unknown>;
+  as?: string;
+  expect?: Expect;
+  line: number;
+}
+export interface ThreadDef {
+  name: string;
+  proc: string;
+  steps: Step[];
+}
+export interface Scenario {
+  file: string;
+  name: string;
+  description?: string;
+  config: KconfigInput;
+  devices: PciDevDesc[];
+  setup: Step[];
+  threads: ThreadDef[];
+  expectViolations: Record<string, string[]>;
+}
+
+export class ScenarioError extends Error {
+  constructor(readonly file: string, readonly line: number | null, readonly field: string, readonly problem: string) {
+    super(`${file}${line ? `:${line}` : ''}: ${field ? `${field}: ` : ''}${problem}`);
+  }
+}
+
+/** The default process: threads without a "P/" prefix and the setup run in it. */
+export const MAIN_PROC = 'main';
+
+export function loadScenarioFile(file: string): Scenario {
+  let src: string;
+  try {
+    src = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ScenarioError(file, null, '', `cannot read: ${(e as Error).message}`);
+  }
+  return parseScenario(src, file);
+}
+
+export function parseScenario(src: string, file = '<scenario>'): Scenario {
+  const lc = new LineCounter();
+  const doc = parseDocument(src, { intAsBigInt: true, lineCounter: lc, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    throw new ScenarioError(file, lc.linePos(e.pos[0]).line, '', `YAML: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (path: ReadonlyArray<string | number>): number | null => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
+      if (node && (node as Node).range) return lc.linePos((node as Node).range![0]).line;
+    }
+    return null;
+  };
+  const fail = (path: ReadonlyArray<string | number>, problem: string): never => {
+    throw new ScenarioError(file, lineOf(path), path.join('.'), problem);
+  };
+  const check = <S extends z.ZodType>(schema: S, value: unknown, path: Array<string | number>): z.infer<S> => {
+    const r = schema.safeParse(value);
+    if (!r.success) {
+      const iss = r.error.issues[0];
+      const sub = iss.path.map((x) => (typeof x === 'symbol' ? String(x) : x));
+      const keys = iss.code === 'unrecognized_keys' ? ` (${(iss as { keys: string[] }).keys.join(', ')})` : '';
+      fail([...path, ...sub], iss.message + keys);
+    }
+    return r.data as z.infer<S>;
+  };
+
+  const raw = doc.toJS();
+  if (!isMap(doc.contents)) fail([], 'a scenario is a map with name, devices and threads');
+  const top = check(scenarioSchema, raw, []);
+
+  const devices = top.devices.map((d, i) => resolveDevice(check(deviceSchema, d, ['devices', i]), i, (p, m) => fail(['devices', i, ...p], m)));
+  const names = new Set<string>();
+  const bdfs = new Set<string>();
+  devices.forEach((d, i) => {
+    if (names.has(d.name)) fail(['devices', i, 'name'], `device ${d.name} is defined twice`);
+    names.add(d.name);
+    if (bdfs.has(d.bdf)) {
+      if (top.devices[i].bdf) fail(['devices', i, 'bdf'], `PCI address ${d.bdf} is used twice`);
+      // two devices from one profile: give the second the next free bus number
+      for (let bus = 1; bdfs.has(d.bdf); bus++) d.bdf = `0000:${bus.toString(16).padStart(2, '0')}:00.0`;
+    }
+    bdfs.add(d.bdf);
+  });
+
+  const bound = new Set<string>();
+  const parseSteps = (list: unknown[], path: Array<string | number>): Step[] =>
+    list.map((s, i) => {
+      const p = [...path, i];
+      if (!s || typeof s !== 'object' || Array.isArray(s) || Object.keys(s).length !== 1) fail(p, `a step is a one-key map, e.g. "- mmap: { ... }" (operations: ${Object.keys(OPS).join(', ')})`);
+      const [op, args] = Object.entries(s as object)[0];
+      if (!(op in OPS)) fail(p, `unknown operation "${op}" (operations: ${Object.keys(OPS).join(', ')})`);
+      const a = check(OPS[op as OpName] as z.ZodType, args ?? {}, [...p, op]) as Record<string, unknown>;
+      if (a.as) bound.add(a.as as string);
+      return { op: op as OpName, args: a, as: a.as as string | undefined, expect: a.expect as Expect | undefined, line: lineOf([...p, op]) ?? 0 };
+    });
+
+  const setup = parseSteps(top.setup ?? [], ['setup']);
+  const threads: ThreadDef[] = Object.entries(top.threads).map(([tname, steps]) => {
+    const slash = tname.indexOf('/');
+    return { name: tname, proc: slash < 0 ? MAIN_PROC : tname.slice(0, slash), steps: parseSteps(steps, ['threads', tname]) };
+  });
+
+  // every name used must be bound somewhere (setup or any thread)
+  const walk = (steps: Step[], path: Array<string | number>) =>
+    steps.forEach((s, i) => {
+      for (const [key, v] of Object.entries(s.args)) {
+        if (key === 'as' || key === 'expect' || key === 'path' || key === 'device' || key === 'op' || key === 'feature' || key === 'reg' || key === 'memattr') continue;
+        const vals = key === 'ranges' ? (v as Array<Record<string, unknown>>).flatMap((r) => Object.values(r)) : Array.isArray(v) ? [] : [v];
+        for (const x of vals)
+          for (const r of refsOf(parseExpr(x)))
+            if (!bound.has(r)) fail([...path, i, s.op, key], `"${r}" is not bound by any step's "as:"`);
+      }
+      if (s.op === 'config_read' || s.op === 'config_write') {
+        if ((s.args.fd === undefined) === (s.args.device === undefined)) fail([...path, i, s.op], 'give exactly one of fd (through VFIO) or device (the hardware register, as setpci)');
+        if (s.args.device !== undefined && !names.has(s.args.device as string)) fail([...path, i, s.op, 'device'], `no device named ${s.args.device}`);
+      }
+    });
+  walk(setup, ['setup']);
+  for (const t of threads) walk(t.steps, ['threads', t.name]);
+
+  return {
+    file, name: top.name, description: top.description, config: (top.config ?? {}) as KconfigInput, devices, setup, threads,
+    expectViolations: top.expect_violations ?? {},
+  };
+}
+
+function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: Array<string | number>, m: string) => never): PciDevDesc {
+  const base = d.profile ? profile(d.profile) : undefined;
+  if (d.profile && !base) fail(['profile'], `unknown profile ${d.profile} (known: ${PROFILES.map((p) => p.id).join(', ')})`);
+  const num = (v: unknown, path: string) => {
+    try {
+      return Number(literal(v, path));
+    } catch (e) {
+      return fail([path], (e as ValueError).message);
+    }
+  };
+  const bars: BarDesc[] = d.bars
+    ? d.bars.map((b, j) => ({ index: Number(b.index), size: num(b.size, 'size'), prefetchable: b.prefetchable ?? false, bits: Number(b.bits ?? 32) as 32 | 64, io: b.io ?? false }))
+    : base?.desc.bars ?? fail(['bars'], 'a device needs bars (or a profile)');
+  const used = new Set<number>();
+  bars.forEach((b, j) => {
+    const f = (m: string) => fail(['bars', j], m);
+    if (!Number.isInteger(b.index) || b.index < 0 || b.index > 5) f('index must be 0..5');
+    if (!Number.isInteger(Math.log2(b.size))) f(`size ${b.size} is not a power of two`);
+    if (b.size < (b.io ? 4 : 16)) f(`size ${b.size} is below the minimum BAR size (${b.io ? 4 : 16} bytes)`);
+    if (b.bits === 32 && b.size > 2 ** 31) f('a BAR over 2 GiB needs bits: 64');
+    if (b.io && b.bits === 64) f('an I/O BAR cannot be 64-bit');
+    if (b.bits === 64 && b.index === 5) f('a 64-bit BAR takes two slots, so it cannot start at index 5');
+    for (const s of b.bits === 64 ? [b.index, b.index + 1] : [b.index]) {
+      if (used.has(s)) f(`BAR slot ${s} is already taken${b.bits === 64 ? ' (a 64-bit BAR takes index and index+1)' : ''}`);
+      used.add(s);
+    }
+  });
+  const msix = d.msix === null ? undefined : d.msix ? { bar: Number(d.msix.bar), offset: num(d.msix.offset, 'offset'), entries: Number(d.msix.entries) } : base?.desc.msix;
+  if (msix) {
+    const b = bars.find((x) => x.index === msix.bar);
+    if (!b) fail(['msix', 'bar'], `MSI-X table in BAR${msix.bar}, which the device does not have`);
+    if (msix.entries < 1 || msix.entries > 2048) fail(['msix', 'entries'], 'MSI-X has 1..2048 entries');
+    if (msix.offset % 8 !== 0 || msix.offset + msix.entries * 16 > b!.size) fail(['msix', 'offset'], `the ${msix.entries}-entry table at 0x${msix.offset.toString(16)} does not fit in BAR${msix.bar} (${b!.size} bytes)`);
+  }
+  const caps = { pm: true, pcie: true, flr: true, ...(base?.desc.capabilities ?? {}), ...(d.capabilities ?? {}) };
+  if (caps.flr && !caps.pcie) fail(['capabilities', 'flr'], 'FLR is a PCIe capability: it needs pcie: true');
+  return {
+    name: d.name,
+    bdf: d.bdf ?? base?.desc.bdf ?? `0000:${(i + 1).toString(16).padStart(2, '0')}:00.0`,
+    vendor: d.vendor !== undefined ? num(d.vendor, 'vendor') : base?.desc.vendor ?? 0x1b36,
+    device: d.device !== undefined ? num(d.device, 'device') : base?.desc.device ?? 0x0010,
+    bars, msix, capabilities: caps, bus: d.bus ?? base?.desc.bus ?? 'bridge',
+  };
+}
+

@@ -1,0 +1,239 @@
+// What each scenario operation does: it builds the real binary arguments (ioctl structs with argsz
+// computed unless given, mmap flags, config-space offsets) and makes the system call.
+import type { Kernel } from '../kernel/kernel.ts';
+import type { Process } from '../kernel/process.ts';
+import { ev, type KGen } from '../kernel/sched/sched.ts';
+import {
+  sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_mmap2, sys_munmap2, sys_open, sys_pread, user_access,
+} from '../kernel/syscalls.ts';
+import type { Step } from './loader.ts';
+import { hex } from './values.ts';
+import { errnoName } from '../uapi/errno.ts';
+import * as M from '../uapi/mman.ts';
+import * as R from '../uapi/pci_regs.ts';
+import { decode, encode, encodeInto, type Layout, type StructValue } from '../uapi/struct.ts';
+import {
+  FEATURES, IOCTLS, IOCTL_NAME, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_SET,
+  VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INDEX_TO_OFFSET, vfio_device_feature, vfio_device_feature_dma_buf,
+  vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info,
+  vfio_region_dma_range, vfio_region_info,
+} from '../uapi/vfio.ts';
+import { CAP_EXP, CAP_PM } from '../kernel/pci/device.ts';
+
+export type Result = { ok: true; value?: number | string; out?: Record<string, unknown> } | { errno: string } | { signal: string };
+export interface OpOutcome {
+  result: Result;
+  /** what `as:` binds: the value, and fields readable as name.field */
+  bind?: { value: bigint; out?: Record<string, bigint> };
+  /** extra detail for the readable trace */
+  detail?: string;
+}
+
+/** Resolves a scenario value (literal, name, name.field, sums) to a bigint. */
+export type Resolver = (v: unknown) => bigint;
+
+const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
+const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
+
+const OPEN_FLAGS: Record<string, number> = { rdonly: M.O_RDONLY, wronly: M.O_WRONLY, rdwr: M.O_RDWR, cloexec: M.O_CLOEXEC, nonblock: M.O_NONBLOCK };
+function openFlags(v: unknown, res: Resolver, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (Array.isArray(v)) return (v as string[]).reduce((a, f) => a | OPEN_FLAGS[f], 0);
+  return Number(res(v));
+}
+
+export function regOffset(reg: unknown, res: Resolver): { off: number; width: number } {
+  switch (reg) {
+    case 'VENDOR_ID': return { off: R.PCI_VENDOR_ID, width: 2 };
+    case 'DEVICE_ID': return { off: R.PCI_DEVICE_ID, width: 2 };
+    case 'COMMAND': return { off: R.PCI_COMMAND, width: 2 };
+    case 'STATUS': return { off: R.PCI_STATUS, width: 2 };
+    case 'PM_CTRL': return { off: CAP_PM + R.PCI_PM_CTRL, width: 2 };
+    case 'DEVCTL': return { off: CAP_EXP + R.PCI_EXP_DEVCTL, width: 2 };
+  }
+  if (typeof reg === 'string' && /^BAR[0-5]$/.test(reg)) return { off: R.PCI_BASE_ADDRESS_0 + 4 * Number(reg[3]), width: 4 };
+  return { off: Number(res(reg)), width: 4 };
+}
+
+function le(buf: Uint8Array, width: number): bigint {
+  let v = 0n;
+  for (let i = width - 1; i >= 0; i--) v = (v << 8n) | BigInt(buf[i]);
+  return v;
+}
+function toLe(v: bigint, width: number): Uint8Array {
+  const b = new Uint8Array(width);
+  for (let i = 0; i < width; i++) b[i] = Number((v >> BigInt(8 * i)) & 0xffn);
+  return b;
+}
+/** u64-typed values print as hex strings, narrower ones as numbers (DESIGN.md §3). */
+const asJson = (v: bigint, width: number) => (width >= 8 ? hex(v) : Number(v));
+function outFields(layout: Layout, bytes: Uint8Array, skip: string[] = []): { out: Record<string, unknown>; bind: Record<string, bigint> } {
+  const d = decode(layout, bytes);
+  const out: Record<string, unknown> = {}, bind: Record<string, bigint> = {};
+  for (const f of layout.fields) {
+    if (skip.includes(f.name) || d[f.name] === undefined) continue;
+    const v = BigInt(d[f.name]);
+    out[f.name] = f.type === 'u64' ? hex(v) : Number(v);
+    bind[f.name] = v;
+  }
+  return { out, bind };
+}
+
+/** Build the ioctl argument for a step: the struct, argsz computed unless given. */
+function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: number; arg: Uint8Array; layout: Layout | null; name: string } {
+  const opName = typeof a.op === 'string' && a.op in IOCTLS ? (a.op as keyof typeof IOCTLS) : null;
+  const cmd = opName ? IOCTLS[opName] : Number(res(a.op));
+  const name = opName ?? IOCTL_NAME.get(cmd) ?? `0x${cmd.toString(16)}`;
+  const argsz = (dflt: number) => (a.argsz !== undefined ? Number(res(a.argsz)) : dflt);
+  const simple = (layout: Layout, v: StructValue, bufsz = layout.size) => {
+    const sz = argsz(layout.size);
+    const buf = new Uint8Array(Math.max(bufsz, Math.min(sz, 4096)));
+    encodeInto(layout, { ...v, argsz: sz }, buf, 0);
+    return buf;
+  };
+  switch (name) {
+    case 'VFIO_DEVICE_GET_INFO': return { cmd, name, layout: vfio_device_info, arg: simple(vfio_device_info, {}) };
+    case 'VFIO_DEVICE_GET_REGION_INFO': return { cmd, name, layout: vfio_region_info, arg: simple(vfio_region_info, { index: res(a.index ?? 0) }) };
+    case 'VFIO_DEVICE_GET_IRQ_INFO': return { cmd, name, layout: vfio_irq_info, arg: simple(vfio_irq_info, { index: res(a.index ?? 0) }) };
+    case 'VFIO_DEVICE_FEATURE': return { cmd, name, layout: null, arg: buildFeature(a, res) };
+    default: return { cmd, name, layout: null, arg: new Uint8Array(0) };
+  }
+}
+
+function buildFeature(a: Record<string, unknown>, res: Resolver): Uint8Array {
+  const dir = Array.isArray(a.flags)
+    ? (a.flags as string[]).reduce((x, f) => x | { get: VFIO_DEVICE_FEATURE_GET, set: VFIO_DEVICE_FEATURE_SET, probe: VFIO_DEVICE_FEATURE_PROBE }[f]!, 0)
+    : a.flags !== undefined ? Number(res(a.flags)) : 0;
+  const feature = typeof a.feature === 'string' && a.feature in FEATURES ? FEATURES[a.feature as keyof typeof FEATURES] : Number(res(a.feature ?? 0));
+  let payload: Uint8Array;
+  if (feature === FEATURES.DMA_BUF) {
+    const ranges = (a.ranges as Array<{ offset: unknown; length: unknown }> | undefined) ?? [];
+    const hdr = vfio_device_feature_dma_buf.size, rs = vfio_region_dma_range.size;
+    payload = new Uint8Array(hdr + ranges.length * rs);
+    encodeInto(vfio_device_feature_dma_buf, {
+      region_index: res(a.region_index ?? 0), open_flags: openFlags(a.open_flags, res, M.O_RDWR | M.O_CLOEXEC),
+      flags: res(a.dma_buf_flags ?? 0), nr_ranges: a.nr_ranges !== undefined ? res(a.nr_ranges) : ranges.length,
+    }, payload, 0);
+    ranges.forEach((r, i) => encodeInto(vfio_region_dma_range, { offset: res(r.offset), length: res(r.length) }, payload, hdr + i * rs));
+  } else if (feature === FEATURES.DMA_BUF_REVOKE) {
+    payload = encode(vfio_device_feature_dma_buf_revoke, { dmabuf_fd: res(a.dmabuf_fd ?? -1) });
+  } else if (feature === FEATURES.DMA_BUF_MEMATTR) {
+    const m = a.memattr === 'NC' ? 0n : a.memattr === 'WC' ? 1n : res(a.memattr ?? 0);
+    payload = encode(vfio_device_feature_dma_buf_memattr, { dmabuf_fd: res(a.dmabuf_fd ?? -1), memattr: m });
+  } else payload = new Uint8Array(0);
+  const hsz = vfio_device_feature.size;
+  const buf = new Uint8Array(hsz + payload.length);
+  encodeInto(vfio_device_feature, { argsz: a.argsz !== undefined ? res(a.argsz) : buf.length, flags: dir | feature }, buf, 0);
+  buf.set(payload, hsz);
+  return buf;
+}
+
+const PROT: Record<string, number> = { read: M.PROT_READ, write: M.PROT_WRITE, exec: M.PROT_EXEC, none: M.PROT_NONE };
+const MAPF: Record<string, number> = { shared: M.MAP_SHARED, private: M.MAP_PRIVATE, shared_validate: M.MAP_SHARED_VALIDATE, fixed: M.MAP_FIXED, fixed_noreplace: M.MAP_FIXED_NOREPLACE };
+
+export interface OpEnv {
+  k: Kernel;
+  proc: Process;
+  res: Resolver;
+  /** fork: make (or find) the child process and start its threads after the call */
+  fork(name: string): Process;
+  forked(name: string): void;
+  maps(p: Process): string[];
+}
+
+export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
+  const { k, proc: p, res } = env;
+  const a = s.args;
+  const addrOf = () => Number(res(a.addr) + (a.offset !== undefined ? res(a.offset) : 0n));
+  switch (s.op) {
+    case 'open': {
+      const r = yield* sys_open(k, p, a.path as string, openFlags(a.flags, res, M.O_RDWR));
+      return errOr(r, () => okValue(r));
+    }
+    case 'close': {
+      const r = yield* sys_close(k, p, Number(res(a.fd)));
+      return errOr(r, () => okValue(r));
+    }
+    case 'dup': {
+      const r = yield* sys_dup(k, p, Number(res(a.fd)));
+      return errOr(r, () => okValue(r));
+    }
+    case 'ioctl': {
+      const { cmd, arg, layout, name } = buildIoctl(a, res);
+      const r = yield* sys_ioctl(k, p, Number(res(a.fd)), cmd, arg);
+      return errOr(r, () => {
+        if (!layout) return { ...okValue(r), detail: name };
+        const { out, bind } = outFields(layout, arg, ['pad']);
+        return { result: { ok: true, value: r, out }, bind: { value: BigInt(r), out: bind }, detail: name };
+      });
+    }
+    case 'mmap': {
+      const prot = ((a.prot as string[] | undefined) ?? ['read', 'write']).reduce((x, f) => x | PROT[f], 0);
+      const flags = ((a.flags as string[] | undefined) ?? ['shared']).reduce((x, f) => x | MAPF[f], 0);
+      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? Number(res(a.addr)) : 0, Number(res(a.length)), prot, flags, Number(res(a.fd)), Number(res(a.offset ?? 0)));
+      return errOr(r, () => ({ result: { ok: true, value: hex(r) }, bind: { value: BigInt(r) } }));
+    }
+    case 'munmap': {
+      const r = yield* sys_munmap2(k, p, addrOf(), Number(res(a.length)));
+      return errOr(r, () => okValue(r));
+    }
+    case 'load':
+    case 'store': {
+      const width = Number(a.width ?? 4), write = s.op === 'store';
+      const value = write ? BigInt.asUintN(8 * width, res(a.value)) : 0n;
+      const va = addrOf();
+      const r = yield* user_access(k, p, va, width, write, value);
+      if ('signal' in r) return { result: { signal: r.signal }, detail: `${r.code} at ${hex(r.addr)}` };
+      return write ? { result: { ok: true } } : { result: { ok: true, value: asJson(r.value, width) }, bind: { value: r.value } };
+    }
+    case 'config_read':
+    case 'config_write': {
+      const { off, width: w0 } = regOffset(a.reg, res);
+      const width = a.width !== undefined ? Number(res(a.width)) : w0;
+      const write = s.op === 'config_write';
+      if (a.device !== undefined) {
+        // the hardware register itself, behind VFIO's back (setpci)
+        const pdev = k.vfio.get(a.device as string)!.pdev;
+        if (write) {
+          yield* pdev.hwConfigWrite(off, width, Number(res(a.value)));
+          return { result: { ok: true } };
+        }
+        yield ev('pci_read_config', 'pci.hw', 'r');
+        const v = pdev.hwConfigRead(off, width);
+        return { result: { ok: true, value: v }, bind: { value: BigInt(v) } };
+      }
+      const buf = write ? toLe(res(a.value), width) : new Uint8Array(width);
+      const r = yield* sys_pread(k, p, Number(res(a.fd)), buf, VFIO_PCI_INDEX_TO_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) + off, write);
+      return errOr(r, () => (write ? okValue(r) : { result: { ok: true, value: Number(le(buf, r)) }, bind: { value: le(buf, r) } }));
+    }
+    case 'read': {
+      const len = Number(res(a.length));
+      const buf = new Uint8Array(Math.min(len, 1 << 20));
+      const r = yield* sys_pread(k, p, Number(res(a.fd)), buf, Number(res(a.offset)), false);
+      return errOr(r, () => ({
+        result: { ok: true, value: r, out: r <= 8 ? { data: asJson(le(buf, r), r) } : {} },
+        bind: { value: BigInt(r), out: r <= 8 ? { data: le(buf, r) } : undefined },
+      }));
+    }
+    case 'write': {
+      const width = a.width !== undefined ? Number(res(a.width)) : 4;
+      const r = yield* sys_pread(k, p, Number(res(a.fd)), toLe(res(a.value), width), Number(res(a.offset)), true);
+      return errOr(r, () => okValue(r));
+    }
+    case 'fork': {
+      const child = env.fork(a.as as string);
+      const r = yield* sys_fork(k, p, child);
+      env.forked(a.as as string);
+      return errOr(r, () => okValue(r));
+    }
+    case 'exit': {
+      const r = yield* sys_exit(k, p);
+      return errOr(r, () => okValue(r));
+    }
+    case 'maps': {
+      yield ev('proc_maps', p.mm.vmasKey, 'r');
+      const lines = env.maps(p);
+      return { result: { ok: true, out: { lines } } };
+    }
+  }
+}

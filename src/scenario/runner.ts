@@ -1,0 +1,292 @@
+// Run a scenario on the simulated kernel. The same ScenarioRun serves `run` (a fixed, sequential
+// schedule) and the explorer (any schedule): it owns the kernel, the processes and the threads'
+// programs; a driver decides which task takes the next step.
+import { Kernel, type Violation } from '../kernel/kernel.ts';
+import type { Process } from '../kernel/process.ts';
+import type { FaultRecord, KGen, StepRecord, Task } from '../kernel/sched/sched.ts';
+import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
+import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
+import { PAGE_SIZE } from '../uapi/mman.ts';
+import * as R from '../uapi/pci_regs.ts';
+import { MAIN_PROC, type Scenario, type Step, type ThreadDef } from './loader.ts';
+import { execOp, type OpEnv, type Result } from './ops.ts';
+import { hex, parseExpr } from './values.ts';
+
+export interface RunOptions {
+  kernel?: string;
+  mutant?: string | null;
+  /** check invariants after every scheduler step (the explorer) rather than after every operation */
+  checkEachStep?: boolean;
+  /** keep the kernel's step trace (for counterexamples and `--trace`) */
+  trace?: boolean;
+}
+
+export interface FaultJson {
+  va: string;
+  order: number;
+  /** u64, as vfio_pci_core's dev_dbg line prints it (a huge order aligned below vm_start wraps) */
+  pgoff: string;
+  pfn: string | null;
+  outcome: string;
+}
+export interface StepOut {
+  thread: string;
+  index: number;
+  op: string;
+  result: Result;
+  faults?: FaultJson[];
+  /** set when the step's expect: was not met */
+  mismatch?: string;
+  detail?: string;
+  line: number;
+}
+
+interface ThreadState {
+  def: ThreadDef;
+  task: Task | null;
+  opsDone: number;
+}
+
+export const SETUP = 'setup';
+
+export class ScenarioRun {
+  readonly k: Kernel;
+  readonly steps: StepOut[] = [];
+  readonly procs = new Map<string, Process>();
+  readonly bindings = new Map<string, { value: bigint; out?: Record<string, bigint> }>();
+  readonly threads: ThreadState[] = [];
+  /** the thread tasks, in the order they were spawned (the scheduler's thread ids) */
+  readonly tasks: Task[] = [];
+  private readonly stateOf = new Map<Task, ThreadState>();
+  private inProgress = new Map<Task, { thread: string; index: number }>();
+
+  constructor(readonly scn: Scenario, readonly opts: RunOptions = {}) {
+    this.k = new Kernel({ devices: scn.devices, config: scn.config, kernel: opts.kernel, mutant: opts.mutant });
+    this.k.sched.recordTrace = opts.trace ?? false;
+    this.k.blame = () => {
+      const t = this.k.sched.current;
+      const p = t ? this.inProgress.get(t) : undefined;
+      return p ? this.steps.length : undefined;
+    };
+    // processes: main first, then each process named by a thread, unless a fork makes it
+    const forkTargets = new Set([...scn.setup, ...scn.threads.flatMap((t) => t.steps)].filter((s) => s.op === 'fork').map((s) => s.as!));
+    this.proc(MAIN_PROC);
+    for (const t of scn.threads) if (!forkTargets.has(t.proc)) this.proc(t.proc);
+    for (const t of scn.threads) this.threads.push({ def: t, task: null, opsDone: 0 });
+    // setup runs first, to completion, in the process of the first thread listed
+    if (scn.setup.length) {
+      const setupProc = this.proc(scn.threads[0].proc);
+      const t = this.k.spawn(setupProc, SETUP, this.program({ name: SETUP, proc: setupProc.name, steps: scn.setup }, setupProc, null));
+      while (!t.done && !t.blocked) {
+        this.k.sched.step(t);
+        if (this.opts.checkEachStep) checkInvariants(this.k);
+      }
+      if (!t.done) this.k.violation('no-deadlock', `setup blocked forever at ${t.pending.op} ${t.pending.obj}`);
+    }
+    for (const ts of this.threads) if (!forkTargets.has(ts.def.proc)) this.startThread(ts);
+  }
+
+  private proc(name: string): Process {
+    let p = this.procs.get(name);
+    if (!p) this.procs.set(name, (p = this.k.newProcess(name)));
+    return p;
+  }
+
+  private startThread(ts: ThreadState): void {
+    const p = this.proc(ts.def.proc);
+    ts.task = this.k.spawn(p, ts.def.name, this.program(ts.def, p, ts));
+    this.tasks.push(ts.task);
+    this.stateOf.set(ts.task, ts);
+  }
+
+  /** Resolve a scenario value: literals, names bound by `as:`, name.field, sums. */
+  resolve = (v: unknown): bigint => {
+    let sum = 0n;
+    for (const t of parseExpr(v)) {
+      let x: bigint;
+      if (t.lit !== undefined) x = t.lit;
+      else {
+        const b = this.bindings.get(t.ref!);
+        // a name not bound yet (another thread has not got there): -1 as an fd, an address that faults
+        if (!b) x = -1n;
+        else if (t.field) x = b.out?.[t.field] ?? -1n;
+        else x = b.value;
+      }
+      sum += t.sign * x;
+    }
+    return sum;
+  };
+
+  private *program(def: ThreadDef, proc: Process, ts: ThreadState | null): KGen {
+    const env: OpEnv = {
+      k: this.k, proc, res: this.resolve,
+      fork: (name) => this.proc(name),
+      forked: (name) => {
+        for (const other of this.threads) if (other.def.proc === name && !other.task) this.startThread(other);
+      },
+      maps: (p) => procMaps(p),
+    };
+    for (let i = 0; i < def.steps.length; i++) {
+      const s = def.steps[i];
+      const task = this.k.sched.cur();
+      task.faults = [];
+      this.inProgress.set(task, { thread: def.name, index: i });
+      const o = yield* execOp(env, s);
+      this.inProgress.delete(task);
+      if (o.bind && s.as) this.bindings.set(s.as, o.bind);
+      const out: StepOut = { thread: def.name, index: i, op: s.op, result: o.result, line: s.line };
+      if (task.faults.length) out.faults = task.faults.map(faultJson);
+      if (o.detail) out.detail = o.detail;
+      const mm = this.checkExpect(s, o.result, task.faults);
+      if (mm) out.mismatch = mm;
+      this.steps.push(out);
+      if (!this.opts.checkEachStep) checkInvariants(this.k);
+      if (ts) ts.opsDone++;
+    }
+  }
+
+  private checkExpect(s: Step, r: Result, faults: FaultRecord[]): string | undefined {
+    const e = s.expect;
+    if (!e) return undefined;
+    const got = describe(r);
+    if (e.ok && !('ok' in r)) return `expected ok, got ${got}`;
+    if (e.errno && !('errno' in r && r.errno === e.errno)) return `expected errno ${e.errno}, got ${got}`;
+    if (e.signal && !('signal' in r && r.signal === e.signal)) return `expected ${e.signal}, got ${got}`;
+    if (e.value !== undefined) {
+      const want = this.resolve(e.value);
+      if (!('ok' in r) || r.value === undefined) return `expected value ${hex(want)}, got ${got}`;
+      if (BigInt.asUintN(64, BigInt(r.value)) !== BigInt.asUintN(64, want)) return `expected value ${hex(want)}, got ${hex(BigInt(r.value))}`;
+    }
+    if (e.order !== undefined) {
+      const inst = faults.filter((f) => f.outcome === 'NOPAGE').at(-1);
+      if (!inst) return `expected an order-${e.order} entry to be installed, but no fault installed one`;
+      if (inst.order !== Number(e.order)) return `expected an order-${e.order} entry, got order ${inst.order}`;
+    }
+    return undefined;
+  }
+
+  /** Tasks that can take a step now. */
+  enabled(): Task[] {
+    return this.tasks.filter((t) => !t.done && !t.blocked);
+  }
+  allDone(): boolean {
+    return this.threads.every((t) => t.task?.done);
+  }
+  opsDone(t: Task): number {
+    return this.stateOf.get(t)?.opsDone ?? 0;
+  }
+
+  step(t: Task): StepRecord {
+    const rec = this.k.sched.step(t);
+    if (this.opts.checkEachStep) checkInvariants(this.k);
+    return rec;
+  }
+
+  /** After the last step: deadlock (threads left blocked) and leak checks. */
+  finish(): void {
+    const stuck = this.threads.filter((t) => t.task && !t.task.done);
+    if (stuck.length && !this.enabled().length)
+      this.k.violation('no-deadlock', `deadlock: ${stuck.map((t) => `${t.def.name} waits at ${t.task!.pending.op.replace(':woken', '')} ${t.task!.pending.obj}`).join('; ')}`);
+    checkInvariants(this.k);
+    if (!stuck.length) checkNoLeak(this.k);
+  }
+
+  /** Which violations a faithful model is expected to report for this kernel. */
+  expectedViolations(): string[] {
+    const e = this.scn.expectViolations;
+    return e[this.k.variant.name] ?? e['*'] ?? [];
+  }
+}
+
+/**
+ * The round-robin schedule `run` uses: each thread runs one whole operation, then the next thread
+ * (in the order listed) runs one, and so on; a thread that blocks yields to the others.
+ */
+export function runSequential(run: ScenarioRun): void {
+  let cur = 0;
+  for (let guard = 0; guard < 50_000_000; guard++) {
+    const en = run.enabled();
+    if (!en.length) break;
+    const tasks = run.tasks;
+    let t = tasks[cur % tasks.length];
+    if (!en.includes(t)) {
+      for (let i = 1; i <= tasks.length; i++) {
+        const c = tasks[(cur + i) % tasks.length];
+        if (en.includes(c)) {
+          cur = (cur + i) % tasks.length;
+          t = c;
+          break;
+        }
+      }
+    }
+    const before = run.opsDone(t);
+    run.step(t);
+    if (run.opsDone(t) !== before || t.done) cur = (tasks.indexOf(t) + 1) % tasks.length;
+  }
+  run.finish();
+}
+
+function faultJson(f: FaultRecord): FaultJson {
+  return { va: hex(f.va), order: f.order, pgoff: hex(BigInt(f.pgoff)), pfn: f.pfn === null ? null : hex(f.pfn), outcome: f.outcome };
+}
+
+export function describe(r: Result): string {
+  if ('errno' in r) return `errno ${r.errno}`;
+  if ('signal' in r) return r.signal;
+  return r.value !== undefined ? `ok ${typeof r.value === 'number' ? r.value : r.value}` : 'ok';
+}
+
+/** /proc/PID/maps, formatted as show_map_vma does (name at column 73). */
+export function procMaps(p: Process): string[] {
+  return p.mm.vmas.map((v) => {
+    const head = `${v.vm_start.toString(16).padStart(8, '0')}-${v.vm_end.toString(16).padStart(8, '0')} ${v.protString()} ${(v.vm_pgoff * PAGE_SIZE).toString(16).padStart(8, '0')} 00:00 ${v.vm_file ? v.vm_file.id + 1 : 0} `;
+    return v.vm_file ? head.padEnd(73) + v.vm_file.path : head;
+  });
+}
+
+/** The end state: page tables (runs of consecutive entries), DMABUFs, devices, fds. */
+export function finalState(run: ScenarioRun) {
+  const k = run.k;
+  return {
+    processes: k.procs.map((p) => ({
+      pid: p.pid,
+      name: p.name,
+      fds: [...p.files.fds].map(([fd, e]) => ({ fd, file: e.file.path })),
+      vmas: p.mm.vmas.map((v) => ({ start: hex(v.vm_start), end: hex(v.vm_end), pgoff: hex(v.vm_pgoff), prot: v.protString(), file: v.vm_file?.path ?? null, cache: v.cache })),
+      page_table: entryRuns(p),
+    })),
+    dmabufs: [...k.dmabufs].map((d) => {
+      const priv = d.priv instanceof VfioPciDmaBuf ? d.priv : null;
+      return {
+        id: d.id, name: d.name, size: hex(d.size), file_refs: d.file.refs, mappings: d.file.f_mapping.i_mmap.size,
+        ...(priv && {
+          kind: priv.kind, status: STATUS_NAME[priv.status], kref: priv.kref, device: priv.vdev?.name ?? null, owns_device_file: !!priv.vfile,
+          memattr: priv.memattr ? 'WC' : 'NC', ranges: priv.phys_vec.map((r) => ({ paddr: hex(r.paddr), len: hex(r.len) })),
+        }),
+      };
+    }),
+    devices: [...k.vfio.values()].map((v) => ({
+      name: v.name, bdf: v.pdev.desc.bdf, registration: v.vfio.refcount, open_count: v.vfio.open_count, memory_enabled: v.memoryEnabled(),
+      command: v.vconfig[R.PCI_COMMAND] | (v.vconfig[R.PCI_COMMAND + 1] << 8), hw_command: v.pdev.command(), power: `D${v.pdev.power === 3 ? '3hot' : v.pdev.power}`,
+      dmabufs: v.dmabufs.length, bars: v.pdev.bars.map((b) => ({ index: b.index, start: hex(b.start), size: hex(b.size) })),
+    })),
+  };
+}
+
+function entryRuns(p: Process) {
+  const out: Array<{ va: string; order: number; pfn: string; count: number; write: boolean; cache: string }> = [];
+  let last: { va: number; pfn: number; order: number; count: number; write: boolean; cache: string } | null = null;
+  const flush = () => last && out.push({ va: hex(last.va), order: last.order, pfn: hex(last.pfn), count: last.count, write: last.write, cache: last.cache });
+  for (const e of p.mm.pt.entries()) {
+    const step = 2 ** e.order;
+    if (last && e.order === last.order && e.write === last.write && e.cache === last.cache && e.va === last.va + last.count * step * PAGE_SIZE && e.pfn === last.pfn + last.count * step) last.count++;
+    else {
+      flush();
+      last = { va: e.va, pfn: e.pfn, order: e.order, count: 1, write: e.write, cache: e.cache };
+    }
+  }
+  flush();
+  return out;
+}
+
+export type { Violation };

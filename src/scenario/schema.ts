@@ -1,0 +1,117 @@
+// The scenario file format (DESIGN.md §2) as zod schemas. Steps are one-key maps; each operation has
+// its own argument schema. Numbers may be names bound by `as:` (checked when the step runs).
+import { z } from 'zod';
+import { isErrnoName } from '../uapi/errno.ts';
+import { ValueError, parseExpr } from './values.ts';
+
+/** A number, a size, a name or a sum of them, kept as written and parsed into an Expr. */
+export const num = z.union([z.bigint(), z.number(), z.string()]).superRefine((v, ctx) => {
+  try {
+    parseExpr(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as ValueError).message });
+  }
+});
+const name = z.string().regex(/^[A-Za-z_][\w-]*$/, 'a name: letters, digits, _ and -');
+const flagList = <T extends readonly [string, ...string[]]>(values: T) => z.array(z.enum(values));
+
+export const REGS = ['VENDOR_ID', 'DEVICE_ID', 'COMMAND', 'STATUS', 'BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5', 'PM_CTRL', 'DEVCTL'] as const;
+
+const expect = z
+  .object({
+    ok: z.literal(true).optional(),
+    errno: z.string().refine(isErrnoName, 'an errno name such as EINVAL').optional(),
+    signal: z.enum(['SIGBUS', 'SIGSEGV']).optional(),
+    value: num.optional(),
+    order: z.union([z.literal(0), z.literal(9), z.literal(18), z.literal(0n), z.literal(9n), z.literal(18n)]).optional(),
+  })
+  .strict()
+  .refine((e) => [e.ok, e.errno, e.signal].filter((x) => x !== undefined).length <= 1, 'at most one of ok, errno, signal');
+
+const common = { as: name.optional(), expect: expect.optional() };
+const fdOrDevice = { fd: num.optional(), device: z.string().optional() };
+
+export const OPS = {
+  open: z.object({ path: z.string(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock']).optional(), ...common }).strict(),
+  close: z.object({ fd: num, ...common }).strict(),
+  dup: z.object({ fd: num, ...common }).strict(),
+  ioctl: z
+    .object({
+      fd: num,
+      op: z.union([z.string(), num]),
+      argsz: num.optional(),
+      index: num.optional(),
+      flags: z.union([flagList(['get', 'set', 'probe']), num]).optional(),
+      feature: z.union([z.string(), num]).optional(),
+      region_index: num.optional(),
+      open_flags: z.union([flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock']), num]).optional(),
+      dma_buf_flags: num.optional(),
+      nr_ranges: num.optional(),
+      ranges: z.array(z.object({ offset: num, length: num }).strict()).optional(),
+      dmabuf_fd: num.optional(),
+      memattr: z.union([z.enum(['NC', 'WC']), num]).optional(),
+      ...common,
+    })
+    .strict(),
+  mmap: z
+    .object({
+      fd: num,
+      offset: num.optional(),
+      length: num,
+      prot: flagList(['read', 'write', 'exec', 'none']).optional(),
+      flags: flagList(['shared', 'private', 'fixed', 'fixed_noreplace', 'shared_validate']).optional(),
+      addr: num.optional(),
+      ...common,
+    })
+    .strict(),
+  munmap: z.object({ addr: num, offset: num.optional(), length: num, ...common }).strict(),
+  load: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), ...common }).strict(),
+  store: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), value: num, ...common }).strict(),
+  config_read: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), width: num.optional(), ...common }).strict(),
+  config_write: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), value: num, width: num.optional(), ...common }).strict(),
+  read: z.object({ fd: num, offset: num, length: num, ...common }).strict(),
+  write: z.object({ fd: num, offset: num, value: num, width: num.optional(), ...common }).strict(),
+  fork: z.object({ as: name, expect: expect.optional() }).strict(),
+  exit: z.object({ expect: expect.optional() }).strict(),
+  maps: z.object({ ...common }).strict(),
+} as const;
+export type OpName = keyof typeof OPS;
+export type OpArgs<N extends OpName> = z.infer<(typeof OPS)[N]>;
+export type Expect = z.infer<typeof expect>;
+
+const bar = z
+  .object({
+    index: z.union([z.number(), z.bigint()]),
+    size: num,
+    prefetchable: z.boolean().optional(),
+    bits: z.union([z.literal(32), z.literal(64), z.literal(32n), z.literal(64n)]).optional(),
+    io: z.boolean().optional(),
+  })
+  .strict();
+
+export const device = z
+  .object({
+    name,
+    profile: z.string().optional(),
+    bdf: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'a PCI address like 0000:3b:00.0').optional(),
+    vendor: num.optional(),
+    device: num.optional(),
+    bars: z.array(bar).optional(),
+    msix: z.union([z.object({ bar: z.union([z.number(), z.bigint()]), offset: num, entries: z.union([z.number(), z.bigint()]) }).strict(), z.null()]).optional(),
+    capabilities: z.object({ pm: z.boolean().optional(), pcie: z.boolean().optional(), flr: z.boolean().optional() }).strict().optional(),
+    bus: z.enum(['bridge', 'root']).optional(),
+  })
+  .strict();
+
+export const scenario = z
+  .object({
+    name: z.string().min(1),
+    description: z.string().optional(),
+    config: z.record(z.string(), z.union([z.string(), z.boolean()])).optional(),
+    devices: z.array(device).min(1),
+    setup: z.array(z.unknown()).optional(),
+    threads: z.record(z.string().regex(/^([A-Za-z_][\w-]*\/)?[A-Za-z_][\w-]*$/, 'a thread name, or P/T for thread T of process P'), z.array(z.unknown())).refine((t) => Object.keys(t).length >= 1, 'at least one thread'),
+    /** findings a faithful model is expected to report, per kernel ("*" for all) */
+    expect_violations: z.record(z.string(), z.array(z.string())).optional(),
+  })
+  .strict();
