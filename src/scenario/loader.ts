@@ -139,6 +139,18 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
   };
 }
 
+/** Validate and resolve one device description (the YAML shape, as a plain object). */
+export function deviceFromSpec(spec: unknown, i = 0): PciDevDesc {
+  const r = deviceSchema.safeParse(spec);
+  if (!r.success) {
+    const iss = r.error.issues[0];
+    throw new ScenarioError('<api>', null, `devices.${i}.${iss.path.join('.')}`, iss.message);
+  }
+  return resolveDevice(r.data, i, (p, m) => {
+    throw new ScenarioError('<api>', null, ['devices', i, ...p].join('.'), m);
+  });
+}
+
 function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: Array<string | number>, m: string) => never): PciDevDesc {
   const base = d.profile ? profile(d.profile) : undefined;
   if (d.profile && !base) fail(['profile'], `unknown profile ${d.profile} (known: ${PROFILES.map((p) => p.id).join(', ')})`);
