@@ -8,17 +8,99 @@ import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
+import { exploreBounded, exploreDfs, exploreDpor, explorePct, replay, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } from '../explore/report.ts';
+import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
+import { findMutant, MUTANTS } from '../explore/mutants.ts';
+import type { Scenario } from '../scenario/loader.ts';
+import { describe } from '../scenario/runner.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_SCENARIO = join(ROOT, 'scenarios', 'quickstart.yaml');
 
 /** Exit 2 with the message for anything wrong with the input; never a stack trace. */
 function invalid(e: unknown): never {
-  if (e instanceof ScenarioError || e instanceof KconfigError || e instanceof UnknownKernelError) {
+  if (e instanceof ScenarioError || e instanceof KconfigError || e instanceof UnknownKernelError || e instanceof ScheduleError || e instanceof UsageError) {
     process.stderr.write(`vfio-sim: ${e.message}\n`);
     process.exit(2);
   }
   throw e;
+}
+
+class UsageError extends Error {}
+
+function mutantOpt(m?: string): string | undefined {
+  if (m === undefined) return undefined;
+  const mu = findMutant(m);
+  if (!mu) throw new UsageError(`unknown mutant ${m} (see vfio-sim mutants)`);
+  return mu.id;
+}
+
+/** A live progress line on a terminal (stderr), nothing otherwise. */
+function progressLine(enabled: boolean): ((p: Progress) => void) | undefined {
+  if (!enabled) return undefined;
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (now - last < 200) return;
+    last = now;
+    const rate = p.elapsedMs ? Math.round((p.executions * 1000) / p.elapsedMs) : 0;
+    process.stderr.write(`\r  ${p.executions} executions, ${rate}/s, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s   `);
+  };
+}
+
+interface CheckOpts {
+  json?: boolean;
+  kernel: string;
+  mutant?: string;
+  preemptions?: string;
+  random?: string;
+  seed: string;
+  depth: string;
+  maxExecutions?: string;
+  naive?: boolean;
+  compare: boolean;
+}
+
+export function check(file: string, o: CheckOpts): { scn: Scenario; result: ExploreResult; text: string; json: unknown } {
+  const scn = loadScenarioFile(file);
+  const mutant = mutantOpt(o.mutant);
+  const base = { kernel: o.kernel, mutant, maxExecutions: o.maxExecutions ? Number(o.maxExecutions) : undefined, progress: progressLine(!o.json && !!process.stderr.isTTY) };
+  let r: ExploreResult;
+  if (o.random) r = explorePct(scn, Number(o.random), Number(o.seed), { ...base, depth: Number(o.depth) });
+  else if (o.preemptions !== undefined) r = exploreBounded(scn, Number(o.preemptions), base);
+  else if (o.naive) r = exploreDfs(scn, base);
+  else r = exploreDpor(scn, base);
+  if (base.progress) process.stderr.write('\r\x1b[K');
+  const extra: string[] = [];
+  let naive: ExploreResult | null = null;
+  // A counterexample with preemptions: look for one with fewer (CHESS iterative bounding).
+  if (r.counterexample && r.counterexample.preemptions > 0) {
+    const b = exploreBounded(scn, r.counterexample.preemptions - 1, { kernel: o.kernel, mutant, maxExecutions: 20000 });
+    if (b.counterexample && b.counterexample.preemptions < r.counterexample.preemptions) {
+      extra.push(`counterexample minimized from ${r.counterexample.preemptions} to ${b.counterexample.preemptions} preemption(s) by iterative preemption bounding`);
+      r = { ...r, counterexample: b.counterexample };
+    }
+  }
+  if (!r.counterexample && r.mode === 'dpor' && r.complete && o.compare) {
+    naive = exploreDfs(scn, { kernel: o.kernel, mutant, maxExecutions: 20000 });
+    extra.push(`naive enumeration: ${naive.complete ? naive.executions : `more than ${naive.executions}`} executions${naive.complete ? ` (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer` : ' (stopped; DPOR needed ' + r.executions + ')'}`);
+  }
+  const cmd = `vfio-sim replay ${file}${o.kernel !== DEFAULT_KERNEL ? ` --kernel ${o.kernel}` : ''}${mutant ? ` --mutant ${mutant}` : ''}`;
+  let text = formatSummary(scn, r, extra);
+  let ce: unknown = null;
+  if (r.counterexample) {
+    const { ex } = replay(scn, r.counterexample.schedule, { kernel: o.kernel, mutant });
+    text += '\n' + formatCounterexample(scn, r, ex, cmd);
+    ce = { ...r.counterexample, schedule: encodeSchedule(r.counterexample.schedule), replay: `${cmd} --schedule '${encodeSchedule(r.counterexample.schedule)}'`, steps: ex.run.steps, violations: ex.run.k.violations };
+  }
+  const json = {
+    scenario: scn.name, kernel: o.kernel, ...(mutant ? { mutant } : {}), mode: r.mode, executions: r.executions, sleep_blocked: r.sleepBlocked,
+    steps: r.steps, max_depth: r.maxDepth, complete: r.complete, elapsed_ms: r.elapsedMs,
+    ...(naive ? { naive_executions: naive.executions, naive_complete: naive.complete } : {}),
+    violation: ce,
+  };
+  return { scn, result: r, text, json };
 }
 
 export function main(argv: string[]): void {
@@ -50,6 +132,76 @@ export function main(argv: string[]): void {
         for (const p of result.problems) process.stderr.write(`  ${p}\n`);
       }
       process.exitCode = result.exit;
+    });
+
+  program
+    .command('check')
+    .description('explore the interleavings of a scenario\'s threads and check every invariant')
+    .argument('<file>', 'scenario YAML')
+    .option('--json', 'print the result as one JSON document (no progress line)')
+    .addOption(kernelOpt())
+    .option('--mutant <name>', 'explore a named design variant (see vfio-sim mutants)')
+    .option('--preemptions <k>', 'bounded: every schedule with at most K preemptions (CHESS iterative bounding)')
+    .option('--random <n>', 'randomized: N PCT runs')
+    .option('--seed <s>', 'seed for --random', '1')
+    .option('--depth <d>', 'PCT bug depth for --random', '3')
+    .option('--naive', 'exhaustive without partial-order reduction')
+    .option('--no-compare', 'do not measure the naive enumeration after an exhaustive DPOR run')
+    .option('--max-executions <n>', 'stop after N executions')
+    .action((file: string, o: CheckOpts) => {
+      let out;
+      try {
+        out = check(file, o);
+      } catch (e) {
+        invalid(e);
+      }
+      process.stdout.write((o.json ? JSON.stringify(out.json, null, 2) : out.text) + '\n');
+      process.exitCode = out.result.counterexample ? 1 : 0;
+    });
+
+  program
+    .command('replay')
+    .description('re-run exactly one interleaving and print its trace')
+    .argument('<file>', 'scenario YAML')
+    .requiredOption('--schedule <s>', 'the schedule string a counterexample printed (THREAD:COUNT,...)')
+    .addOption(kernelOpt())
+    .option('--mutant <name>', 'the design variant the schedule was found on')
+    .option('--json', 'print steps and violations as JSON')
+    .action((file: string, o: { schedule: string; kernel: string; mutant?: string; json?: boolean }) => {
+      let scn, res;
+      try {
+        scn = loadScenarioFile(file);
+        res = replay(scn, decodeSchedule(o.schedule), { kernel: o.kernel, mutant: mutantOpt(o.mutant) });
+      } catch (e) {
+        invalid(e);
+      }
+      const { ex, diverged } = res;
+      if (o.json) process.stdout.write(JSON.stringify({ scenario: scn.name, schedule: encodeSchedule(ex.schedule()), diverged, steps: ex.run.steps, violations: ex.run.k.violations, failure: ex.failure }, null, 2) + '\n');
+      else {
+        process.stdout.write([`replay of ${scn.name} (${ex.schedule().length} steps)${diverged ? `: DIVERGED at ${diverged}` : ''}`, ...formatExecTrace(ex), ...ex.run.k.violations.map((v) => `VIOLATION ${v.invariant}: ${v.message}`), ex.failure ? `FAIL: ${ex.failure.invariant}: ${ex.failure.message}` : 'no violation'].join('\n') + '\n');
+      }
+      process.exitCode = diverged ? 2 : ex.failure ? 1 : 0;
+    });
+
+  program
+    .command('mutants')
+    .description('list the named design variants and what each breaks; --verify checks each against its scenario')
+    .option('--verify', 'explore each mutant\'s scenario: the real design must pass and the mutant must fail')
+    .option('--json', 'machine-readable')
+    .action((o: { verify?: boolean; json?: boolean }) => {
+      const rows = MUTANTS.map((m) => {
+        if (!o.verify) return { ...m };
+        const kernel = m.kernel ?? DEFAULT_KERNEL;
+        const real = check(join(ROOT, m.scenario), { kernel, seed: '1', depth: '3', compare: false, json: true });
+        const mut = check(join(ROOT, m.scenario), { kernel, mutant: m.id, seed: '1', depth: '3', compare: false, json: true });
+        return { ...m, real_passes: !real.result.counterexample && real.result.complete, caught: mut.result.counterexample?.invariant ?? null, executions: mut.result.executions };
+      });
+      if (o.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      for (const r of rows) {
+        process.stdout.write(`${r.id.padEnd(22)} ${r.description}\n${' '.repeat(23)}breaks: ${r.breaks}; scenario: ${r.scenario}\n${' '.repeat(23)}source: ${r.source}\n`);
+        if ('caught' in r) process.stdout.write(`${' '.repeat(23)}verify: real design ${r.real_passes ? 'passes' : 'FAILS'}; mutant ${r.caught ? `caught (${r.caught}) after ${r.executions} execution(s)` : 'NOT caught'}\n`);
+      }
+      if (o.verify && rows.some((r) => !('caught' in r) || !r.caught || !r.real_passes)) process.exitCode = 1;
     });
 
   program

@@ -39,6 +39,14 @@ export function checkInvariants(k: Kernel): void {
       }
   }
 
+  // decode-enabled, state half: with memory disabled and no transition under way, no buffer on the
+  // device's list may be OK, or an importer could still reach the disabled BAR
+  for (const vdev of k.vfio.values()) {
+    if (vdev.memoryEnabled() || vdev.memory_lock.writer) continue;
+    for (const priv of vdev.dmabufs)
+      if (priv.status === Status.OK) k.violation('decode-enabled', `dmabuf${priv.dmabuf.id} (${priv.dmabuf.path()}) is OK while ${vdev.name}'s memory is disabled: importers and new faults may reach the disabled BAR`);
+  }
+
   for (const p of k.procs) {
     const vmas = p.mm.vmas;
     for (const e of p.mm.pt.entries()) {

@@ -28,7 +28,7 @@ export function* sys_open(k: Kernel, p: Process, path: string, flags = O_RDWR): 
   return yield* syscall(k, (function* () {
     if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
     const vdev = k.vfio.get(path.slice(DEV_PREFIX.length));
-    if (!vdev) return -E.ENOENT;
+    if (!vdev || vdev.vfio.freed) return -E.ENOENT; // an unbound device has no cdev node
     const f = yield* vfio_device_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC);
     if (typeof f === 'number') return f;
     return yield* p.files.alloc(f, !!(flags & O_CLOEXEC));

@@ -125,6 +125,7 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
           for (const r of refsOf(parseExpr(x)))
             if (!bound.has(r)) fail([...path, i, s.op, key], `"${r}" is not bound by any step's "as:"`);
       }
+      if (s.op === 'unbind' && !names.has(s.args.device as string)) fail([...path, i, s.op, 'device'], `no device named ${s.args.device}`);
       if (s.op === 'config_read' || s.op === 'config_write') {
         if ((s.args.fd === undefined) === (s.args.device === undefined)) fail([...path, i, s.op], 'give exactly one of fd (through VFIO) or device (the hardware register, as setpci)');
         if (s.args.device !== undefined && !names.has(s.args.device as string)) fail([...path, i, s.op, 'device'], `no device named ${s.args.device}`);

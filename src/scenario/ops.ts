@@ -19,6 +19,7 @@ import {
   vfio_region_dma_range, vfio_region_info,
 } from '../uapi/vfio.ts';
 import { CAP_EXP, CAP_PM } from '../kernel/pci/device.ts';
+import { vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
 
 export type Result = { ok: true; value?: number | string; out?: Record<string, unknown> } | { errno: string } | { signal: string };
 export interface OpOutcome {
@@ -229,6 +230,12 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'exit': {
       const r = yield* sys_exit(k, p);
       return errOr(r, () => okValue(r));
+    }
+    case 'unbind': {
+      const vdev = k.vfio.get(a.device as string)!;
+      if (vdev.vfio.freed) return { result: { errno: 'ENODEV' } };
+      yield* vfio_unregister_device(k, vdev.vfio);
+      return { result: { ok: true } };
     }
     case 'maps': {
       yield ev('proc_maps', p.mm.vmasKey, 'r');

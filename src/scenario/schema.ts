@@ -74,6 +74,8 @@ export const OPS = {
   fork: z.object({ as: name, expect: expect.optional() }).strict(),
   exit: z.object({ expect: expect.optional() }).strict(),
   maps: z.object({ ...common }).strict(),
+  /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): waits until every user lets go */
+  unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
 } as const;
 export type OpName = keyof typeof OPS;
 export type OpArgs<N extends OpName> = z.infer<(typeof OPS)[N]>;

@@ -21,7 +21,7 @@ const MAX_FAULT_RETRIES = 16;
  */
 export function* userAccess(k: Kernel, mm: MmStruct, va: number, width: number, write: boolean, data: bigint): KGen<AccessResult> {
   for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
-    yield ev(write ? 'user_store' : 'user_load', mm.ptKey, 'r', [{ obj: 'pci.hw', acc: write ? 'w' : 'r' }]);
+    yield ev(write ? 'user_store' : 'user_load', mm.ptG(va), 'r', [{ obj: mm.ptM(va), acc: 'r' }, { obj: 'pci.hw', acc: write ? 'w' : 'r' }]);
     const e = mm.pt.lookup(va);
     if (e && (!write || e.write)) {
       const pa = e.pfn * PAGE_SIZE + (va - e.va);
@@ -88,12 +88,14 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   const ops = vma.vm_ops;
   if (!ops) return VM_FAULT_SIGBUS; // only VM_PFNMAP file mappings are modelled
   const thp = k.config.thp !== 'never' && ops.huge_fault;
-  yield ev('pud_none', mm.ptKey, 'r');
+  yield ev('pud_none', mm.ptG(vmf.address), 'r');
   if (thp && k.config.ARCH_SUPPORTS_PUD_PFNMAP && mm.pt.pudNone(vmf.address)) {
     const r = yield* ops.huge_fault!(vmf, PUD_ORDER);
     if (!(r & VM_FAULT_FALLBACK)) return r;
   }
-  yield ev('pmd_alloc', mm.ptKey);
+  // allocating the PMD table writes the PUD slot; if it is there already (tables are never freed
+  // under a fault, which holds the VMA or mmap lock) this only reads it
+  yield ev('pmd_alloc', mm.ptG(vmf.address), mm.pt.pudNone(vmf.address) ? 'w' : 'r');
   mm.pt.pmdAlloc(vmf.address);
   if (thp && k.config.ARCH_SUPPORTS_PMD_PFNMAP && mm.pt.pmdNone(vmf.address)) {
     const r = yield* ops.huge_fault!(vmf, PMD_ORDER);
@@ -111,7 +113,8 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
 /** vmf_insert_pfn / _pmd / _pud: install a leaf if the slot is still none. */
 export function* insertPfn(k: Kernel, vmf: VmFaultCtx, pfn: number, order: number): KGen<VmFault> {
   const { vma } = vmf;
-  yield ev('insert_pfn', vma.mm.ptKey);
+  const mm = vma.mm;
+  yield order === PUD_ORDER ? ev('insert_pfn', mm.ptG(vmf.address)) : ev('insert_pfn', mm.ptG(vmf.address), 'r', [{ obj: mm.ptM(vmf.address), acc: 'w' }]);
   const pagesize = PAGE_SIZE * 2 ** order;
   const va = vmf.address - (vmf.address % pagesize);
   const leaf = { pfn, write: vma.flags.write, cache: vma.cache };
@@ -138,7 +141,8 @@ export function* unmap_mapping_range(k: Kernel, mapping: AddressSpace, holebegin
     const zfirst = Math.max(first, vfirst), zlast = Math.min(last, vlast);
     const start = vma.vm_start + (zfirst - vfirst) * PAGE_SIZE;
     const end = vma.vm_start + (zlast - vfirst + 1) * PAGE_SIZE;
-    yield ev('zap_page_range', vma.mm.ptKey);
+    const span = vma.mm.ptSpan(start, end, 'w');
+    yield ev('zap_page_range', span[0].obj, 'w', span.slice(1));
     const z = vma.mm.pt.zapRange(start, end);
     n += z;
     k.note(`zap mm${vma.mm.id} [0x${start.toString(16)}, 0x${end.toString(16)}) of ${mapping.name}: ${z} entries`);

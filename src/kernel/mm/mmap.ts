@@ -118,7 +118,7 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
     }
     doomed.push(cur);
   }
-  yield ev('unmap_region', mm.ptKey, 'w', [{ obj: mm.vmasKey, acc: 'w' }]);
+  yield ev('unmap_region', mm.vmasKey, 'w', mm.ptSpan(start, Math.min(end, hit.at(-1)!.vm_end), 'w'));
   mm.pt.zapRange(start, end);
   for (const v of doomed) {
     mm.remove(v);
@@ -155,7 +155,7 @@ export function* dup_mmap(k: Kernel, src: MmStruct, dst: MmStruct): KGen {
     n.vm_private_data = v.vm_private_data;
     n.cache = v.cache;
     if (v.vm_file) yield* get_file(k, v.vm_file);
-    yield ev('dup_vma', dst.vmasKey, 'w', [{ obj: src.ptKey, acc: 'r' }, ...(v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' as const }] : [])]);
+    yield ev('dup_vma', dst.vmasKey, 'w', [...src.ptSpan(v.vm_start, v.vm_end, 'r'), ...dst.ptSpan(v.vm_start, v.vm_end, 'w'), ...(v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' as const }] : [])]);
     dst.insert(n);
     linkFile(n);
     // copy_page_range: VM_PFNMAP entries cannot be refaulted from a page cache, so they are copied

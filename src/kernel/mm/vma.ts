@@ -83,6 +83,25 @@ export class MmStruct {
     this.vmasKey = `mm${id}.vmas`;
   }
 
+  /**
+   * Scheduling objects for page-table state: one per 1 GiB span ("G", the PUD slot and its PMD
+   * table) and one per 2 MiB span ("M", the PMD slot and its PTE table). A PTE or PMD install
+   * reads its G and writes its M, so faults in different 2 MiB spans commute; a PUD install or a
+   * zap writes the whole G.
+   */
+  ptG(va: number): string {
+    return `${this.ptKey}:G${Math.floor(va / PUD_SIZE).toString(16)}`;
+  }
+  ptM(va: number): string {
+    return `${this.ptKey}:M${Math.floor(va / PMD_SIZE).toString(16)}`;
+  }
+  /** Every G object of [start, end), for zaps and copies. */
+  ptSpan(start: number, end: number, acc: 'r' | 'w'): Array<{ obj: string; acc: 'r' | 'w' }> {
+    const out: Array<{ obj: string; acc: 'r' | 'w' }> = [];
+    for (let g = Math.floor(start / PUD_SIZE); g * PUD_SIZE < end; g++) out.push({ obj: `${this.ptKey}:G${g.toString(16)}`, acc });
+    return out;
+  }
+
   newVma(start: number, end: number, pgoff: number, file: File | null, flags: VmFlags): Vma {
     return new Vma(this, start, end, pgoff, file, flags, this.nextVma++);
   }

@@ -162,8 +162,10 @@ export class RwSem extends LockBase {
   writer: Task | null = null;
   waiters: Array<{ t: Task; mode: 'r' | 'w' }> = [];
 
+  // Read-side operations commute with each other (with writer preference, whether a reader gets in
+  // depends only on writers), so they are 'r' events on the semaphore; write-side ones are 'w'.
   *down_read(): KGen {
-    yield ev('down_read', this.name);
+    yield ev('down_read', this.name, 'r');
     yield* this.acquire('r');
   }
   *down_write(): KGen {
@@ -172,7 +174,7 @@ export class RwSem extends LockBase {
   }
   /** down_read_trylock: no sleeping; fails while a writer holds or waits. */
   *down_read_trylock(): KGen<boolean> {
-    yield ev('down_read_trylock', this.name);
+    yield ev('down_read_trylock', this.name, 'r');
     if (this.writer || this.waiters.some((w) => w.mode === 'w')) return false;
     this.grant(this.sched.cur(), 'r');
     return true;
@@ -185,7 +187,7 @@ export class RwSem extends LockBase {
     return true;
   }
   *up_read(): KGen {
-    yield ev('up_read', this.name);
+    yield ev('up_read', this.name, 'r');
     this.release(this.sched.cur(), 'r');
   }
   *up_write(): KGen {
@@ -203,7 +205,7 @@ export class RwSem extends LockBase {
     }
     this.waiters.push({ t, mode });
     this.sched.note(`${t.name} sleeps on ${this.name} (${mode === 'r' ? 'read' : 'write'})`);
-    yield { op: mode === 'r' ? 'down_read:woken' : 'down_write:woken', obj: this.name, acc: 'w', block: true };
+    yield { op: mode === 'r' ? 'down_read:woken' : 'down_write:woken', obj: this.name, acc: mode, block: true };
   }
 
   private grant(t: Task, mode: 'r' | 'w'): void {

@@ -2,7 +2,7 @@
 // (/dev/vfio/devices/NAME), open/close of the device, and the VFIO_DEVICE_FEATURE wrapper.
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
-import { Completion, ev, Mutex, type KGen } from '../sched/sched.ts';
+import { Completion, ev, Mutex, type Ev, type KGen } from '../sched/sched.ts';
 import { AddressSpace, File, type FileOps } from '../fs/file.ts';
 import type { Vma } from '../mm/vma.ts';
 import { E } from '../../uapi/errno.ts';
@@ -29,6 +29,8 @@ export class VfioDevice {
   readonly comp: Completion;
   open_count = 0;
   freed = false;
+  /** unregistration has dropped the device's own reference */
+  unregistering = false;
   /** the per-device inode every device file shares (vfio_fs_type: one inode per device) */
   readonly inode: AddressSpace;
   readonly dev_set_lock: Mutex;
@@ -43,16 +45,31 @@ export class VfioDevice {
   }
 }
 
+/**
+ * Registration references are counter operations: while the device is registered (its own initial
+ * reference is held) every try_get succeeds and no put is the last, so they commute and are 'r'
+ * events. Once unregistration has dropped the initial reference the order matters ('w'); an
+ * operation announced as 'r' that finds unregistration begun announces itself again as 'w'.
+ */
+function* registrationEvent(op: string, d: VfioDevice, also?: Ev['also']): KGen {
+  const acc = d.unregistering ? 'w' : 'r';
+  yield ev(op, d.regKey, acc, also);
+  if (acc === 'r' && d.unregistering) yield ev(op, d.regKey, 'w', also);
+}
+
 /** vfio_device_try_get_registration: refcount_inc_not_zero. */
 export function* vfio_device_try_get_registration(k: Kernel, d: VfioDevice): KGen<boolean> {
-  yield ev('try_get_registration', d.regKey);
+  yield* registrationEvent('try_get_registration', d);
   k.checkAlive(d, `registration of ${d.name}`);
   if (d.refcount === 0) return false;
   d.refcount++;
   return true;
 }
-export function* vfio_device_put_registration(k: Kernel, d: VfioDevice): KGen {
-  yield ev('put_registration', d.regKey);
+export function* vfio_device_put_registration(k: Kernel, d: VfioDevice, initial = false): KGen {
+  if (initial) {
+    yield ev('put_registration', d.regKey, 'w', [{ obj: d.comp.name, acc: 'w' }]);
+    d.unregistering = true;
+  } else yield* registrationEvent('put_registration', d, [{ obj: d.comp.name, acc: 'w' }]);
   k.checkAlive(d, `registration of ${d.name}`);
   if (--d.refcount < 0) k.violation('lifetime', `registration count of ${d.name} underflows`);
   if (d.refcount === 0) d.comp.complete();
@@ -60,7 +77,7 @@ export function* vfio_device_put_registration(k: Kernel, d: VfioDevice): KGen {
 
 /** vfio_unregister_group_dev: drop the registration and wait until every user has let go. */
 export function* vfio_unregister_device(k: Kernel, d: VfioDevice): KGen {
-  yield* vfio_device_put_registration(k, d);
+  yield* vfio_device_put_registration(k, d, true);
   yield* d.comp.wait_for_completion();
   yield ev('vfio_device_free', d.regKey);
   d.freed = true;

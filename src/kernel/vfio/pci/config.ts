@@ -134,7 +134,8 @@ function* writeDevctl(k: Kernel, vdev: VfioPciCoreDevice, base: number, v: numbe
   yield ev('vconfig_write', vdev.stateKey);
   wr(vdev.vconfig, base, 2, v & ~R.PCI_EXP_DEVCTL_BCR_FLR); // the FLR bit always reads 0
   if (!(v & R.PCI_EXP_DEVCTL_BCR_FLR) || !vdev.pdev.desc.capabilities.flr) return;
-  yield* vdev.lock_revoke_bars();
+  if (k.mut('M16')) yield* vdev.memory_lock.down_write();
+  else yield* vdev.lock_revoke_bars();
   yield* vdev.pdev.resetFunction('FLR');
   yield* vdev.unrevokeIfEnabled();
   yield* vdev.memory_lock.up_write();

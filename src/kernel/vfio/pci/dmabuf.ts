@@ -194,8 +194,7 @@ export function* vfio_pci_dmabuf_export(k: Kernel, vdev: VfioPciCoreDevice, priv
 export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevice, vma: Vma, barStart: number, reqLen: number, index: number): KGen<number> {
   const vmaPgoff = mod(vma.vm_pgoff, PGOFF_MASK_PAGES);
   const adjust = vmaPgoff;
-  // M12's buffer (v1): covers the BAR from offset 0, the pgoff folded into the size
-  const phys = k.mut('M12') ? { paddr: barStart, len: reqLen + vmaPgoff * PAGE_SIZE } : { paddr: barStart + vmaPgoff * PAGE_SIZE, len: reqLen };
+  const phys = { paddr: barStart + vmaPgoff * PAGE_SIZE, len: reqLen };
   if (!vdev.provider(index)) return -E.EINVAL;
   const priv = new VfioPciDmaBuf(k, vdev, phys.len, [phys], adjust, index, 'bar-mmap');
   const name = `${vdev.name}:${vdev.pdev.desc.bdf}/${index.toString(16)}`;
@@ -253,7 +252,7 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
       const len = k.variant.dmabufZapWholeFile ? 0 : priv.size;
       yield* unmap_mapping_range(k, priv.dmabuf.file.f_mapping, 0, len);
     }
-    if (!k.mut('M5')) {
+    if (!k.mut('M5') && !k.mut('M4')) {
       yield ev('kref_init', priv.key);
       priv.kref = 1;
       priv.comp.reinit();
@@ -270,7 +269,7 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
 
 /** kref_put on the buffer's importer count; the release completes `comp`. */
 export function* kref_put(k: Kernel, priv: VfioPciDmaBuf): KGen {
-  yield ev('kref_put', priv.key);
+  yield ev('kref_put', priv.key, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
   if (--priv.kref < 0) {
     k.violation('lifetime', `kref underflow on dmabuf${priv.dmabuf.id} (refcount_t: underflow; use-after-free)`);
     return;
@@ -295,7 +294,8 @@ export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): K
   for (const priv of [...vdev.dmabufs]) {
     if (!(yield* get_file_active(k, priv.dmabuf.file))) continue;
     if (k.mut('M4')) {
-      // before the kref fix: cleanup drained again after a revoke had already dropped the base ref
+      // before the kref fix: revokes did not re-arm, and cleanup drained again after a revoke had
+      // already dropped the base reference
       yield* kref_put(k, priv);
       yield* priv.comp.wait_for_completion();
     }

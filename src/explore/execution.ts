@@ -1,0 +1,93 @@
+// One execution of a scenario under an external scheduler: the explorer's view of a ScenarioRun.
+// It knows which tasks are enabled, what each will do next, and whether an invariant broke.
+import type { Ev, StepRecord, Task } from '../kernel/sched/sched.ts';
+import type { Violation } from '../kernel/kernel.ts';
+import type { Scenario } from '../scenario/loader.ts';
+import { ScenarioRun } from '../scenario/runner.ts';
+
+export interface ExecOptions {
+  kernel?: string;
+  mutant?: string | null;
+  trace?: boolean;
+}
+
+export interface Failure {
+  invariant: string;
+  message: string;
+}
+
+export class Execution {
+  readonly run: ScenarioRun;
+  /** the task index (into run.tasks) of each step taken */
+  readonly choices: number[] = [];
+  private readonly expected: Set<string>;
+  private seenViolations = 0;
+  private seenSteps = 0;
+  /** the kernel step number at which each run step (operation) finished */
+  readonly stepDoneAt: number[] = [];
+  /** first unexpected violation or failed expectation */
+  failure: Failure | null = null;
+
+  constructor(readonly scn: Scenario, opts: ExecOptions) {
+    this.run = new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace });
+    this.expected = new Set(this.run.expectedViolations());
+    this.scan();
+  }
+
+  get tasks(): Task[] {
+    return this.run.tasks;
+  }
+  enabled(): number[] {
+    const out: number[] = [];
+    this.run.tasks.forEach((t, i) => {
+      if (!t.done && !t.blocked) out.push(i);
+    });
+    return out;
+  }
+  /** the event each live task will perform next (blocked tasks: what they wait to do) */
+  pending(i: number): Ev | null {
+    const t = this.run.tasks[i];
+    return t && !t.done ? t.pending : null;
+  }
+  finished(): boolean {
+    return this.run.tasks.every((t) => t.done);
+  }
+
+  step(i: number): StepRecord {
+    this.choices.push(i);
+    const rec = this.run.step(this.run.tasks[i]);
+    while (this.stepDoneAt.length < this.run.steps.length) this.stepDoneAt.push(rec.step);
+    this.scan();
+    return rec;
+  }
+
+  /** End of the execution: deadlock and leak checks. */
+  end(): void {
+    this.run.finish();
+    this.scan();
+  }
+
+  private scan(): void {
+    if (this.failure) return;
+    const vs: Violation[] = this.run.k.violations;
+    for (; this.seenViolations < vs.length; this.seenViolations++) {
+      const v = vs[this.seenViolations];
+      if (!this.expected.has(v.invariant)) {
+        this.failure = { invariant: v.invariant, message: v.message };
+        return;
+      }
+    }
+    const steps = this.run.steps;
+    for (; this.seenSteps < steps.length; this.seenSteps++) {
+      const s = steps[this.seenSteps];
+      if (s.mismatch) {
+        this.failure = { invariant: 'expect', message: `${s.thread}[${s.index}] ${s.op} (line ${s.line}): ${s.mismatch}` };
+        return;
+      }
+    }
+  }
+
+  schedule(): string[] {
+    return this.choices.map((i) => this.run.tasks[i].name);
+  }
+}

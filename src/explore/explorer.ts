@@ -1,0 +1,359 @@
+// Stateless exploration of a scenario's interleavings: every execution re-runs the scenario from
+// the start under a schedule.
+//  - dpor:    exhaustive, with dynamic partial-order reduction and sleep sets (Flanagan & Godefroid,
+//             POPL 2005): only orders of dependent steps (same object, one a write) are permuted.
+//  - bounded: all schedules with at most K preemptions (CHESS); iterating K from 0 finds the
+//             counterexample with the fewest preemptions.
+//  - naive:   every interleaving, no reduction (to measure what DPOR saves).
+//  - pct:     randomized priority scheduling with d-1 change points (Burckhardt et al., ASPLOS 2010).
+import { dependent, type Ev } from '../kernel/sched/sched.ts';
+import type { Scenario } from '../scenario/loader.ts';
+import { Execution, type ExecOptions, type Failure } from './execution.ts';
+
+export interface ExploreOptions extends ExecOptions {
+  /** stop after this many executions (the result says it was cut short) */
+  maxExecutions?: number;
+  /** steps in one execution before it is called a livelock */
+  maxDepth?: number;
+  /** called now and then with progress */
+  progress?: (p: Progress) => void;
+}
+export interface Progress {
+  executions: number;
+  steps: number;
+  depth: number;
+  elapsedMs: number;
+}
+
+export interface Counterexample extends Failure {
+  schedule: string[];
+  preemptions: number;
+}
+
+export interface ExploreResult {
+  mode: string;
+  executions: number;
+  /** executions cut because every enabled thread was asleep (provably redundant) */
+  sleepBlocked: number;
+  steps: number;
+  maxDepth: number;
+  complete: boolean;
+  counterexample: Counterexample | null;
+  elapsedMs: number;
+}
+
+const DEFAULT_MAX_DEPTH = 20000;
+
+function preemptionsOf(ex: Execution, enabledAt: number[][]): number {
+  let n = 0;
+  for (let i = 1; i < ex.choices.length; i++) if (ex.choices[i] !== ex.choices[i - 1] && enabledAt[i].includes(ex.choices[i - 1])) n++;
+  return n;
+}
+
+/** Vector clocks indexed by task; entries are step numbers (-1: nothing). */
+type Clock = number[];
+const join = (a: Clock, b: Clock) => {
+  for (let i = 0; i < b.length; i++) if ((a[i] ?? -1) < b[i]) a[i] = b[i];
+};
+function accesses(e: Ev): Array<{ obj: string; acc: 'r' | 'w' }> {
+  const out = e.obj ? [{ obj: e.obj, acc: e.acc }] : [];
+  if (e.also) out.push(...e.also);
+  return out;
+}
+
+interface DporNode {
+  enabled: number[];
+  pending: Array<Ev | null>;
+  backtrack: Set<number>;
+  done: Set<number>;
+  sleep: Map<number, Ev>;
+  chosen: number;
+  ev: Ev | null;
+  task: number;
+  clock: Clock;
+}
+
+export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreResult {
+  const t0 = Date.now();
+  const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const stack: DporNode[] = [];
+  let executions = 0, sleepBlocked = 0, steps = 0, deepest = 0;
+  let counterexample: Counterexample | null = null;
+  let replayTo = 0; // depth up to which the stack's choices are replayed
+
+  while (true) {
+    const ex = new Execution(scn, opts);
+    const enabledAt: number[][] = [];
+    const taskClock: Clock[] = [];
+    const objs = new Map<string, { w: Clock | null; rs: Clock }>();
+    let lastTask = -1;
+    let ended = false;
+
+    for (let depth = 0; ; depth++) {
+      if (ex.failure) break;
+      const en = ex.enabled();
+      if (!en.length) break;
+      if (depth >= maxDepth) {
+        ex.run.k.violation('no-deadlock', `livelock: no end after ${maxDepth} steps`);
+        break;
+      }
+      let node: DporNode;
+      if (depth < replayTo) node = stack[depth];
+      else {
+        // a new state: find races of every thread's next step with the steps so far
+        const pending = ex.tasks.map((_, i) => ex.pending(i));
+        const sleep = depth === 0 ? new Map<number, Ev>() : childSleep(stack[depth - 1]);
+        node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [] };
+        stack[depth] = node;
+        for (let p = 0; p < pending.length; p++) {
+          const e = pending[p];
+          if (!e || !e.obj) continue;
+          const pc = taskClock[p] ?? [];
+          for (let i = depth - 1; i >= 0; i--) {
+            const s = stack[i];
+            if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
+            if ((pc[s.task] ?? -1) >= i) continue; // i happens before p's next step
+            if (s.enabled.includes(p)) s.backtrack.add(p);
+            else for (const q of s.enabled) s.backtrack.add(q);
+            break;
+          }
+        }
+        const awake = en.filter((p) => !node.sleep.has(p));
+        if (!awake.length) {
+          sleepBlocked++;
+          ended = true;
+          break;
+        }
+        node.chosen = awake.includes(lastTask) ? lastTask : awake[0];
+        node.backtrack.add(node.chosen);
+      }
+      enabledAt.push(en);
+      const p = node.chosen;
+      const e = ex.pending(p)!;
+      node.ev = e;
+      node.task = p;
+      // happens-before of this step
+      const c: Clock = [...(taskClock[p] ?? [])];
+      for (const a of accesses(e)) {
+        const rec = objs.get(a.obj);
+        if (!rec) continue;
+        if (rec.w) join(c, rec.w);
+        if (a.acc === 'w') join(c, rec.rs);
+      }
+      c[p] = depth;
+      for (const a of accesses(e)) {
+        let rec = objs.get(a.obj);
+        if (!rec) objs.set(a.obj, (rec = { w: null, rs: [] }));
+        if (a.acc === 'w') {
+          rec.w = c;
+          rec.rs = [];
+        } else join(rec.rs, c);
+      }
+      taskClock[p] = c;
+      node.clock = c;
+      ex.step(p);
+      steps++;
+      lastTask = p;
+      deepest = Math.max(deepest, depth + 1);
+    }
+    if (!ended) ex.end();
+    executions++;
+    if (ex.failure) {
+      counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
+      break;
+    }
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
+    if (executions >= maxExec) return done(false);
+    // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
+    // execution left one extra node, with no choice, at its end)
+    stack.length = ex.choices.length + (ended ? 1 : 0);
+    let d = stack.length - 1;
+    for (; d >= 0; d--) {
+      const n = stack[d];
+      if (n.chosen >= 0) {
+        n.done.add(n.chosen);
+        if (n.ev) n.sleep.set(n.chosen, n.ev);
+      }
+      const next = [...n.backtrack].filter((q) => !n.done.has(q) && !n.sleep.has(q)).sort((a, b) => a - b)[0];
+      if (next !== undefined) {
+        n.chosen = next;
+        n.ev = null;
+        break;
+      }
+    }
+    if (d < 0) return done(true);
+    stack.length = d + 1;
+    replayTo = d + 1;
+  }
+  return done(false);
+
+  function done(complete: boolean): ExploreResult {
+    return { mode: 'dpor', executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
+  }
+}
+
+/** Sleep set of the state after `n` took its chosen step: sleepers independent of that step stay. */
+function childSleep(n: DporNode): Map<number, Ev> {
+  const out = new Map<number, Ev>();
+  const e = n.pending[n.chosen];
+  for (const [q, qe] of n.sleep) if (q !== n.chosen && e && !dependent(qe, e)) out.set(q, qe);
+  return out;
+}
+
+/**
+ * Depth-first enumeration without reduction, optionally bounded in preemptions. With a bound it
+ * is CHESS's iterative context bounding for one K.
+ */
+export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBound?: number } = {}): ExploreResult {
+  const t0 = Date.now();
+  const bound = opts.preemptionBound ?? Infinity;
+  const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const stack: Array<{ options: number[]; idx: number }> = [];
+  let executions = 0, steps = 0, deepest = 0;
+  let counterexample: Counterexample | null = null;
+  let replayTo = 0;
+  while (true) {
+    const ex = new Execution(scn, opts);
+    const enabledAt: number[][] = [];
+    let pre = 0;
+    for (let depth = 0; ; depth++) {
+      if (ex.failure) break;
+      const en = ex.enabled();
+      if (!en.length) break;
+      if (depth >= maxDepth) {
+        ex.run.k.violation('no-deadlock', `livelock: no end after ${maxDepth} steps`);
+        break;
+      }
+      const last = ex.choices.at(-1) ?? -1;
+      if (depth >= replayTo) {
+        // the current thread first; switching away from it costs a preemption
+        const options = en.includes(last) ? (pre < bound ? [last, ...en.filter((x) => x !== last)] : [last]) : en;
+        stack[depth] = { options, idx: 0 };
+      }
+      const p = stack[depth].options[stack[depth].idx];
+      if (last >= 0 && p !== last && en.includes(last)) pre++;
+      enabledAt.push(en);
+      ex.step(p);
+      steps++;
+      deepest = Math.max(deepest, depth + 1);
+    }
+    if (!ex.failure) ex.end();
+    executions++;
+    if (ex.failure) {
+      counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
+      break;
+    }
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
+    if (executions >= maxExec) return result(false);
+    stack.length = ex.choices.length;
+    let d = stack.length - 1;
+    while (d >= 0 && stack[d].idx + 1 >= stack[d].options.length) d--;
+    if (d < 0) return result(true);
+    stack[d].idx++;
+    stack.length = d + 1;
+    replayTo = d + 1;
+  }
+  return result(false);
+
+  function result(complete: boolean): ExploreResult {
+    return { mode: bound === Infinity ? 'naive' : `bounded(${bound})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
+  }
+}
+
+/** CHESS iterative preemption bounding: K = 0, 1, … up to `maxK`; the first failure has the fewest preemptions. */
+export function exploreBounded(scn: Scenario, maxK: number, opts: ExploreOptions = {}): ExploreResult & { bound: number } {
+  let total = 0, steps = 0, t0 = Date.now(), last: ExploreResult | null = null;
+  for (let k = 0; k <= maxK; k++) {
+    const r = exploreDfs(scn, { ...opts, preemptionBound: k });
+    total += r.executions;
+    steps += r.steps;
+    last = r;
+    if (r.counterexample || (r.complete && r.maxDepth === 0)) return { ...r, executions: total, steps, bound: k, elapsedMs: Date.now() - t0 };
+  }
+  return { ...last!, executions: total, steps, bound: maxK, mode: `bounded(${maxK})`, elapsedMs: Date.now() - t0 };
+}
+
+/** A small, fast, seedable PRNG (mulberry32): the same seed gives the same runs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * PCT: each run gives the threads random distinct priorities and picks d-1 change points among the
+ * k steps (k learned from the first run); the highest-priority enabled thread always runs, and at a
+ * change point the running thread drops below every initial priority.
+ */
+export function explorePct(scn: Scenario, runs: number, seed: number, opts: ExploreOptions & { depth?: number } = {}): ExploreResult {
+  const t0 = Date.now();
+  const d = opts.depth ?? 3;
+  const rand = rng(seed);
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  let k = 0, steps = 0, executions = 0, deepest = 0;
+  for (let r = 0; r < runs; r++) {
+    const ex = new Execution(scn, opts);
+    const prio = new Map<number, number>();
+    const changes = new Set<number>();
+    for (let i = 0; i < d - 1 && k > 0; i++) changes.add(1 + Math.floor(rand() * k));
+    const enabledAt: number[][] = [];
+    let low = 0;
+    for (let depth = 0; depth < maxDepth; depth++) {
+      if (ex.failure) break;
+      const en = ex.enabled();
+      if (!en.length) break;
+      for (const t of en) if (!prio.has(t)) prio.set(t, 1000 + rand() * 1000);
+      let best = en[0];
+      for (const t of en) if (prio.get(t)! > prio.get(best)!) best = t;
+      if (changes.has(depth)) {
+        prio.set(best, -(++low));
+        best = en[0];
+        for (const t of en) if (prio.get(t)! > prio.get(best)!) best = t;
+      }
+      enabledAt.push(en);
+      ex.step(best);
+      steps++;
+      deepest = Math.max(deepest, depth + 1);
+    }
+    if (!ex.failure) ex.end();
+    executions++;
+    k = Math.max(k, ex.choices.length);
+    if (ex.failure) {
+      return { mode: `pct(d=${d}, seed=${seed})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: false, counterexample: { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) }, elapsedMs: Date.now() - t0 };
+    }
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
+  }
+  return { mode: `pct(d=${d}, seed=${seed})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: false, counterexample: null, elapsedMs: Date.now() - t0 };
+}
+
+/**
+ * Re-run one schedule exactly; after it ends, the remaining steps go to the thread that ran last
+ * (or the first enabled one), as the explorer's own continuation does.
+ */
+export function replay(scn: Scenario, schedule: string[], opts: ExecOptions = {}): { ex: Execution; diverged: string | null } {
+  const ex = new Execution(scn, { ...opts, trace: true });
+  let diverged: string | null = null;
+  for (let i = 0; i < schedule.length && !ex.failure; i++) {
+    const idx = ex.tasks.findIndex((t) => t.name === schedule[i]);
+    if (idx < 0 || !ex.enabled().includes(idx)) {
+      diverged = `step ${i}: thread ${schedule[i]} ${idx < 0 ? 'does not exist' : 'is not runnable'} here`;
+      break;
+    }
+    ex.step(idx);
+  }
+  if (!ex.failure && !diverged) {
+    for (let n = 0; n < DEFAULT_MAX_DEPTH && !ex.failure; n++) {
+      const en = ex.enabled();
+      if (!en.length) break;
+      const last = ex.choices.at(-1) ?? -1;
+      ex.step(en.includes(last) ? last : en[0]);
+    }
+    if (!ex.failure) ex.end();
+  }
+  return { ex, diverged };
+}

@@ -1,0 +1,41 @@
+// Named design variants ("mutants"): each is a small switch in the kernel model that brings back a
+// real bug from the series' review or from mainline history. The kernel code tests `k.mut(id)` at
+// the place the bug lived. Each has a race scenario that it fails and the real design passes.
+export interface Mutant {
+  id: string;
+  /** what the variant does differently */
+  description: string;
+  /** where the bug is documented */
+  source: string;
+  /** the invariant (or expectation) that catches it */
+  breaks: string;
+  /** the bundled scenario that shows it */
+  scenario: string;
+  /** the kernel the mutant is applied to, when not the default */
+  kernel?: string;
+}
+
+export const MUTANTS: Mutant[] = [
+  { id: 'M1', description: 'the fault handler skips the status re-check under memory_lock (checks only under the resv lock)', source: 'spec/series.md §4.2 step 6, §11.3 M1 (P4-08 design comment)', breaks: 'no-stale-pte', scenario: 'scenarios/races/fault-vs-perm-revoke.yaml' },
+  { id: 'M2', description: 'the fault handler reads priv->vdev with READ_ONCE and takes neither the resv lock nor a registration (RFC v2)', source: 'spec/series.md §4.2 "Historical variant", §9.1 item 5 ([RFC v2 PATCH 05/10], 2026-03-12)', breaks: 'lifetime', scenario: 'scenarios/races/fault-vs-close-unbind.yaml' },
+  { id: 'M3', description: 'a new DMABUF\'s initial status is computed before memory_lock is taken', source: 'spec/series.md §3.3 step 4, §9.1 item 3 (Alex Williamson, RFC v2, 2026-03-18)', breaks: 'decode-enabled', scenario: 'scenarios/races/export-vs-memory-disable.yaml' },
+  { id: 'M4', description: 'before the kref fix: revokes do not re-arm the kref, and device close drains every buffer again (double kref_put)', source: 'spec/series.md §5.5 "Bug history" ([AFIX], 2026-05-07)', breaks: 'lifetime', scenario: 'scenarios/races/close-after-disable.yaml' },
+  { id: 'M5', description: 'a revoke does not re-arm the kref and completion, so the next revoke underflows', source: 'spec/series.md §5.4 step 3 ([AFIX])', breaks: 'lifetime', scenario: 'scenarios/races/revoke-twice.yaml' },
+  { id: 'M7', description: 'PERM_REVOKED is not absorbing: a later un-revoke (memory re-enabled) makes the buffer accessible again', source: 'spec/series.md §5.4 step 1, §11.2 I3 (P3-8)', breaks: 'expect (a permanently revoked mapping must SIGBUS)', scenario: 'scenarios/races/perm-revoke-vs-reenable.yaml' },
+  { id: 'M9', description: 'find_pfn omits the VMA-bounds check for huge orders', source: 'spec/series.md §4.3 step 1, §9.4 item 24 (Pranjal Shrivastava, v3 7/9, 2026-06-12)', breaks: 'huge-aligned', scenario: 'scenarios/races/huge-fault-checks.yaml' },
+  { id: 'M10', description: 'find_pfn omits the PFN alignment check', source: 'spec/series.md §4.3 step 4, §9.4 item 24', breaks: 'huge-aligned', scenario: 'scenarios/races/huge-fault-checks.yaml' },
+  { id: 'M11', description: 'find_pfn accepts a huge page that starts in one range and ends in the next (straddle)', source: 'spec/series.md §4.3 Example C (P4-03 comment)', breaks: 'huge-aligned', scenario: 'scenarios/races/multirange-straddle.yaml' },
+  { id: 'M12', description: 'find_pfn does not subtract vma_pgoff_adjust, so the BAR offset of a BAR mmap is applied twice', source: 'spec/series.md §9.2 item 7 (Jason Gunthorpe, v1 3/9, 2026-04-30)', breaks: 'pfn-in-buffer, or expect (the BAR offset applied twice maps the wrong page, or none)', scenario: 'scenarios/races/huge-fault-checks.yaml' },
+  { id: 'M13', description: 'find_pfn refuses a VMA whose pgoff no longer equals the adjust, which a munmap split makes user-triggerable', source: 'spec/series.md §9.3 item 11 (Alex Williamson, v2 2/9, 2026-05-27)', breaks: 'expect (loads after a split must work)', scenario: 'scenarios/races/split-vs-fault.yaml' },
+  { id: 'M16', description: 'the PCIe FLR trigger resets the function without revoking first', source: 'spec/series.md §5.2 table, §11.3 M16 (P4-07 rationale)', breaks: 'decode-enabled', scenario: 'scenarios/races/load-vs-flr.yaml' },
+  { id: 'M19', description: 'MEMATTR rejects an unknown attribute with -EINVAL instead of -ENOENT', source: 'spec/series.md §6.4 (v2→v3 history)', breaks: 'expect (uAPI errno)', scenario: 'scenarios/races/memattr-vs-revoke.yaml' },
+  { id: 'M20', description: 'the REVOKE feature accepts a DMABUF of another device', source: 'spec/series.md §6.3 step 3 (P3-8)', breaks: 'expect (ENODEV for another device\'s buffer)', scenario: 'scenarios/races/revoke-other-device.yaml' },
+  { id: 'no-revoke-on-disable', description: 'clearing COMMAND.MEMORY neither zaps nor revokes (before the CVE-2020-12888 fix)', source: 'spec/mainline.md §2.10 (abafbc551fdd "vfio-pci: Invalidate mmaps and block MMIO access on disabled memory")', breaks: 'decode-enabled', scenario: 'scenarios/races/fault-vs-revoke.yaml' },
+  { id: 'no-zap', description: 'dma_buf_move revokes buffers but does not zap their user PTEs (the zap the series adds)', source: 'spec/series.md §5.4 step 3 (P4-05: revocation zaps user PTEs via unmap_mapping_range)', breaks: 'no-stale-pte', scenario: 'scenarios/races/fault-vs-revoke.yaml' },
+  { id: 'no-vfile', description: 'the BAR-mmap DMABUF does not take over the VMA\'s reference to the VFIO device file', source: 'spec/series.md §3.2 step 6 (P4-04), §11.2 I7', breaks: 'lifetime', scenario: 'scenarios/races/close-vs-fault.yaml' },
+];
+
+export const MUTANT_IDS = new Set(MUTANTS.map((m) => m.id));
+export function findMutant(id: string): Mutant | undefined {
+  return MUTANTS.find((m) => m.id.toLowerCase() === id.toLowerCase());
+}

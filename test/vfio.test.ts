@@ -1,0 +1,527 @@
+// vfio-pci through the API: device and region info (checked against notes/linux-6.12-observed.md for
+// the ivshmem profile), revocation by every trigger of spec/series.md §5.2, un-revoke, explicit DMABUF
+// revocation (§6.3), and the device-file lifetime of BAR mmaps (§3.2, §5.6, §5.7).
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createKernel, SignalError, SyscallError, encode, decode, uapi, mman, type SimKernel, type SimProcess } from '../src/index.ts';
+import * as R from '../src/uapi/pci_regs.ts';
+
+const KiB = 1024, MiB = 2 ** 20;
+const PAGE = 4 * KiB;
+const { PROT_READ, PROT_WRITE, MAP_SHARED } = mman;
+const RW = PROT_READ | PROT_WRITE;
+const IDX = (i: number) => i * 2 ** 40;
+const CFG = IDX(7);
+
+interface Env {
+  sim: SimKernel;
+  p: SimProcess;
+  fd: number;
+}
+function env(profile: string, extra: Record<string, unknown> = {}, kernel?: string): Env {
+  const sim = createKernel({ devices: [{ name: 'dev0', profile, ...extra }], kernel });
+  const p = sim.spawn();
+  const fd = p.open('/dev/vfio/devices/dev0');
+  return { sim, p, fd };
+}
+const vdevOf = (e: Env) => e.sim.k.vfio.get('dev0')!;
+function errnoOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof SyscallError) return e.errno;
+    throw e;
+  }
+  return 'no error';
+}
+function signalOf(f: () => unknown): string | null {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof SignalError) return e.signal;
+    throw e;
+  }
+  return null;
+}
+function lastFaults(sim: SimKernel): Array<[number, string]> {
+  return sim.k.sched.tasks.at(-1)!.faults.map((f) => [f.order, f.outcome]);
+}
+const invariantsBroken = (sim: SimKernel) => [...new Set(sim.violations.map((v) => v.invariant))].sort();
+
+function regionInfo(p: SimProcess, fd: number, index: number, argsz = uapi.vfio_region_info.size) {
+  const buf = encode(uapi.vfio_region_info, { argsz, index });
+  p.ioctl(fd, uapi.IOCTLS.VFIO_DEVICE_GET_REGION_INFO, buf);
+  const d = decode(uapi.vfio_region_info, buf);
+  return { argsz: Number(d.argsz), size: Number(d.size as bigint), offset: Number(d.offset as bigint), flags: Number(d.flags), cap_offset: Number(d.cap_offset) };
+}
+function cfgRead(e: Env, off: number, width: number): number {
+  const b = new Uint8Array(width);
+  assert.equal(e.p.pread(e.fd, b, CFG + off), width);
+  let v = 0;
+  for (let i = width - 1; i >= 0; i--) v = v * 256 + b[i];
+  return v;
+}
+function cfgWrite(e: Env, off: number, width: number, value: number): void {
+  const b = new Uint8Array(width);
+  for (let i = 0; i < width; i++) b[i] = (value >>> (8 * i)) & 0xff;
+  assert.equal(e.p.pwrite(e.fd, b, CFG + off), width);
+}
+/** Walk the capability list through the VFIO config region, as a VMM does. */
+function findCap(e: Env, id: number): number {
+  let p = cfgRead(e, R.PCI_CAPABILITY_LIST, 1);
+  for (let n = 0; p && n < 48; n++) {
+    if (cfgRead(e, p, 1) === id) return p;
+    p = cfgRead(e, p + 1, 1);
+  }
+  return 0;
+}
+function poke(e: Env, bar: number, off: number, value: bigint): void {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, value, true);
+  assert.equal(e.p.pwrite(e.fd, b, IDX(bar) + off), 8);
+}
+
+describe('VFIO_DEVICE_GET_INFO (observed on 6.12 with ivshmem)', () => {
+  const getInfo = (e: Env, argsz: number) => {
+    const buf = encode(uapi.vfio_device_info, { argsz });
+    e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_GET_INFO, buf);
+    return decode(uapi.vfio_device_info, buf);
+  };
+  test('behind a root port: flags 0x3 (PCI|RESET), 9 regions, 5 IRQs', () => {
+    const d = getInfo(env('ivshmem'), 24);
+    assert.equal(d.flags, 0x3);
+    assert.equal(d.num_regions, 9);
+    assert.equal(d.num_irqs, 5);
+  });
+  test('on the root bus (no reset method): flags 0x2', () => {
+    assert.equal(getInfo(env('ivshmem', { bus: 'root' }), 24).flags, 0x2);
+  });
+  test('argsz 8 (below minsz 16) is EINVAL', () => {
+    const e = env('ivshmem');
+    assert.equal(errnoOf(() => e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_GET_INFO, encode(uapi.vfio_device_info, { argsz: 8 }))), 'EINVAL');
+  });
+});
+
+describe('VFIO_DEVICE_GET_REGION_INFO (observed on 6.12 with ivshmem)', () => {
+  test('BAR0: size 0x100, offset 0, flags 0x7, argsz 32', () => {
+    const e = env('ivshmem');
+    assert.deepEqual(regionInfo(e.p, e.fd, 0), { argsz: 32, size: 0x100, offset: 0, flags: 0x7, cap_offset: 0 });
+  });
+  test('BAR2: size 0x80000000, offset 0x20000000000, flags 0x7, no caps', () => {
+    const e = env('ivshmem');
+    assert.deepEqual(regionInfo(e.p, e.fd, 2), { argsz: 32, size: 0x8000_0000, offset: 0x200_0000_0000, flags: 0x7, cap_offset: 0 });
+  });
+  test('BAR1, BAR3 (upper half of the 64-bit BAR2), BAR4, BAR5: size 0, offset idx<<40, flags 0', () => {
+    const e = env('ivshmem');
+    for (const i of [1, 3, 4, 5]) {
+      const r = regionInfo(e.p, e.fd, i);
+      assert.equal(r.size, 0, `index ${i}`);
+      assert.equal(r.flags, 0, `index ${i}`);
+      assert.equal(r.offset, IDX(i), `index ${i}`);
+    }
+  });
+  test('ROM (device has none): size 0, flags 0', () => {
+    const e = env('ivshmem');
+    const r = regionInfo(e.p, e.fd, 6);
+    assert.equal(r.size, 0);
+    assert.equal(r.flags, 0);
+  });
+  test('config of a non-PCIe device: size 0x100, offset 0x70000000000, flags 0x3', () => {
+    const e = env('ivshmem');
+    const r = regionInfo(e.p, e.fd, 7);
+    assert.deepEqual([r.size, r.offset, r.flags], [0x100, 0x700_0000_0000, 0x3]);
+    // and a PCIe device has 4 KiB of config space (spec/mainline.md §1.4: pdev->cfg_size)
+    const h = env('h100');
+    assert.equal(regionInfo(h.p, h.fd, 7).size, 0x1000);
+  });
+  test('VGA (non-VGA device) and index 9 are EINVAL; argsz 8 is EINVAL', () => {
+    const e = env('ivshmem');
+    assert.equal(errnoOf(() => regionInfo(e.p, e.fd, 8)), 'EINVAL');
+    assert.equal(errnoOf(() => regionInfo(e.p, e.fd, 9)), 'EINVAL');
+    assert.equal(errnoOf(() => regionInfo(e.p, e.fd, 2, 8)), 'EINVAL');
+  });
+  test('a BAR holding the MSI-X table advertises MSIX_MAPPABLE (CAPS) and stays mmap-able (spec/mainline.md §1.4, §2.8)', () => {
+    const e = env('h100');
+    const r = regionInfo(e.p, e.fd, 0);
+    assert.equal(r.flags & 0x7, 0x7);
+    assert.equal(r.flags & uapi.VFIO_REGION_INFO_FLAG_CAPS, uapi.VFIO_REGION_INFO_FLAG_CAPS);
+    // the 8-byte capability header does not fit in 32 bytes: argsz is raised to what is needed, no cap_offset
+    assert.equal(r.argsz, 32 + uapi.vfio_info_cap_header.size);
+    assert.equal(r.cap_offset, 0);
+    const big = new Uint8Array(40);
+    big.set(encode(uapi.vfio_region_info, { argsz: 40, index: 0 }));
+    e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_GET_REGION_INFO, big);
+    assert.equal(Number(decode(uapi.vfio_region_info, big).cap_offset), 32);
+    assert.equal(Number(decode(uapi.vfio_info_cap_header, big, 32).id), uapi.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE);
+    assert.ok(e.p.mmap(0, 16 * MiB, RW, MAP_SHARED, e.fd, r.offset) > 0, 'the whole BAR, MSI-X table included');
+  });
+});
+
+describe('VFIO_DEVICE_GET_IRQ_INFO (observed on 6.12 with ivshmem)', () => {
+  test('INTx 0x7 / MSI 0x9 / MSI-X 0x9 / ERR EINVAL (not PCIe) / REQ count 1 0x9 / index 5 EINVAL', () => {
+    const e = env('ivshmem');
+    const irq = (index: number) => {
+      const buf = encode(uapi.vfio_irq_info, { argsz: 16, index });
+      e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_GET_IRQ_INFO, buf);
+      const d = decode(uapi.vfio_irq_info, buf);
+      return [Number(d.count), Number(d.flags)];
+    };
+    assert.deepEqual(irq(0), [0, 0x7]);
+    assert.deepEqual(irq(1), [0, 0x9]);
+    assert.deepEqual(irq(2), [0, 0x9]);
+    assert.equal(errnoOf(() => irq(3)), 'EINVAL');
+    assert.deepEqual(irq(4), [1, 0x9]);
+    assert.equal(errnoOf(() => irq(5)), 'EINVAL');
+  });
+});
+
+describe('pread/pwrite on regions (observed on 6.12 with ivshmem)', () => {
+  test('BAR, config and absent regions: lengths, short reads and errnos', () => {
+    const e = env('ivshmem');
+    const rd = (off: number, n: number) => e.p.pread(e.fd, new Uint8Array(n), off);
+    assert.equal(rd(IDX(0) + 0xfc, 4), 4);
+    assert.equal(errnoOf(() => rd(IDX(0) + 0x100, 4)), 'EINVAL', 'past the end of BAR0');
+    assert.equal(rd(IDX(0) + 0xfc, 8), 4, 'straddling the end: a short read');
+    for (const i of [1, 6, 8, 9]) assert.equal(errnoOf(() => rd(IDX(i), 4)), 'EINVAL', `index ${i}`);
+    assert.equal(rd(IDX(2) + 0x8000_0000 - 4, 8), 4);
+    assert.equal(errnoOf(() => rd(IDX(2) + 0x8000_0000, 8)), 'EINVAL');
+    assert.equal(rd(CFG + 0xfc, 4), 4);
+    assert.equal(rd(CFG, 8), 8);
+    assert.equal(errnoOf(() => rd(CFG + 0x100, 4)), 'EFAULT', 'past the 256-byte config space');
+    const vendor = cfgRead(e, 0, 2), device = cfgRead(e, 2, 2);
+    assert.deepEqual([vendor, device], [0x1af4, 0x1110]);
+  });
+
+  test('BAR2 pread and pwrite while COMMAND.MEMORY is clear are EIO', () => {
+    const e = env('ivshmem');
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(errnoOf(() => e.p.pread(e.fd, new Uint8Array(4), IDX(2))), 'EIO');
+    assert.equal(errnoOf(() => e.p.pwrite(e.fd, new Uint8Array(4), IDX(2))), 'EIO');
+  });
+});
+
+// ---- revocation: spec/series.md §5.2 triggers, §5.4 state machine, §4.2 fault path ----
+
+/** h100 BAR0 (16 MiB) mapped 2 MiB at BAR offset 0: the one shape v4's [0, size) zap fully covers. */
+function mappedBar0(kernel?: string) {
+  const e = env('h100', {}, kernel);
+  const va = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, e.fd, IDX(0));
+  e.p.store(va + 0x1000, 4, 0xdeadbeef);
+  assert.equal(e.p.proc.mm.pt.lookup(va)!.order, 9);
+  return { e, va };
+}
+
+describe('revocation and un-revocation of a BAR mmap', () => {
+  test('COMMAND.MEMORY cleared: entries zapped, load SIGBUS at the huge order; set again: re-faults and reads the old value', () => {
+    const { e, va } = mappedBar0();
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(e.p.proc.mm.pt.lookup(va), null, 'the PMD is zapped by the revoke');
+    assert.equal(signalOf(() => e.p.load(va + 0x1000, 4)), 'SIGBUS');
+    assert.deepEqual(lastFaults(e.sim), [[9, 'SIGBUS']], 'observed: 9 → SIGBUS, no fallback to order 0');
+    assert.equal(signalOf(() => e.p.store(va + 0x1000, 4, 1)), 'SIGBUS');
+    assert.equal(cfgRead(e, R.PCI_COMMAND, 2) & R.PCI_COMMAND_MEMORY, 0);
+    // a new mapping while memory is disabled succeeds; its first touch SIGBUSes (observed; series §3.1)
+    const va2 = e.p.mmap(0, PAGE, RW, MAP_SHARED, e.fd, IDX(0) + 4 * MiB);
+    assert.equal(signalOf(() => e.p.load(va2, 4)), 'SIGBUS');
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.equal(e.p.load(va + 0x1000, 4), 0xdeadbeefn);
+    assert.deepEqual(lastFaults(e.sim).at(-1), [9, 'NOPAGE'], 'observed: re-inserted at the huge order');
+    assert.equal(e.p.load(va2, 4), 0n, 'the mapping made while disabled works after un-revoke');
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('PM_CTRL → D3hot revokes (SIGBUS); back to D0 un-revokes', () => {
+    const { e, va } = mappedBar0();
+    const pm = findCap(e, R.PCI_CAP_ID_PM);
+    assert.ok(pm, 'the h100 profile has a PM capability');
+    const ctrl = cfgRead(e, pm + R.PCI_PM_CTRL, 2);
+    cfgWrite(e, pm + R.PCI_PM_CTRL, 2, (ctrl & ~R.PCI_PM_CTRL_STATE_MASK) | R.PCI_D3hot);
+    assert.equal(cfgRead(e, pm + R.PCI_PM_CTRL, 2) & R.PCI_PM_CTRL_STATE_MASK, R.PCI_D3hot);
+    assert.equal(e.p.proc.mm.pt.lookup(va), null);
+    assert.equal(signalOf(() => e.p.load(va + 0x1000, 4)), 'SIGBUS');
+    cfgWrite(e, pm + R.PCI_PM_CTRL, 2, ctrl & ~R.PCI_PM_CTRL_STATE_MASK);
+    assert.equal(e.p.load(va + 0x1000, 4), 0xdeadbeefn);
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('PCIe DEVCTL "initiate FLR": revoke, reset, un-revoke; the next access re-faults transparently', () => {
+    const { e, va } = mappedBar0();
+    const exp = findCap(e, R.PCI_CAP_ID_EXP);
+    assert.ok(exp);
+    const devctl = cfgRead(e, exp + R.PCI_EXP_DEVCTL, 2);
+    cfgWrite(e, exp + R.PCI_EXP_DEVCTL, 2, devctl | R.PCI_EXP_DEVCTL_BCR_FLR);
+    assert.equal(cfgRead(e, exp + R.PCI_EXP_DEVCTL, 2) & R.PCI_EXP_DEVCTL_BCR_FLR, 0, 'the FLR bit always reads 0');
+    assert.equal(e.p.proc.mm.pt.lookup(va), null, 'zapped by the revoke');
+    assert.equal(signalOf(() => e.p.load(va + 0x1000, 4)), null, 'memory is enabled again after the FLR');
+    assert.deepEqual(lastFaults(e.sim).at(-1), [9, 'NOPAGE']);
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('VFIO_DEVICE_RESET while mapped (ivshmem behind a root port, observed): OK; zapped; the load re-faults and works', () => {
+    const e = env('ivshmem');
+    const va = e.p.mmap(0, PAGE, RW, MAP_SHARED, e.fd, IDX(0));
+    e.p.store(va + 0x10, 4, 0x1234);
+    e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_RESET);
+    assert.equal(e.p.proc.mm.pt.lookup(va), null);
+    assert.equal(e.p.load(va + 0x10, 4), 0x1234n);
+    assert.deepEqual(lastFaults(e.sim).at(-1), [0, 'NOPAGE']);
+    assert.equal(cfgRead(e, R.PCI_COMMAND, 2) & R.PCI_COMMAND_MEMORY, R.PCI_COMMAND_MEMORY, 'memory decode is back after the reset');
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('VFIO_DEVICE_RESET on the root bus (no reset method) is EINVAL', () => {
+    const e = env('ivshmem', { bus: 'root' });
+    assert.equal(errnoOf(() => e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_RESET)), 'EINVAL');
+  });
+
+  test('a disable that finds memory already disabled revokes again without harm; enable never zaps', () => {
+    const { e, va } = mappedBar0();
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(signalOf(() => e.p.load(va, 4)), 'SIGBUS');
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.equal(e.p.load(va + 0x1000, 4), 0xdeadbeefn);
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.ok(e.p.proc.mm.pt.lookup(va), 'writing COMMAND with MEMORY set does not zap');
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  // spec/series.md §5.4 (analyst observation §9.7 item 33, "corrected after checking the patch text"):
+  // v4 zaps DMABUF-file offsets [0, size) while a BAR mmap VMA keeps the region index in vm_pgoff, so
+  // entries of a BAR >= 1 mapping, and of a BAR0 mapping past the first `size` pages of pgoff, survive a
+  // temporary revocation. New faults still SIGBUS. The no-stale-pte and decode-enabled invariants must
+  // report it. The pre-series kernel (v7.1) zapped the device inode and SIGBUSes, as 6.12 was observed to.
+  test('series-v4: an already-faulted BAR2 PMD survives COMMAND clear (§5.4) and the invariants report it', () => {
+    const e = env('ivshmem');
+    const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(2) + 2 * MiB);
+    e.p.store(va + 8, 8, 0x0123_4567_89ab_cdefn);
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.ok(e.p.proc.mm.pt.lookup(va), 'the [0, size) DMABUF zap does not reach a VMA with vm_pgoff = 2<<28 | 0x200');
+    assert.equal(signalOf(() => e.p.load(va + 8, 8)), null, 'the stale PMD is still usable (no fault is taken)');
+    assert.equal(signalOf(() => e.p.load(va + 2 * MiB, 8)), 'SIGBUS', 'a fresh fault in the same mapping SIGBUSes');
+    const broken = invariantsBroken(e.sim);
+    assert.ok(broken.includes('no-stale-pte'), `no-stale-pte reported (got ${broken.join(', ')})`);
+    assert.ok(broken.includes('decode-enabled'), `decode-enabled reported (got ${broken.join(', ')})`);
+  });
+
+  test('series-v4: BAR0 mapped at a 2 MiB offset is zapped only where pgoff < size (§5.4)', () => {
+    const e = env('h100');
+    // size 4 MiB = 1024 pages, vm_pgoff 512..1535: pages 512..1023 (the first 2 MiB of the VMA) are zapped
+    const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(0) + 2 * MiB);
+    e.p.load(va, 4);
+    e.p.load(va + 2 * MiB, 4);
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(e.p.proc.mm.pt.lookup(va), null);
+    assert.ok(e.p.proc.mm.pt.lookup(va + 2 * MiB), 'the second 2 MiB lies past pgoff size/PAGE_SIZE and is not zapped');
+    assert.equal(signalOf(() => e.p.load(va, 4)), 'SIGBUS');
+    assert.ok(invariantsBroken(e.sim).includes('no-stale-pte'));
+  });
+
+  test('v7.1 (before the series): the inode zap covers every BAR; a BAR2 PMD load SIGBUSes, re-enable brings it back (observed on 6.12)', () => {
+    const e = env('ivshmem', {}, 'v7.1');
+    const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(2) + 2 * MiB);
+    e.p.store(va + 8, 8, 0x0123_4567_89ab_cdefn);
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(e.p.proc.mm.pt.lookup(va), null);
+    assert.equal(signalOf(() => e.p.load(va + 8, 8)), 'SIGBUS');
+    assert.deepEqual(lastFaults(e.sim), [[9, 'SIGBUS']]);
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.equal(e.p.load(va + 8, 8), 0x0123_4567_89ab_cdefn);
+    assert.deepEqual(lastFaults(e.sim), [[9, 'NOPAGE']]);
+    e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_RESET);
+    assert.equal(e.p.proc.mm.pt.lookup(va), null, 'observed: the reset zapped the map');
+    assert.equal(e.p.load(va + 8, 8), 0x0123_4567_89ab_cdefn);
+    assert.deepEqual(lastFaults(e.sim), [[9, 'NOPAGE']]);
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+});
+
+// ---- explicit DMABUFs: spec/series.md §6.1-6.3, §3.4 ----
+
+function exportDmaBuf(e: Env, region: number, ranges: Array<[number, number]>): number {
+  const hdr = uapi.vfio_device_feature.size, fh = uapi.vfio_device_feature_dma_buf.size, rs = uapi.vfio_region_dma_range.size;
+  const buf = new Uint8Array(hdr + fh + rs * ranges.length);
+  buf.set(encode(uapi.vfio_device_feature, { argsz: buf.length, flags: uapi.VFIO_DEVICE_FEATURE_GET | uapi.FEATURES.DMA_BUF }), 0);
+  buf.set(encode(uapi.vfio_device_feature_dma_buf, { region_index: region, open_flags: mman.O_RDWR, flags: 0, nr_ranges: ranges.length }), hdr);
+  ranges.forEach(([offset, length], i) => buf.set(encode(uapi.vfio_region_dma_range, { offset: BigInt(offset), length: BigInt(length) }), hdr + fh + rs * i));
+  return e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_FEATURE, buf);
+}
+function revokeDmaBuf(e: Env, dmabufFd: number): void {
+  const hdr = uapi.vfio_device_feature.size;
+  const buf = new Uint8Array(hdr + uapi.vfio_device_feature_dma_buf_revoke.size);
+  buf.set(encode(uapi.vfio_device_feature, { argsz: buf.length, flags: uapi.VFIO_DEVICE_FEATURE_SET | uapi.FEATURES.DMA_BUF_REVOKE }), 0);
+  buf.set(encode(uapi.vfio_device_feature_dma_buf_revoke, { dmabuf_fd: dmabufFd }), hdr);
+  e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_FEATURE, buf);
+}
+
+describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () => {
+  test('revoke: its mappings SIGBUS, a second revoke is EBADFD, mmap is ENODEV, and it never comes back; the device-fd mapping keeps working', () => {
+    const e = env('h100');
+    poke(e, 2, 0x1000, 0xabcdn);
+    const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
+    const m = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0);
+    assert.equal(e.p.load(m + 0x1000, 8), 0xabcdn);
+    const dev = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, e.fd, IDX(2));
+    assert.equal(e.p.load(dev + 0x1000, 8), 0xabcdn);
+    revokeDmaBuf(e, dbuf);
+    assert.equal(e.p.proc.mm.pt.lookup(m), null, 'the DMABUF-fd mapping (plain offsets) is zapped');
+    assert.equal(signalOf(() => e.p.load(m + 0x1000, 8)), 'SIGBUS');
+    assert.equal(e.p.load(dev + 0x1000, 8), 0xabcdn, 'revocation is per buffer');
+    assert.equal(errnoOf(() => revokeDmaBuf(e, dbuf)), 'EBADFD');
+    assert.equal(errnoOf(() => e.p.mmap(0, PAGE, RW, MAP_SHARED, dbuf, 0)), 'ENODEV');
+    // PERM is absorbing: a memory disable/enable cycle un-revokes everything else but not this buffer
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.equal(signalOf(() => e.p.load(m + 0x1000, 8)), 'SIGBUS');
+    // a new buffer over the same range works
+    const again = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
+    const m2 = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, again, 0);
+    assert.equal(e.p.load(m2 + 0x1000, 8), 0xabcdn);
+    assert.equal(errnoOf(() => revokeDmaBuf(e, 0)), 'EBADF', 'not an open fd');
+    assert.equal(errnoOf(() => revokeDmaBuf(e, e.fd)), 'EINVAL', 'an fd that is not a DMABUF');
+  });
+
+  test('a multi-range DMABUF maps its ranges back to back; a non-zero mmap offset starts in range 1 (§10 step 10)', () => {
+    const e = env('h100');
+    poke(e, 2, 0, 0xa0n);
+    poke(e, 2, 7 * PAGE, 0xb0n);
+    poke(e, 2, 8 * PAGE, 0xb1n);
+    const dbuf = exportDmaBuf(e, 2, [[0, 2 * PAGE], [7 * PAGE, 4 * PAGE]]);
+    const m = e.p.mmap(0, 6 * PAGE, RW, MAP_SHARED, dbuf, 0);
+    assert.equal(e.p.load(m, 8), 0xa0n);
+    assert.equal(e.p.load(m + 2 * PAGE, 8), 0xb0n);
+    assert.equal(e.p.load(m + 3 * PAGE, 8), 0xb1n);
+    const m1 = e.p.mmap(0, 4 * PAGE, RW, MAP_SHARED, dbuf, 2 * PAGE);
+    assert.equal(e.p.load(m1, 8), 0xb0n);
+    assert.equal(errnoOf(() => e.p.mmap(0, 7 * PAGE, RW, MAP_SHARED, dbuf, 0)), 'EINVAL', 'one page more than the buffer');
+    assert.equal(errnoOf(() => e.p.mmap(0, 6 * PAGE, RW, MAP_SHARED, dbuf, PAGE)), 'EINVAL', 'offset one page in with the full length');
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('revoking a buffer that is already TEMP_REVOKED makes it PERM: re-enabling memory does not bring it back (§6.3 step 4, §5.4)', () => {
+    const e = env('h100');
+    const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
+    const m = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0);
+    e.p.load(m, 4);
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    revokeDmaBuf(e, dbuf);
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.equal(signalOf(() => e.p.load(m, 4)), 'SIGBUS');
+    assert.equal(errnoOf(() => revokeDmaBuf(e, dbuf)), 'EBADFD');
+    assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('revoking a buffer of another device is ENODEV (§6.3 step 3)', () => {
+    const sim = createKernel({ devices: [{ name: 'dev0', profile: 'h100' }, { name: 'dev1', profile: 'h100' }] });
+    const p = sim.spawn();
+    const a: Env = { sim, p, fd: p.open('/dev/vfio/devices/dev0') };
+    const b: Env = { sim, p, fd: p.open('/dev/vfio/devices/dev1') };
+    const dbuf = exportDmaBuf(a, 2, [[0, PAGE]]);
+    assert.equal(errnoOf(() => revokeDmaBuf(b, dbuf)), 'ENODEV');
+    revokeDmaBuf(a, dbuf);
+  });
+
+  test('MEMATTR WC applies to later mmaps only; an unknown attribute is ENOENT; GET is EINVAL (§6.4)', () => {
+    const e = env('h100');
+    const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
+    const memattr = (flags: number, value: number) => {
+      const hdr = uapi.vfio_device_feature.size;
+      const buf = new Uint8Array(hdr + uapi.vfio_device_feature_dma_buf_memattr.size);
+      buf.set(encode(uapi.vfio_device_feature, { argsz: buf.length, flags: flags | uapi.FEATURES.DMA_BUF_MEMATTR }), 0);
+      buf.set(encode(uapi.vfio_device_feature_dma_buf_memattr, { dmabuf_fd: dbuf, memattr: value }), hdr);
+      return e.p.ioctl(e.fd, uapi.IOCTLS.VFIO_DEVICE_FEATURE, buf);
+    };
+    const before = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0);
+    memattr(uapi.VFIO_DEVICE_FEATURE_SET, uapi.VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_WC);
+    const after = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0);
+    e.p.load(before, 4);
+    e.p.load(after, 4);
+    assert.equal(e.p.proc.mm.pt.lookup(before)!.cache, 'UC', 'existing VMAs keep their protection');
+    assert.equal(e.p.proc.mm.pt.lookup(after)!.cache, 'WC');
+    assert.equal(errnoOf(() => memattr(uapi.VFIO_DEVICE_FEATURE_SET, 7)), 'ENOENT');
+    assert.equal(errnoOf(() => memattr(uapi.VFIO_DEVICE_FEATURE_GET, 0)), 'EINVAL');
+  });
+
+  test('mmap of an exported DMABUF while memory is disabled (TEMP_REVOKED) is ENODEV (§3.4 step 1)', () => {
+    const e = env('h100');
+    const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(errnoOf(() => e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0)), 'ENODEV');
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.ok(e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0) > 0, 'after un-revoke it maps');
+  });
+});
+
+describe('device-file lifetime of BAR mmaps (spec/series.md §3.2, §5.6, §5.7)', () => {
+  test('closing the device fd while mapped keeps loads working until munmap; then the device is closed', () => {
+    const e = env('ivshmem');
+    const vdev = vdevOf(e);
+    assert.equal(vdev.vfio.refcount, 2, 'registered (1) + the open device file (1)');
+    const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(2));
+    e.p.store(va + 0x10, 8, 0x55aa_55aa_55aa_55aan);
+    assert.equal(vdev.vfio.refcount, 3, 'the BAR-mmap DMABUF holds one registration');
+    const va2 = e.p.mmap(0, PAGE, RW, MAP_SHARED, e.fd, IDX(0));
+    assert.equal(vdev.vfio.refcount, 4, 'each mmap() creates its own DMABUF');
+    e.p.close(e.fd);
+    assert.equal(vdev.vfio.open_count, 1, 'the VMAs hold the device file: close_device has not run');
+    assert.equal(e.p.load(va + 0x10, 8), 0x55aa_55aa_55aa_55aan, 'through the existing entry');
+    assert.equal(e.p.load(va + 3 * MiB, 8), 0n, 'a never-touched page still faults in (observed)');
+    assert.deepEqual(lastFaults(e.sim).at(-1), [9, 'NOPAGE']);
+    assert.equal(e.p.load(va2, 4), 0n);
+    e.p.munmap(va, 4 * MiB);
+    assert.equal(vdev.vfio.open_count, 1, 'the second mapping still holds the device open');
+    assert.equal(e.p.load(va2, 4), 0n);
+    e.p.munmap(va2, PAGE);
+    assert.equal(vdev.vfio.open_count, 0, 'the last munmap closed the device');
+    assert.equal(vdev.vfio.refcount, 1, 'final registration count back to 1');
+    assert.equal(vdev.dmabufs.length, 0);
+    assert.equal(e.sim.k.dmabufs.size, 0);
+    assert.deepEqual(e.sim.checkNoLeak(), []);
+    // the device can be opened again (observed: GET_DEVICE_FD again OK)
+    const fd2 = e.p.open('/dev/vfio/devices/dev0');
+    assert.equal(regionInfo(e.p, fd2, 2).size, 0x8000_0000);
+  });
+
+  test('after fork the child\'s copy of a BAR mmap is revoked with the parent\'s, and keeps the device open on its own', () => {
+    const e = env('h100');
+    const vdev = vdevOf(e);
+    const va = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, e.fd, IDX(0));
+    e.p.store(va, 4, 0x42);
+    const child = e.p.fork();
+    assert.ok(child.proc.mm.pt.lookup(va));
+    // the zap of the buffer's file reaches every VMA of it, in every process (§5.4 step 3)
+    cfgWrite(e, R.PCI_COMMAND, 2, 0);
+    assert.equal(child.proc.mm.pt.lookup(va), null);
+    assert.equal(signalOf(() => child.load(va, 4)), 'SIGBUS');
+    cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
+    assert.equal(child.load(va, 4), 0x42n);
+    // the parent lets go of everything; the child's VMA (a duplicate holding the buffer's file) keeps the device open
+    e.p.munmap(va, 2 * MiB);
+    e.p.close(e.fd);
+    assert.equal(vdev.vfio.open_count, 1);
+    assert.equal(child.load(va, 4), 0x42n);
+    child.close(e.fd); // the child's copy of the fd
+    assert.equal(vdev.vfio.open_count, 1);
+    child.munmap(va, 2 * MiB);
+    assert.equal(vdev.vfio.open_count, 0);
+    assert.equal(vdev.vfio.refcount, 1);
+    assert.deepEqual(e.sim.checkNoLeak(), []);
+  });
+
+  test('an exported DMABUF does not hold the device: closing the device cleans it up, its mapping SIGBUSes and mmap is ENODEV', () => {
+    const e = env('h100');
+    const vdev = vdevOf(e);
+    const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
+    const m = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0);
+    e.p.store(m, 4, 7);
+    e.p.close(e.fd);
+    assert.equal(vdev.vfio.open_count, 0, 'close_device ran');
+    assert.equal(e.p.proc.mm.pt.lookup(m), null, 'cleanup revoked and zapped the buffer');
+    assert.equal(signalOf(() => e.p.load(m, 4)), 'SIGBUS');
+    assert.equal(errnoOf(() => e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0)), 'ENODEV');
+    e.p.munmap(m, 2 * MiB);
+    e.p.close(dbuf);
+    assert.equal(vdev.vfio.refcount, 1);
+    assert.deepEqual(e.sim.checkNoLeak(), []);
+  });
+});
