@@ -88,7 +88,7 @@ describe('parseScenario errors name file, line and field', () => {
   // DESIGN.md §3: the message names file, line and field. For an unknown key the field is the key and
   // its line is the key's own line; the loader points at the enclosing map instead (zod reports
   // unrecognized keys at the object's path). Same line for flow maps, so only block maps show it.
-  test('an unknown key in a multi-line map is reported at the key\'s own line, naming it as the field', { todo: 'model bug: an unknown key is reported at the line and path of the enclosing map (devices.0 at line 3, threads.main.1.mmap at line 7, top level at line 1 with an empty field), not at the key (DESIGN.md §3)' }, () => {
+  test('an unknown key in a multi-line map is reported at the key\'s own line, naming it as the field', () => {
     const dev = 'name: x\ndevices:\n  - name: gpu0\n    profile: h100\n    colour: blue\nthreads:\n  main: []\n';
     const e = parseError(dev, 'dev.yaml');
     assert.equal(e.line, 5);

@@ -28,9 +28,10 @@ export function checkInvariants(k: Kernel): void {
       for (const e of vma.mm.pt.entries(vma.vm_start, vma.vm_end))
         k.violation('no-stale-pte', `mm${vma.mm.id} va ${hex(e.va)} -> pfn ${hex(e.pfn)} (order ${e.order}) survives the revocation of ${priv.dmabuf.path()} (dmabuf${priv.dmabuf.id}, ${STATUS_NAME[priv.status]})`);
   }
-  // no-stale-pte (b): with a device's memory disabled and no transition under way, nothing maps its BARs
+  // no-stale-pte (b): with a device's memory disabled (or runtime-PM engaged) and no transition
+  // under way, nothing maps its BARs
   for (const vdev of k.vfio.values()) {
-    if (vdev.memoryEnabled() || vdev.memory_lock.writer) continue;
+    if ((vdev.memoryEnabled() && !vdev.pm_runtime_engaged) || vdev.memory_lock.writer) continue;
     for (const p of k.procs)
       for (const e of p.mm.pt.entries()) {
         const hit = k.pci.resolve(e.pfn * PAGE_SIZE);

@@ -73,8 +73,11 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     if (!r.success) {
       const iss = r.error.issues[0];
       const sub = iss.path.map((x) => (typeof x === 'symbol' ? String(x) : x));
-      const keys = iss.code === 'unrecognized_keys' ? ` (${(iss as { keys: string[] }).keys.join(', ')})` : '';
-      fail([...path, ...sub], iss.message + keys);
+      if (iss.code === 'unrecognized_keys') {
+        const keys = (iss as { keys: string[] }).keys;
+        fail([...path, ...sub, keys[0]], `unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}`);
+      }
+      fail([...path, ...sub], iss.message);
     }
     return r.data as z.infer<S>;
   };

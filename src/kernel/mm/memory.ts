@@ -87,7 +87,9 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   const mm = vma.mm;
   const ops = vma.vm_ops;
   if (!ops) return VM_FAULT_SIGBUS; // only VM_PFNMAP file mappings are modelled
-  const thp = k.config.thp !== 'never' && ops.huge_fault;
+  // Huge PFN-map faults need THP "always": with "madvise" a VMA needs VM_HUGEPAGE, which vfio-pci
+  // never sets (spec/mainline.md §5.2); with "never" there are none.
+  const thp = k.config.thp === 'always' && ops.huge_fault;
   yield ev('pud_none', mm.ptG(vmf.address), 'r');
   if (thp && k.config.ARCH_SUPPORTS_PUD_PFNMAP && mm.pt.pudNone(vmf.address)) {
     const r = yield* ops.huge_fault!(vmf, PUD_ORDER);

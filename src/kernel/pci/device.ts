@@ -226,8 +226,11 @@ export class PciBus {
   cpuAccess(pa: number, width: number, write: boolean, value: bigint, what: string): bigint {
     const hit = this.resolve(pa);
     if (!hit) {
-      this.k.violation('pfn-in-buffer', `${what}: physical 0x${pa.toString(16)} is in no BAR`);
-      return (1n << BigInt(8 * width)) - 1n;
+      // the rest of a sub-page BAR's page is reserved ("vfio sub-page reserved"): nothing answers
+      const page = pa - (pa % PAGE_SIZE);
+      if (!this.resolve(page) && !this.devs.some((d) => d.bars.some((b) => b.start >= page && b.start < page + PAGE_SIZE)))
+        this.k.violation('pfn-in-buffer', `${what}: physical 0x${pa.toString(16)} is in no BAR`);
+      return write ? 0n : (1n << BigInt(8 * width)) - 1n;
     }
     if (!hit.dev.decodes()) {
       const why = hit.dev.inReset ? 'in reset' : hit.dev.power !== R.PCI_D0 ? `in D${hit.dev.power === 3 ? '3hot' : hit.dev.power}` : 'COMMAND.MEMORY is clear';

@@ -155,7 +155,8 @@ export abstract class LockBase {
 /**
  * A reader-writer semaphore with the kernel's writer preference: once a writer waits, new readers
  * queue behind it (the property behind the v5 mmap_lock/memory_lock deadlock). Release hands the
- * lock to the head of the queue: one writer, or every reader ahead of the first writer.
+ * lock to the head of the queue: a writer, or, if a reader heads it, every queued reader
+ * (rwsem_mark_wake wakes readers past waiting writers).
  */
 export class RwSem extends LockBase {
   readers = new Set<Task>();
@@ -229,11 +230,11 @@ export class RwSem extends LockBase {
       this.sched.wake(head.t);
       return;
     }
-    while (this.waiters.length && this.waiters[0].mode === 'r') {
-      const w = this.waiters.shift()!;
+    for (const w of this.waiters.filter((x) => x.mode === 'r')) {
       this.grant(w.t, 'r');
       this.sched.wake(w.t);
     }
+    this.waiters = this.waiters.filter((x) => x.mode === 'w');
   }
 
   heldBy(t: Task, mode?: 'r' | 'w'): boolean {
@@ -277,7 +278,7 @@ export class Mutex extends LockBase {
   }
 }
 
-/** struct completion: complete() lets every present and future waiter through until reinit. */
+/** struct completion: each complete() lets one waiter (present or future) through; reinit resets. */
 export class Completion {
   done = 0;
   waiters: Task[] = [];

@@ -39,7 +39,12 @@ export function* vfio_pci_config_rw(k: Kernel, vdev: VfioPciCoreDevice, buf: Uin
 
 function* configRead(vdev: VfioPciCoreDevice, off: number, w: number): KGen<number> {
   yield ev('vconfig_read', vdev.stateKey, 'r');
-  return rd(vdev.vconfig, off, w);
+  const bytes = vdev.vconfig.slice(off, off + w);
+  // the PM_CTRL power-state bits are the device's own (a reset moves it to D0 behind vconfig)
+  const pm = vdev.pdev.capOffset(R.PCI_CAP_ID_PM);
+  const at = pm + R.PCI_PM_CTRL - off;
+  if (pm && at >= 0 && at < w) bytes[at] = (bytes[at] & ~R.PCI_PM_CTRL_STATE_MASK) | vdev.pdev.power;
+  return rd(bytes, 0, w);
 }
 
 /** Which emulated register a byte belongs to. */

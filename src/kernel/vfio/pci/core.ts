@@ -7,7 +7,7 @@ import type { File } from '../../fs/file.ts';
 import { insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
-import { VfioDevice, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
+import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
 import {
   Status, findPfn, vfio_pci_core_feature_dma_buf, vfio_pci_core_feature_dma_buf_memattr, vfio_pci_core_feature_dma_buf_revoke,
   vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, type VfioPciDmaBuf,
@@ -18,7 +18,7 @@ import { PAGE_SIZE } from '../../../uapi/mman.ts';
 import * as R from '../../../uapi/pci_regs.ts';
 import { decode, encodeInto, offsetofend } from '../../../uapi/struct.ts';
 import {
-  FEATURES, IOCTLS, VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET, VFIO_IRQ_INFO_AUTOMASKED,
+  FEATURES, IOCTLS, VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET, VFIO_IRQ_INFO_AUTOMASKED,
   VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_ERR_IRQ_INDEX,
   VFIO_PCI_INDEX_TO_OFFSET, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS,
   VFIO_PCI_OFFSET_SHIFT, VFIO_PCI_REQ_IRQ_INDEX, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX,
@@ -133,6 +133,9 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
         case FEATURES.DMA_BUF: return yield* vfio_pci_core_feature_dma_buf(k, p, vdev, flags, payload, argsz);
         case FEATURES.DMA_BUF_REVOKE: return yield* vfio_pci_core_feature_dma_buf_revoke(k, p, vdev, flags, payload, argsz);
         case FEATURES.DMA_BUF_MEMATTR: return yield* vfio_pci_core_feature_dma_buf_memattr(k, p, vdev, flags, payload, argsz);
+        case FEATURES.LOW_POWER_ENTRY: return yield* runtimePmEntry(vdev, flags, payload, argsz, false);
+        case FEATURES.LOW_POWER_ENTRY_WITH_WAKEUP: return yield* runtimePmEntry(vdev, flags, payload, argsz, true);
+        case FEATURES.LOW_POWER_EXIT: return yield* runtimePmExit(vdev, flags, argsz);
         default: return -E.ENOTTY;
       }
     },
@@ -221,6 +224,40 @@ function getIrqInfo(vdev: VfioPciCoreDevice, arg: Uint8Array): number {
   if (index === VFIO_PCI_MSIX_IRQ_INDEX) count = vdev.pdev.desc.msix?.entries ?? 0;
   if (index === VFIO_PCI_ERR_IRQ_INDEX || index === VFIO_PCI_REQ_IRQ_INDEX) count = 1;
   encodeInto(vfio_irq_info, { flags, count }, arg, 0);
+  return 0;
+}
+
+/**
+ * VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY(_WITH_WAKEUP) → vfio_pci_runtime_pm_entry: revoke under
+ * memory_lock(write), then mark runtime PM engaged (faults SIGBUS while it is). The function's own
+ * trip to D3 that runtime PM would make later is not modelled; the model keeps it in D0.
+ */
+function* runtimePmEntry(vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number, wakeup: boolean): KGen<number> {
+  const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, wakeup ? 8 : 0);
+  if (r !== 1) return r;
+  if (wakeup) {
+    if (payload.length < 8) return -E.EFAULT;
+    if (new DataView(payload.buffer, payload.byteOffset, 8).getInt32(0, true) < 0) return -E.EINVAL;
+  }
+  yield* vdev.lock_revoke_bars();
+  let ret = 0;
+  if (vdev.pm_runtime_engaged) ret = -E.EINVAL;
+  else {
+    vdev.pm_runtime_engaged = true;
+    vdev.k.note(`${vdev.name}: runtime PM engaged (low-power entry)`);
+  }
+  yield* vdev.memory_lock.up_write();
+  return ret;
+}
+
+/** VFIO_DEVICE_FEATURE_LOW_POWER_EXIT → vfio_pci_runtime_pm_exit: disengage, un-revoke if enabled. */
+function* runtimePmExit(vdev: VfioPciCoreDevice, flags: number, argsz: number): KGen<number> {
+  const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
+  if (r !== 1) return r;
+  yield* vdev.memory_lock.down_write();
+  vdev.pm_runtime_engaged = false;
+  yield* vdev.unrevokeIfEnabled();
+  yield* vdev.memory_lock.up_write();
   return 0;
 }
 
