@@ -1,11 +1,13 @@
-// Every bundled scenario passes: each expect: holds and the only invariant findings are the ones the
-// scenario declares for that kernel.
+// Every bundled scenario passes on every kernel it declares (`kernels:`, default all of KERNELS):
+// each expect: holds and the only invariant findings are the ones the scenario declares for that
+// kernel (`expect_violations`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadScenarioFile } from '../src/scenario/loader.ts';
 import { runScenario } from '../src/scenario/report.ts';
+import { KERNELS } from '../src/kernel/variants.ts';
 
 export function bundledScenarios(dir = 'scenarios'): string[] {
   const out: string[] = [];
@@ -18,10 +20,22 @@ export function bundledScenarios(dir = 'scenarios'): string[] {
 }
 
 for (const file of bundledScenarios()) {
-  test(`scenario ${file}`, () => {
-    const scn = loadScenarioFile(file);
-    const { result } = runScenario(scn);
-    assert.deepEqual(result.problems, [], result.problems.join('\n'));
-    assert.equal(result.exit, 0);
-  });
+  const scn = loadScenarioFile(file);
+  for (const kernel of Object.keys(KERNELS)) {
+    if (!scn.kernels.includes(kernel)) continue;
+    test(`scenario ${file} on ${kernel}`, () => {
+      const { result } = runScenario(scn, { kernel });
+      assert.deepEqual(result.problems, [], result.problems.join('\n'));
+      assert.equal(result.exit, 0);
+    });
+  }
 }
+
+test('a scenario restricted to some kernels names why, in a comment above kernels:', () => {
+  for (const file of bundledScenarios()) {
+    const scn = loadScenarioFile(file);
+    if (scn.kernels.length === Object.keys(KERNELS).length) continue;
+    const src = readFileSync(file, 'utf8');
+    assert.match(src, /^# .+\nkernels: \[/m, `${file} restricts its kernels without a reason`);
+  }
+});

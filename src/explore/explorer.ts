@@ -17,6 +17,8 @@ export interface ExploreOptions extends ExecOptions {
   maxDepth?: number;
   /** called now and then with progress */
   progress?: (p: Progress) => void;
+  /** called with every finished execution (tests compare what different modes reach) */
+  onExecution?: (ex: Execution) => void;
 }
 export interface Progress {
   executions: number;
@@ -158,6 +160,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreRe
     }
     if (!ended) ex.end();
     executions++;
+    if (!ended) opts.onExecution?.(ex);
     if (ex.failure) {
       counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
       break;
@@ -239,6 +242,7 @@ export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBou
     }
     if (!ex.failure) ex.end();
     executions++;
+    opts.onExecution?.(ex);
     if (ex.failure) {
       counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
       break;

@@ -8,6 +8,8 @@ import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
 import type { DmaBuf } from './dma-buf/dma-buf.ts';
 import type { VmOps } from './mm/vma.ts';
+import { anonVmOps } from './mm/anon.ts';
+import { nvgraceOps } from './vfio/pci/nvgrace.ts';
 import { Process, type ThreadCtx } from './process.ts';
 
 export interface Violation {
@@ -36,6 +38,7 @@ export class Kernel {
   readonly procs: Process[] = [];
   readonly dmabufs = new Set<DmaBuf>();
   readonly vfioPciMmapOps: VmOps;
+  readonly anonVmOps: VmOps;
   readonly violations: Violation[] = [];
   private readonly seen = new Set<string>();
   private readonly ids = new Map<string, number>();
@@ -49,11 +52,12 @@ export class Kernel {
     this.config = resolveKconfig(opts.config);
     this.mutant = opts.mutant ?? null;
     this.vfioPciMmapOps = vfioPciMmapOps(this);
+    this.anonVmOps = anonVmOps(this);
     for (const d of opts.devices) {
       const pdev = this.pci.add(d);
       const vfio = new VfioDevice(this, d.name);
       const vdev = new VfioPciCoreDevice(this, pdev, vfio);
-      vfio.ops = vfioPciOps(this, vdev);
+      vfio.ops = d.driver === 'nvgrace-gpu' ? nvgraceOps(this, vdev, vfioPciOps(this, vdev)) : vfioPciOps(this, vdev);
       this.vfio.set(d.name, vdev);
     }
   }

@@ -57,15 +57,19 @@ export function* sys_ioctl(k: Kernel, p: Process, fd: number, cmd: number, arg: 
   })());
 }
 
-export function* sys_pread(k: Kernel, p: Process, fd: number, buf: Uint8Array, off: number, write: boolean): KGen<number> {
+/**
+ * pread/pwrite. With `userBuf` (pread only) the driver copies the data to that user address with
+ * copy_to_user, which may fault; the model's `buf` then only carries the bytes to the caller.
+ */
+export function* sys_pread(k: Kernel, p: Process, fd: number, buf: Uint8Array, off: number, write: boolean, userBuf?: number): KGen<number> {
   return yield* syscall(k, (function* () {
     const f = yield* p.files.fget(k, fd);
     if (typeof f === 'number') return f;
     let r: number;
     if (write ? !f.writable : !f.readable) r = -E.EBADF;
     else {
-      const op = write ? f.ops.pwrite : f.ops.pread;
-      r = op ? yield* op(k, f, buf, off) : -E.EINVAL;
+      if (write) r = f.ops.pwrite ? yield* f.ops.pwrite(k, f, buf, off) : -E.EINVAL;
+      else r = f.ops.pread ? yield* f.ops.pread(k, f, buf, off, userBuf === undefined ? undefined : { mm: p.mm, va: userBuf }) : -E.EINVAL;
     }
     yield* fput(k, f);
     return r;

@@ -17,6 +17,22 @@ export interface KernelVariant {
   dmabufZapWholeFile: boolean;
   /** mm: faults first under the per-VMA lock, retried under mmap_lock (seen on 6.12) */
   perVmaLock: boolean;
+  /**
+   * series patch 08: VFIO's dma_buf_ops have .mmap, so an exported DMABUF fd can be mmap()ed
+   * (spec/series.md §3.4, §6.2). Before the series there is no .mmap and dma_buf_mmap_internal returns
+   * -EINVAL (spec/mainline.md §3.3, §4.5).
+   */
+  dmabufMmap: boolean;
+  /**
+   * series patch 09: VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE (13) exists (spec/series.md §6.3). Before the
+   * series it is an unknown feature: vfio_pci_core_ioctl_feature returns -ENOTTY (spec/mainline.md §3.2).
+   */
+  featureDmaBufRevoke: boolean;
+  /**
+   * series patch 10: VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR (14) exists (spec/series.md §6.4); before the
+   * series, unknown feature → -ENOTTY (spec/mainline.md §3.2).
+   */
+  featureDmaBufMemattr: boolean;
 }
 
 export const KERNELS: Record<string, KernelVariant> = {
@@ -27,6 +43,30 @@ export const KERNELS: Record<string, KernelVariant> = {
     inodeZapFirst: false,
     dmabufZapWholeFile: false,
     perVmaLock: true,
+    dmabufMmap: true,
+    featureDmaBufRevoke: true,
+    featureDmaBufMemattr: true,
+  },
+  /**
+   * v4 with the smallest fix for spec/series.md §9.7 item 33 (zap range, §5.4): set_status zaps the
+   * DMABUF's whole file (unmap_mapping_range(f_mapping, 0, 0, true): length 0 is "to the end of the
+   * file", every pgoff), as the later lab code of the series does (opsound/linux 0bdee75e7b0c, quoted
+   * in §5.4). A BAR-mmap VMA keeps its index-encoded vm_pgoff (index << 28 pages | BAR page offset,
+   * §3.2), which the [0, size) hole of v4 misses for BAR >= 1 and for BAR0 at a non-zero offset, so
+   * those PTEs survived memory disable, D3hot and reset. One switch differs from series-v4:
+   * dmabufZapWholeFile. (The later code's other change, the full-vm_pgoff adjust, is a refactor: v4's
+   * masked find_pfn arithmetic already gives the right offsets, so it is not needed for the fix.)
+   */
+  'series-v4-fixed': {
+    name: 'series-v4-fixed',
+    description: 'series-v4 with the whole-file DMABUF zap (length 0) of the later code: §9.7 item 33 fixed',
+    barMmapViaDmabuf: true,
+    inodeZapFirst: false,
+    dmabufZapWholeFile: true,
+    perVmaLock: true,
+    dmabufMmap: true,
+    featureDmaBufRevoke: true,
+    featureDmaBufMemattr: true,
   },
   'v7.1': {
     name: 'v7.1',
@@ -35,6 +75,9 @@ export const KERNELS: Record<string, KernelVariant> = {
     inodeZapFirst: true,
     dmabufZapWholeFile: false,
     perVmaLock: true,
+    dmabufMmap: false,
+    featureDmaBufRevoke: false,
+    featureDmaBufMemattr: false,
   },
 };
 export const DEFAULT_KERNEL = 'series-v4';

@@ -8,6 +8,7 @@ import { literal, parseExpr, refsOf, ValueError } from './values.ts';
 import { profile, PROFILES } from '../kernel/pci/profiles.ts';
 import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
 import type { KconfigInput } from '../kernel/kconfig.ts';
+import { KERNELS } from '../kernel/variants.ts';
 
 export interface Step {
   op: OpName;
@@ -30,6 +31,8 @@ export interface Scenario {
   setup: Step[];
   threads: ThreadDef[];
   expectViolations: Record<string, string[]>;
+  /** the kernels the scenario's expectations hold on (`kernels:`; every kernel when left out) */
+  kernels: string[];
 }
 
 export class ScenarioError extends Error {
@@ -85,6 +88,9 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
   const raw = doc.toJS();
   if (!isMap(doc.contents)) fail([], 'a scenario is a map with name, devices and threads');
   const top = check(scenarioSchema, raw, []);
+  top.kernels?.forEach((kn, i) => {
+    if (!(kn in KERNELS)) fail(['kernels', i], `unknown kernel ${kn} (known: ${Object.keys(KERNELS).join(', ')})`);
+  });
 
   const devices = top.devices.map((d, i) => resolveDevice(check(deviceSchema, d, ['devices', i]), i, (p, m) => fail(['devices', i, ...p], m)));
   const names = new Set<string>();
@@ -140,6 +146,7 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
   return {
     file, name: top.name, description: top.description, config: (top.config ?? {}) as KconfigInput, devices, setup, threads,
     expectViolations: top.expect_violations ?? {},
+    kernels: top.kernels ?? Object.keys(KERNELS),
   };
 }
 
@@ -196,7 +203,7 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
     bdf: d.bdf ?? base?.desc.bdf ?? `0000:${(i + 1).toString(16).padStart(2, '0')}:00.0`,
     vendor: d.vendor !== undefined ? num(d.vendor, 'vendor') : base?.desc.vendor ?? 0x1b36,
     device: d.device !== undefined ? num(d.device, 'device') : base?.desc.device ?? 0x0010,
-    bars, msix, capabilities: caps, bus: d.bus ?? base?.desc.bus ?? 'bridge',
+    bars, msix, capabilities: caps, bus: d.bus ?? base?.desc.bus ?? 'bridge', driver: d.driver ?? 'vfio-pci',
   };
 }
 

@@ -130,7 +130,7 @@ function buildFeature(a: Record<string, unknown>, res: Resolver): Uint8Array {
 }
 
 const PROT: Record<string, number> = { read: M.PROT_READ, write: M.PROT_WRITE, exec: M.PROT_EXEC, none: M.PROT_NONE };
-const MAPF: Record<string, number> = { shared: M.MAP_SHARED, private: M.MAP_PRIVATE, shared_validate: M.MAP_SHARED_VALIDATE, fixed: M.MAP_FIXED, fixed_noreplace: M.MAP_FIXED_NOREPLACE };
+const MAPF: Record<string, number> = { shared: M.MAP_SHARED, private: M.MAP_PRIVATE, shared_validate: M.MAP_SHARED_VALIDATE, fixed: M.MAP_FIXED, fixed_noreplace: M.MAP_FIXED_NOREPLACE, anonymous: M.MAP_ANONYMOUS };
 
 export interface OpEnv {
   k: Kernel;
@@ -171,7 +171,7 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'mmap': {
       const prot = ((a.prot as string[] | undefined) ?? ['read', 'write']).reduce((x, f) => x | PROT[f], 0);
       const flags = ((a.flags as string[] | undefined) ?? ['shared']).reduce((x, f) => x | MAPF[f], 0);
-      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? Number(res(a.addr)) : 0, Number(res(a.length)), prot, flags, Number(res(a.fd)), Number(res(a.offset ?? 0)));
+      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? Number(res(a.addr)) : 0, Number(res(a.length)), prot, flags, a.fd !== undefined ? Number(res(a.fd)) : -1, Number(res(a.offset ?? 0)));
       return errOr(r, () => ({ result: { ok: true, value: hex(r) }, bind: { value: BigInt(r) } }));
     }
     case 'munmap': {
@@ -210,7 +210,7 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'read': {
       const len = Number(res(a.length));
       const buf = new Uint8Array(Math.min(len, 1 << 20));
-      const r = yield* sys_pread(k, p, Number(res(a.fd)), buf, Number(res(a.offset)), false);
+      const r = yield* sys_pread(k, p, Number(res(a.fd)), buf, Number(res(a.offset)), false, a.buf !== undefined ? Number(res(a.buf)) : undefined);
       return errOr(r, () => ({
         result: { ok: true, value: r, out: r <= 8 ? { data: asJson(le(buf, r), r) } : {} },
         bind: { value: BigInt(r), out: r <= 8 ? { data: le(buf, r) } : undefined },

@@ -41,7 +41,7 @@ export function summarize(run: ScenarioRun): RunResult {
 
 const args = (s: StepOut) => s.detail ?? '';
 /** Loaded values read best in hex. */
-function show(s: StepOut): string {
+export function show(s: StepOut): string {
   const r = s.result;
   if (s.op === 'load' && 'ok' in r && typeof r.value === 'number') return `ok 0x${r.value.toString(16)}`;
   return describe(r);

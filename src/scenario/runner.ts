@@ -59,6 +59,8 @@ export class ScenarioRun {
   readonly tasks: Task[] = [];
   private readonly stateOf = new Map<Task, ThreadState>();
   private inProgress = new Map<Task, { thread: string; index: number }>();
+  /** while the invariants are checked after an operation: its index in `steps`, to blame */
+  private justDone: number | undefined;
 
   constructor(readonly scn: Scenario, readonly opts: RunOptions = {}) {
     this.k = new Kernel({ devices: scn.devices, config: scn.config, kernel: opts.kernel, mutant: opts.mutant });
@@ -66,7 +68,7 @@ export class ScenarioRun {
     this.k.blame = () => {
       const t = this.k.sched.current;
       const p = t ? this.inProgress.get(t) : undefined;
-      return p ? this.steps.length : undefined;
+      return p ? this.steps.length : this.justDone;
     };
     // processes: main first, then each process named by a thread, unless a fork makes it
     const forkTargets = new Set([...scn.setup, ...scn.threads.flatMap((t) => t.steps)].filter((s) => s.op === 'fork').map((s) => s.as!));
@@ -140,7 +142,11 @@ export class ScenarioRun {
       const mm = this.checkExpect(s, o.result, task.faults);
       if (mm) out.mismatch = mm;
       this.steps.push(out);
-      if (!this.opts.checkEachStep) checkInvariants(this.k);
+      if (!this.opts.checkEachStep) {
+        this.justDone = this.steps.length - 1;
+        checkInvariants(this.k);
+        this.justDone = undefined;
+      }
       if (ts) ts.opsDone++;
     }
   }

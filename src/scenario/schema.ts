@@ -55,11 +55,12 @@ export const OPS = {
     .strict(),
   mmap: z
     .object({
-      fd: num,
+      /** the file to map; left out with flags [anonymous] (a user buffer) */
+      fd: num.optional(),
       offset: num.optional(),
       length: num,
       prot: flagList(['read', 'write', 'exec', 'none']).optional(),
-      flags: flagList(['shared', 'private', 'fixed', 'fixed_noreplace', 'shared_validate']).optional(),
+      flags: flagList(['shared', 'private', 'fixed', 'fixed_noreplace', 'shared_validate', 'anonymous']).optional(),
       addr: num.optional(),
       ...common,
     })
@@ -69,7 +70,8 @@ export const OPS = {
   store: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), value: num, ...common }).strict(),
   config_read: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), width: num.optional(), ...common }).strict(),
   config_write: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), value: num, width: num.optional(), ...common }).strict(),
-  read: z.object({ fd: num, offset: num, length: num, ...common }).strict(),
+  /** pread of a region; with buf, the kernel copies into that user address (copy_to_user) */
+  read: z.object({ fd: num, offset: num, length: num, buf: num.optional(), ...common }).strict(),
   write: z.object({ fd: num, offset: num, value: num, width: num.optional(), ...common }).strict(),
   fork: z.object({ as: name, expect: expect.optional() }).strict(),
   exit: z.object({ expect: expect.optional() }).strict(),
@@ -102,6 +104,8 @@ export const device = z
     msix: z.union([z.object({ bar: z.union([z.number(), z.bigint()]), offset: num, entries: z.union([z.number(), z.bigint()]) }).strict(), z.null()]).optional(),
     capabilities: z.object({ pm: z.boolean().optional(), pcie: z.boolean().optional(), flr: z.boolean().optional() }).strict().optional(),
     bus: z.enum(['bridge', 'root']).optional(),
+    /** the driver bound to the device: vfio-pci (default) or the nvgrace-gpu variant driver */
+    driver: z.enum(['vfio-pci', 'nvgrace-gpu']).optional(),
   })
   .strict();
 
@@ -115,5 +119,7 @@ export const scenario = z
     threads: z.record(z.string().regex(/^([A-Za-z_][\w-]*\/)?[A-Za-z_][\w-]*$/, 'a thread name, or P/T for thread T of process P'), z.array(z.unknown())).refine((t) => Object.keys(t).length >= 1, 'at least one thread'),
     /** findings a faithful model is expected to report, per kernel ("*" for all) */
     expect_violations: z.record(z.string(), z.array(z.string())).optional(),
+    /** the kernels whose behaviour the scenario's expect: lines describe (default: every kernel) */
+    kernels: z.array(z.string()).min(1).optional(),
   })
   .strict();

@@ -1,4 +1,6 @@
-// drivers/dma-buf/dma-buf.c: export, fds, mmap of a dma-buf fd, attachments and invalidation.
+// drivers/dma-buf/dma-buf.c: export, fds, mmap of a dma-buf fd, attachments and invalidation, and the
+// importer side (spec/mainline.md §4.2-4.3): dynamic and static attach, detach, map/unmap of an
+// attachment under the resv lock, pin/unpin.
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, Mutex, type KGen } from '../sched/sched.ts';
@@ -19,11 +21,29 @@ export interface DmaBufAttachment {
   peer2peer: boolean;
   importer_ops: DmaBufAttachOps | null;
   importer_priv: unknown;
+  /** model id, for names in notes and events */
+  id?: number;
+  /** unlinked by dma_buf_detach */
+  detached?: boolean;
+}
+
+/** An sg_table, reduced to the DMA ranges it lists (bus addresses of the exporter's memory). */
+export interface SgTable {
+  ranges: Array<{ addr: number; len: number }>;
+  /** set by unmap: an sg_table is freed exactly once */
+  freed?: boolean;
 }
 
 export interface DmaBufOps {
   readonly owner: string;
+  /** called without the resv lock; an error refuses the importer */
   attach?(k: Kernel, dmabuf: DmaBuf, attach: DmaBufAttachment): KGen<number>;
+  detach?(k: Kernel, dmabuf: DmaBuf, attach: DmaBufAttachment): KGen;
+  pin?(k: Kernel, attach: DmaBufAttachment): KGen<number>;
+  unpin?(k: Kernel, attach: DmaBufAttachment): KGen;
+  /** called with the resv lock held: an sg_table, or -errno */
+  map_dma_buf?(k: Kernel, attach: DmaBufAttachment): KGen<SgTable | number>;
+  unmap_dma_buf?(k: Kernel, attach: DmaBufAttachment, sgt: SgTable): KGen;
   release(k: Kernel, dmabuf: DmaBuf): KGen;
   mmap?(k: Kernel, dmabuf: DmaBuf, vma: Vma): KGen<number>;
 }
@@ -99,4 +119,88 @@ export function* dma_buf_get(k: Kernel, p: Process, fd: number): KGen<DmaBuf | n
 export function* dma_buf_invalidate_mappings(k: Kernel, dmabuf: DmaBuf): KGen {
   if (dmabuf.resv.owner !== k.sched.cur()) k.violation('lifetime', `invalidate_mappings on dmabuf${dmabuf.id} without its resv lock`);
   for (const a of [...dmabuf.attachments]) if (a.importer_ops?.invalidate_mappings) yield* a.importer_ops.invalidate_mappings(k, a);
+}
+
+/** dma_buf_attach_revocable: a dynamic importer that handles invalidation (spec/mainline.md §4.3). */
+export function dma_buf_attach_revocable(attach: DmaBufAttachment): boolean {
+  return !!attach.importer_ops?.invalidate_mappings;
+}
+
+/**
+ * dma_buf_dynamic_attach: peer2peer comes from the importer's allow_peer2peer; the exporter's
+ * ->attach runs without the resv lock and its error is the caller's; the attachment is linked under
+ * the resv lock, from which point invalidate_mappings reaches it. (The revoke series made
+ * invalidate_mappings optional for importers that only pin, so importer_ops without it are accepted
+ * here and refused, if at all, by the exporter.) The importer keeps its own file reference.
+ */
+export function* dma_buf_dynamic_attach(k: Kernel, dmabuf: DmaBuf, importer: string, importer_ops: DmaBufAttachOps | null, importer_priv: unknown): KGen<DmaBufAttachment | number> {
+  k.checkAlive(dmabuf.file, `dma_buf_attach to dmabuf${dmabuf.id}`);
+  const attach: DmaBufAttachment = {
+    dmabuf, importer, peer2peer: importer_ops?.allow_peer2peer ?? false, importer_ops, importer_priv, id: k.nextId('dmabuf-attach'),
+  };
+  if (dmabuf.ops.attach) {
+    const r = yield* dmabuf.ops.attach(k, dmabuf, attach);
+    if (r < 0) return r;
+  }
+  yield* dmabuf.resv.lock();
+  dmabuf.attachments.push(attach);
+  yield* dmabuf.resv.unlock();
+  k.note(`${importer} attached to dmabuf${dmabuf.id} (${importer_ops ? 'dynamic' : 'static'}${attach.peer2peer ? ', peer2peer' : ''})`);
+  return attach;
+}
+
+/** dma_buf_attach: a static importer, no importer_ops, hence peer2peer false. */
+export function* dma_buf_attach(k: Kernel, dmabuf: DmaBuf, importer: string): KGen<DmaBufAttachment | number> {
+  return yield* dma_buf_dynamic_attach(k, dmabuf, importer, null, null);
+}
+
+/** dma_buf_detach: unlink under the resv lock, then the exporter's ->detach without it. */
+export function* dma_buf_detach(k: Kernel, attach: DmaBufAttachment): KGen {
+  const dmabuf = attach.dmabuf;
+  yield* dmabuf.resv.lock();
+  const i = dmabuf.attachments.indexOf(attach);
+  if (i < 0 || attach.detached) k.violation('lifetime', `dma_buf_detach of an attachment that is not attached to dmabuf${dmabuf.id}`);
+  else dmabuf.attachments.splice(i, 1);
+  attach.detached = true;
+  yield* dmabuf.resv.unlock();
+  if (dmabuf.ops.detach) yield* dmabuf.ops.detach(k, dmabuf, attach);
+  k.note(`${attach.importer} detached from dmabuf${dmabuf.id}`);
+}
+
+function assertResvHeld(k: Kernel, dmabuf: DmaBuf, what: string): void {
+  if (dmabuf.resv.owner !== k.sched.cur()) k.violation('lifetime', `${what} on dmabuf${dmabuf.id} without its resv lock`);
+}
+
+/** dma_buf_pin: resv held; exporters without ->pin (VFIO) succeed trivially. */
+export function* dma_buf_pin(k: Kernel, attach: DmaBufAttachment): KGen<number> {
+  assertResvHeld(k, attach.dmabuf, 'dma_buf_pin');
+  return attach.dmabuf.ops.pin ? yield* attach.dmabuf.ops.pin(k, attach) : 0;
+}
+export function* dma_buf_unpin(k: Kernel, attach: DmaBufAttachment): KGen {
+  assertResvHeld(k, attach.dmabuf, 'dma_buf_unpin');
+  if (attach.dmabuf.ops.unpin) yield* attach.dmabuf.ops.unpin(k, attach);
+}
+
+/**
+ * dma_buf_map_attachment: resv held. (Pinning for static importers applies only to exporters with
+ * ->pin, which VFIO has not; fences are not modelled.)
+ */
+export function* dma_buf_map_attachment(k: Kernel, attach: DmaBufAttachment): KGen<SgTable | number> {
+  assertResvHeld(k, attach.dmabuf, 'dma_buf_map_attachment');
+  if (attach.detached) k.violation('lifetime', `map of a detached attachment of dmabuf${attach.dmabuf.id}`);
+  if (!attach.dmabuf.ops.map_dma_buf) return -E.EINVAL;
+  return yield* attach.dmabuf.ops.map_dma_buf(k, attach);
+}
+
+/** dma_buf_unmap_attachment: resv held; the exporter frees the table. */
+export function* dma_buf_unmap_attachment(k: Kernel, attach: DmaBufAttachment, sgt: SgTable): KGen {
+  assertResvHeld(k, attach.dmabuf, 'dma_buf_unmap_attachment');
+  if (sgt.freed) k.violation('lifetime', `double unmap of an sg_table of dmabuf${attach.dmabuf.id}`);
+  sgt.freed = true;
+  if (attach.dmabuf.ops.unmap_dma_buf) yield* attach.dmabuf.ops.unmap_dma_buf(k, attach, sgt);
+}
+
+/** dma_buf_put: the importer's file reference. */
+export function* dma_buf_put(k: Kernel, dmabuf: DmaBuf): KGen {
+  yield* fput(k, dmabuf.file);
 }

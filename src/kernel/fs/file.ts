@@ -3,15 +3,21 @@
 // mmap_lock that munmap holds).
 import type { Kernel } from '../kernel.ts';
 import { ev, type KGen } from '../sched/sched.ts';
-import type { Vma } from '../mm/vma.ts';
+import type { MmStruct, Vma } from '../mm/vma.ts';
 import { E } from '../../uapi/errno.ts';
 import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } from '../../uapi/mman.ts';
+
+/** A destination in user memory for copy_to_user. */
+export interface UserBuf {
+  mm: MmStruct;
+  va: number;
+}
 
 export interface FileOps {
   readonly kind: string;
   mmap?(k: Kernel, file: File, vma: Vma): KGen<number>;
   ioctl?(k: Kernel, file: File, cmd: number, arg: Uint8Array): KGen<number>;
-  pread?(k: Kernel, file: File, buf: Uint8Array, off: number): KGen<number>;
+  pread?(k: Kernel, file: File, buf: Uint8Array, off: number, user?: UserBuf): KGen<number>;
   pwrite?(k: Kernel, file: File, buf: Uint8Array, off: number): KGen<number>;
   release?(k: Kernel, file: File): KGen;
 }

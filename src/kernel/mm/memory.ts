@@ -1,7 +1,8 @@
 // mm/memory.c: user accesses, fault dispatch by order, and unmap_mapping_range.
 import type { Kernel } from '../kernel.ts';
 import { ev, type KGen } from '../sched/sched.ts';
-import type { AddressSpace } from '../fs/file.ts';
+import type { AddressSpace, UserBuf } from '../fs/file.ts';
+import { E } from '../../uapi/errno.ts';
 import {
   MmStruct, VM_FAULT_FALLBACK, VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, type Vma, type VmFault, type VmFaultCtx,
 } from './vma.ts';
@@ -33,6 +34,18 @@ export function* userAccess(k: Kernel, mm: MmStruct, va: number, width: number, 
   }
   k.violation('no-deadlock', `access at 0x${va.toString(16)} kept faulting (${MAX_FAULT_RETRIES} retries): livelock`);
   return { signal: 'SIGBUS', code: 'BUS_ADRERR', addr: va };
+}
+
+/**
+ * copy_to_user: store `bytes` at the user address, faulting pages in as a user store would; a fault
+ * that cannot be resolved makes the copy fail (-EFAULT), as the exception fixup does.
+ */
+export function* copy_to_user(k: Kernel, user: UserBuf, bytes: Uint8Array): KGen<number> {
+  for (let i = 0; i < bytes.length; i++) {
+    const r = yield* userAccess(k, user.mm, user.va + i, 1, true, BigInt(bytes[i]));
+    if ('signal' in r) return -E.EFAULT;
+  }
+  return 0;
 }
 
 const accessOk = (v: Vma, write: boolean) => (write ? v.flags.write : v.flags.read || v.flags.exec || v.flags.write);

@@ -6,11 +6,11 @@ import { fput, get_file, type File } from '../fs/file.ts';
 import type { MmStruct, Vma } from './vma.ts';
 import { E } from '../../uapi/errno.ts';
 import {
-  MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, PAGE_SIZE, PROT_EXEC, PROT_READ,
+  MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, PAGE_SIZE, PROT_EXEC, PROT_READ,
   PROT_WRITE, TASK_SIZE,
 } from '../../uapi/mman.ts';
 
-const KNOWN_FLAGS = MAP_TYPE | MAP_FIXED | MAP_FIXED_NOREPLACE;
+const KNOWN_FLAGS = MAP_TYPE | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_ANONYMOUS;
 /** The file offset in pages must fit an unsigned long with the length added (checked as Linux does). */
 const MAX_PGOFF = 2 ** 52;
 
@@ -36,6 +36,7 @@ export function* sys_mmap(k: Kernel, p: Process, addr: number, len: number, prot
   const fixed = !!(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE));
   if (fixed && addr % PAGE_SIZE !== 0) return -E.EINVAL;
 
+  if (flags & MAP_ANONYMOUS) return yield* mmapAnonymous(k, p, addr, len, prot, shared, fixed, !!(flags & MAP_FIXED_NOREPLACE));
   const f = yield* p.files.fget(k, fd);
   if (typeof f === 'number') return f;
   try {
@@ -81,6 +82,26 @@ export function* sys_mmap(k: Kernel, p: Process, addr: number, len: number, prot
   } finally {
     yield* fput(k, f);
   }
+}
+
+/** An anonymous mapping (user buffers): no file, RAM pages on first touch. */
+function* mmapAnonymous(k: Kernel, p: Process, addr: number, len: number, prot: number, shared: boolean, fixed: boolean, noreplace: boolean): KGen<number> {
+  const mm = p.mm;
+  yield* mm.mmap_lock.down_write();
+  let va = addr;
+  if (fixed) {
+    if (addr + len > TASK_SIZE || addr < PAGE_SIZE) va = -E.ENOMEM;
+    else if (noreplace && mm.overlapping(addr, addr + len).length) va = -E.EEXIST;
+    else if (!noreplace) yield* do_vmi_munmap(k, mm, addr, len);
+  } else if (!(addr && addr % PAGE_SIZE === 0 && mm.isFree(addr, addr + len))) va = mm.get_unmapped_area(len, 0) ?? -E.ENOMEM;
+  if (va >= 0) {
+    const vma = mm.newVma(va, va + len, va / PAGE_SIZE, null, { read: !!(prot & PROT_READ), write: !!(prot & PROT_WRITE), exec: !!(prot & PROT_EXEC), shared, mayWrite: true, pfnmap: false });
+    vma.vm_ops = k.anonVmOps;
+    yield ev('vma_link', mm.vmasKey);
+    mm.insert(vma);
+  }
+  yield* mm.mmap_lock.up_write();
+  return va;
 }
 
 export function* sys_munmap(k: Kernel, p: Process, addr: number, len: number): KGen<number> {
@@ -160,6 +181,15 @@ export function* dup_mmap(k: Kernel, src: MmStruct, dst: MmStruct): KGen {
     linkFile(n);
     // copy_page_range: VM_PFNMAP entries cannot be refaulted from a page cache, so they are copied
     if (v.flags.pfnmap) src.pt.copyRange(dst.pt, v.vm_start, v.vm_end);
+    else if (!v.vm_file) {
+      // anonymous memory: the child gets its own copy of every page (what COW ends in)
+      n.anon_vma = v.anon_vma;
+      for (const e of src.pt.entries(v.vm_start, v.vm_end)) {
+        const pfn = k.pci.allocRamPage();
+        for (let o = 0; o < PAGE_SIZE; o += 8) k.pci.mem.write(pfn * PAGE_SIZE + o, 8, k.pci.mem.read(e.pfn * PAGE_SIZE + o, 8));
+        dst.pt.insertPte(e.va, { pfn, write: e.write, cache: e.cache });
+      }
+    }
   }
   yield* src.mmap_lock.up_write();
 }

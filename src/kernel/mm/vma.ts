@@ -43,6 +43,8 @@ export class Vma {
   cache: Cache = 'UC';
   /** unlinked from its mm (munmap); a racing per-VMA-lock fault must notice */
   detached = false;
+  /** an anonymous VMA that has had its first fault */
+  anon_vma = false;
   /** the per-VMA lock (vma_start_read / vma_start_write) */
   readonly vm_lock: RwSem;
   constructor(

@@ -34,6 +34,8 @@ export interface PciDevDesc {
   capabilities: PciCaps;
   /** "bridge": behind a port that can do a secondary-bus reset; "root": on the root bus */
   bus: 'bridge' | 'root';
+  /** the vfio-pci driver bound: plain vfio-pci, or the nvgrace-gpu variant driver */
+  driver?: 'vfio-pci' | 'nvgrace-gpu';
 }
 
 export interface Bar extends BarDesc {
@@ -193,6 +195,9 @@ export class PciBus {
   readonly devs: PciDev[] = [];
   readonly mem = new SparseMemory();
   private next64 = 0x200_0000_0000; // 2 TiB: the 64-bit MMIO window
+  /** RAM for anonymous pages, from 4 GiB up (below the MMIO window) */
+  static readonly RAM_BASE = 0x1_0000_0000;
+  private nextRamPfn = PciBus.RAM_BASE / PAGE_SIZE;
   private next32 = 0xc000_0000;
   constructor(readonly k: Kernel) {}
 
@@ -213,6 +218,13 @@ export class PciBus {
     return dev;
   }
 
+  allocRamPage(): number {
+    return this.nextRamPfn++;
+  }
+  isRam(pa: number): boolean {
+    return pa >= PciBus.RAM_BASE && pa < this.nextRamPfn * PAGE_SIZE;
+  }
+
   resolve(pa: number): { dev: PciDev; bar: Bar } | null {
     for (const dev of this.devs) for (const bar of dev.bars) if (pa >= bar.start && pa < bar.start + bar.size) return { dev, bar };
     return null;
@@ -224,6 +236,10 @@ export class PciBus {
    * (on some platforms such an access is a fatal error: CVE-2020-12888).
    */
   cpuAccess(pa: number, width: number, write: boolean, value: bigint, what: string): bigint {
+    if (this.isRam(pa)) {
+      if (write) this.mem.write(pa, width, value);
+      return write ? value : this.mem.read(pa, width);
+    }
     const hit = this.resolve(pa);
     if (!hit) {
       // the rest of a sub-page BAR's page is reserved ("vfio sub-page reserved"): nothing answers

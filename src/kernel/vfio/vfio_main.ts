@@ -3,7 +3,7 @@
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { Completion, ev, Mutex, type Ev, type KGen } from '../sched/sched.ts';
-import { AddressSpace, File, type FileOps } from '../fs/file.ts';
+import { AddressSpace, File, type FileOps, type UserBuf } from '../fs/file.ts';
 import type { Vma } from '../mm/vma.ts';
 import { E } from '../../uapi/errno.ts';
 import { decode, offsetofend } from '../../uapi/struct.ts';
@@ -19,7 +19,7 @@ export interface VfioDeviceOps {
   ioctl(k: Kernel, p: Process, cmd: number, arg: Uint8Array): KGen<number>;
   device_feature(k: Kernel, p: Process, flags: number, payload: Uint8Array, argsz: number): KGen<number>;
   mmap(k: Kernel, file: File, vma: Vma): KGen<number>;
-  read(k: Kernel, buf: Uint8Array, off: number): KGen<number>;
+  read(k: Kernel, buf: Uint8Array, off: number, user?: UserBuf): KGen<number>;
   write(k: Kernel, buf: Uint8Array, off: number): KGen<number>;
 }
 
@@ -95,8 +95,8 @@ const vfio_device_fops: FileOps = {
   *mmap(k, file, vma) {
     return yield* (file.private_data as VfioDevice).ops.mmap(k, file, vma);
   },
-  *pread(k, file, buf, off) {
-    return yield* (file.private_data as VfioDevice).ops.read(k, buf, off);
+  *pread(k, file, buf, off, user) {
+    return yield* (file.private_data as VfioDevice).ops.read(k, buf, off, user);
   },
   *pwrite(k, file, buf, off) {
     return yield* (file.private_data as VfioDevice).ops.write(k, buf, off);

@@ -3,8 +3,8 @@
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
 import { ev, RwSem, type KGen } from '../../sched/sched.ts';
-import type { File } from '../../fs/file.ts';
-import { insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
+import type { File, UserBuf } from '../../fs/file.ts';
+import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
 import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
@@ -142,8 +142,14 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
     *mmap(k: Kernel, file: File, vma: Vma): KGen<number> {
       return yield* vfio_pci_core_mmap(k, vdev, vma);
     },
-    *read(k: Kernel, buf: Uint8Array, off: number): KGen<number> {
-      return yield* vfio_pci_rw(k, vdev, buf, off, false);
+    *read(k: Kernel, buf: Uint8Array, off: number, user?: UserBuf): KGen<number> {
+      const r = yield* vfio_pci_rw(k, vdev, buf, off, false);
+      // vfio_pci_core_do_io_rw copies to the user outside memory_lock (bc93b9ae: no recursive read lock)
+      if (r > 0 && user) {
+        const c = yield* copy_to_user(k, user, buf.subarray(0, r));
+        if (c < 0) return c;
+      }
+      return r;
     },
     *write(k: Kernel, buf: Uint8Array, off: number): KGen<number> {
       return yield* vfio_pci_rw(k, vdev, buf, off, true);
@@ -399,9 +405,15 @@ function* huge_fault_v71(k: Kernel, vmf: VmFaultCtx, order: number): KGen<VmFaul
 
 /** vfio_pci_mmap_ops: one set of vm_ops for BAR mmaps and DMABUF mmaps (vfio_pci_set_vma_ops). */
 export function vfioPciMmapOps(k: Kernel): VmOps {
-  const huge = k.variant.barMmapViaDmabuf ? huge_fault_v4 : huge_fault_v71;
+  return k.variant.barMmapViaDmabuf ? mmapOps(k, 'vfio_pci_mmap_ops', huge_fault_v4) : legacyMmapOps(k);
+}
+/** The pre-series handler, which variant drivers with their own mmap (nvgrace-gpu) keep using. */
+export function legacyMmapOps(k: Kernel): VmOps {
+  return mmapOps(k, 'vfio_pci_mmap_ops (vdev)', huge_fault_v71);
+}
+function mmapOps(k: Kernel, name: string, huge: (k: Kernel, vmf: VmFaultCtx, order: number) => KGen<VmFault>): VmOps {
   return {
-    name: 'vfio_pci_mmap_ops',
+    name,
     *fault(vmf) {
       return yield* huge(k, vmf, 0);
     },

@@ -9,7 +9,7 @@ import { unmap_mapping_range } from '../../mm/memory.ts';
 import type { Vma } from '../../mm/vma.ts';
 import {
   dma_buf_export, dma_buf_fd, dma_buf_get, dma_buf_invalidate_mappings, setDmaBufName, type DmaBuf, type DmaBufAttachment,
-  type DmaBufOps,
+  type DmaBufOps, type SgTable,
 } from '../../dma-buf/dma-buf.ts';
 import { vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
 import type { VfioPciCoreDevice } from './core.ts';
@@ -143,6 +143,8 @@ const vfio_pci_dmabuf_ops: DmaBufOps = {
     if (!attach.importer_ops?.invalidate_mappings) return -E.EOPNOTSUPP;
     return 0;
   },
+  map_dma_buf: vfio_pci_dma_buf_map,
+  unmap_dma_buf: vfio_pci_dma_buf_unmap,
   *release(k, dmabuf) {
     yield* vfio_pci_dma_buf_release(k, dmabuf.priv as VfioPciDmaBuf);
   },
@@ -150,8 +152,37 @@ const vfio_pci_dmabuf_ops: DmaBufOps = {
     return yield* vfio_pci_dma_buf_mmap(k, dmabuf.priv as VfioPciDmaBuf, vma);
   },
 };
-/** Without CONFIG_VFIO_PCI_DMABUF the ops have neither .attach nor .mmap. */
-const vfio_pci_dmabuf_ops_nodmabuf: DmaBufOps = { owner: 'vfio-pci', release: vfio_pci_dmabuf_ops.release };
+/**
+ * Without CONFIG_VFIO_PCI_DMABUF the ops have neither .attach nor .mmap; map/unmap/release remain
+ * (spec/series.md §7.1). No fd is handed out in that configuration, so no importer reaches them.
+ */
+const vfio_pci_dmabuf_ops_nodmabuf: DmaBufOps = {
+  owner: 'vfio-pci', map_dma_buf: vfio_pci_dma_buf_map, unmap_dma_buf: vfio_pci_dma_buf_unmap, release: vfio_pci_dmabuf_ops.release,
+};
+
+/**
+ * vfio_pci_dma_buf_map (map_dma_buf, resv held, spec/series.md §7.1): -ENODEV unless OK; the table
+ * lists the buffer's ranges (the model maps peer-to-peer by bus address, the through-a-switch case,
+ * so no IOVA is allocated and no distance check fails); each mapping holds a kref, which is what a
+ * revoker waits on.
+ */
+function* vfio_pci_dma_buf_map(k: Kernel, attach: DmaBufAttachment): KGen<SgTable | number> {
+  const priv = attach.dmabuf.priv as VfioPciDmaBuf;
+  if (attach.dmabuf.resv.owner !== k.sched.cur()) k.violation('lifetime', `map_dma_buf on dmabuf${attach.dmabuf.id} without its resv lock`);
+  if (priv.status !== Status.OK) return -E.ENODEV;
+  const sgt: SgTable = { ranges: priv.phys_vec.map((r) => ({ addr: r.paddr, len: r.len })) };
+  if (!k.mut('importer-map-no-kref')) yield* kref_get(k, priv);
+  k.note(`dmabuf${attach.dmabuf.id} mapped for ${attach.importer} (kref ${priv.kref})`);
+  return sgt;
+}
+
+/** vfio_pci_dma_buf_unmap (unmap_dma_buf, resv held): free the table, drop the mapping's kref. */
+function* vfio_pci_dma_buf_unmap(k: Kernel, attach: DmaBufAttachment, _sgt: SgTable): KGen {
+  const priv = attach.dmabuf.priv as VfioPciDmaBuf;
+  if (attach.dmabuf.resv.owner !== k.sched.cur()) k.violation('lifetime', `unmap_dma_buf on dmabuf${attach.dmabuf.id} without its resv lock`);
+  yield* kref_put(k, priv);
+  k.note(`dmabuf${attach.dmabuf.id} unmapped by ${attach.importer} (kref ${priv.kref})`);
+}
 
 export function isVfioDmaBuf(dmabuf: DmaBuf): boolean {
   return dmabuf.ops === vfio_pci_dmabuf_ops || dmabuf.ops === vfio_pci_dmabuf_ops_nodmabuf;
@@ -213,6 +244,7 @@ export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevi
 
 /** vfio_pci_dma_buf_mmap (patch 08): mmap of an exported DMABUF fd. */
 function* vfio_pci_dma_buf_mmap(k: Kernel, priv: VfioPciDmaBuf, vma: Vma): KGen<number> {
+  if (!k.variant.dmabufMmap) return -E.EINVAL; // before patch 08: no .mmap op, dma_buf_mmap_internal says -EINVAL
   yield ev('READ_ONCE(status)', priv.key, 'r');
   if (k.mut('M18') ? priv.status === Status.PERM_REVOKED : priv.status !== Status.OK) return -E.ENODEV;
   if (!vma.flags.shared) return -E.EINVAL;
@@ -265,6 +297,13 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
   priv.status = Status.OK;
   k.note(`dmabuf${priv.dmabuf.id} status -> OK`);
   yield* priv.dmabuf.resv.unlock();
+}
+
+/** kref_get for an importer mapping: the count must not be zero (refcount_t: addition on 0). */
+export function* kref_get(k: Kernel, priv: VfioPciDmaBuf): KGen {
+  yield ev('kref_get', priv.key, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
+  if (priv.kref <= 0) k.violation('lifetime', `kref_get on dmabuf${priv.dmabuf.id} whose count is ${priv.kref} (refcount_t: addition on 0; use-after-free)`);
+  priv.kref++;
 }
 
 /** kref_put on the buffer's importer count; the release completes `comp`. */
@@ -392,6 +431,7 @@ function* ownBuffer(k: Kernel, p: Process, vdev: VfioPciCoreDevice, fd: number):
 }
 
 export function* vfio_pci_core_feature_dma_buf_revoke(k: Kernel, p: Process, vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number): KGen<number> {
+  if (!k.variant.featureDmaBufRevoke) return -E.ENOTTY; // before patch 09: an unknown feature
   if (!k.config.VFIO_PCI_DMABUF) return -E.ENOTTY;
   const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, vfio_device_feature_dma_buf_revoke.size);
   if (r !== 1) return r;
@@ -410,6 +450,7 @@ export function* vfio_pci_core_feature_dma_buf_revoke(k: Kernel, p: Process, vde
 }
 
 export function* vfio_pci_core_feature_dma_buf_memattr(k: Kernel, p: Process, vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number): KGen<number> {
+  if (!k.variant.featureDmaBufMemattr) return -E.ENOTTY; // before patch 10: an unknown feature
   if (!k.config.VFIO_PCI_DMABUF) return -E.ENOTTY;
   const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, vfio_device_feature_dma_buf_memattr.size);
   if (r !== 1) return r;
