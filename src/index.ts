@@ -2,7 +2,7 @@
 // processes with syscall methods that take the real binary ioctl structs.
 import { Kernel, type Violation } from './kernel/kernel.ts';
 import type { Process } from './kernel/process.ts';
-import type { KGen } from './kernel/sched/sched.ts';
+import type { KGen, Task } from './kernel/sched/sched.ts';
 import type { KconfigInput } from './kernel/kconfig.ts';
 import {
   sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_mmap2, sys_munmap2, sys_open, sys_pread, user_access,
@@ -41,6 +41,8 @@ export interface CreateKernelOptions {
 
 export class SimKernel {
   readonly k: Kernel;
+  /** the task of the last call: its fault records are what the call's faults were */
+  lastTask: Task | null = null;
   constructor(readonly opts: CreateKernelOptions) {
     this.k = new Kernel({ devices: opts.devices.map((d, i) => deviceFromSpec(d, i)), config: opts.config, kernel: opts.kernel, mutant: opts.mutant });
   }
@@ -57,6 +59,8 @@ export class SimKernel {
       if (t.blocked) throw new Error(`${call}: blocked forever on ${t.pending.obj} (deadlock)`);
       this.k.sched.step(t);
     }
+    this.k.sched.reap(t);
+    this.lastTask = t;
     if (this.opts.checkInvariants !== false) checkInvariants(this.k);
     return holder.v as T;
   }

@@ -55,7 +55,7 @@ function signalOf(f: () => unknown): { signal: string; code: string } | null {
 }
 /** The fault-handler calls of the last system call (what vfio_pci_core's dev_dbg line would print). */
 function lastFaults(sim: SimKernel): Array<[number, string]> {
-  const t = sim.k.sched.tasks.at(-1)!;
+  const t = sim.lastTask!;
   return t.faults.map((f: FaultRecord) => [f.order, f.outcome]);
 }
 const marker = (off: number) => 0x1000_0000_0000_0000n | BigInt(off);
@@ -141,7 +141,7 @@ describe('mmap: argument checks (observed on 6.12, spec/mainline.md §2.8)', () 
 });
 
 describe('fault dispatch: PUD → PMD → PTE with per-VMA-lock retry (observed on 6.12, fault lines order/pgoff/outcome)', () => {
-  const faults = (sim: SimKernel) => sim.k.sched.tasks.at(-1)!.faults.map((f) => [f.order, f.pgoff, f.outcome]);
+  const faults = (sim: SimKernel) => sim.lastTask!.faults.map((f) => [f.order, f.pgoff, f.outcome]);
 
   test('2 GiB of BAR2 at a 1 GiB-aligned VA: PUD entries, at the order-aligned address', () => {
     const e = env();
@@ -213,7 +213,7 @@ describe('munmap and VMA splits', () => {
     assert.deepEqual(lastFaults(e.sim), [[9, 'FALLBACK'], [9, 'FALLBACK'], [0, 'NOPAGE']], 'the 1 MiB first piece is too small for a PMD (observed: 9 → FALLBACK twice, then 0)');
     assert.equal(e.p.proc.mm.pt.lookup(va)!.order, 0);
     assert.equal(e.p.load(va + MiB + PAGE, 8), marker(base + MiB + PAGE));
-    const t = e.sim.k.sched.tasks.at(-1)!;
+    const t = e.sim.lastTask!;
     const inst = t.faults.filter((f) => f.outcome === 'NOPAGE');
     assert.deepEqual(inst.map((f) => [f.order, f.pgoff]), [[0, 0]], 'second piece: order 0 at pgoff 0 relative to the new VMA');
     for (const o of offs) assert.equal(e.p.load(va + o, 8), marker(base + o), `+0x${o.toString(16)}`);

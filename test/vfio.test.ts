@@ -44,7 +44,7 @@ function signalOf(f: () => unknown): string | null {
   return null;
 }
 function lastFaults(sim: SimKernel): Array<[number, string]> {
-  return sim.k.sched.tasks.at(-1)!.faults.map((f) => [f.order, f.outcome]);
+  return sim.lastTask!.faults.map((f) => [f.order, f.outcome]);
 }
 const invariantsBroken = (sim: SimKernel) => [...new Set(sim.violations.map((v) => v.invariant))].sort();
 

@@ -90,10 +90,12 @@ export class Sched {
   /** notes emitted by kernel code during the current step (what was installed, zapped, …) */
   notes: string[] = [];
   readonly trace: StepRecord[] = [];
-  recordTrace = true;
+  /** keep every step (counterexamples, replay); off by default: it costs kilobytes per fault */
+  recordTrace = false;
+  private nextTaskId = 0;
 
   spawn(name: string, gen: KGen, owner: unknown): Task {
-    const t = new Task(this.tasks.length, name, gen, owner);
+    const t = new Task(this.nextTaskId++, name, gen, owner);
     this.tasks.push(t);
     return t;
   }
@@ -101,6 +103,12 @@ export class Sched {
   cur(): Task {
     if (!this.current) throw new SchedError('kernel code ran outside a task');
     return this.current;
+  }
+
+  /** Forget a finished task (the syscall API runs one task per call). */
+  reap(t: Task): void {
+    const i = this.tasks.indexOf(t);
+    if (t.done && i >= 0) this.tasks.splice(i, 1);
   }
 
   enabled(): Task[] {
