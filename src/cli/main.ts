@@ -8,12 +8,14 @@ import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { exploreBounded, exploreDfs, exploreDpor, explorePct, replay, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { exploreBounded, exploreDfs, exploreDporSplit, explorePct, replay, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
 import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } from '../explore/report.ts';
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
 import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { describe } from '../scenario/runner.ts';
+import { registerDiff } from './diff.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_SCENARIO = join(ROOT, 'scenarios', 'quickstart.yaml');
@@ -50,6 +52,7 @@ function progressLine(enabled: boolean): ((p: Progress) => void) | undefined {
 }
 
 interface CheckOpts {
+  workers?: string;
   json?: boolean;
   kernel: string;
   mutant?: string;
@@ -62,7 +65,7 @@ interface CheckOpts {
   compare: boolean;
 }
 
-export function check(file: string, o: CheckOpts): { scn: Scenario; result: ExploreResult; text: string; json: unknown } {
+export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; result: ExploreResult; text: string; json: unknown }> {
   const scn = loadScenarioFile(file);
   const mutant = mutantOpt(o.mutant);
   const base = { kernel: o.kernel, mutant, maxExecutions: o.maxExecutions ? Number(o.maxExecutions) : undefined, progress: progressLine(!o.json && !!process.stderr.isTTY) };
@@ -70,7 +73,13 @@ export function check(file: string, o: CheckOpts): { scn: Scenario; result: Expl
   if (o.random) r = explorePct(scn, Number(o.random), Number(o.seed), { ...base, depth: Number(o.depth) });
   else if (o.preemptions !== undefined) r = exploreBounded(scn, Number(o.preemptions), base);
   else if (o.naive) r = exploreDfs(scn, base);
-  else r = exploreDpor(scn, base);
+  else {
+    // exhaustive DPOR, split into independent jobs; the same jobs on one thread or on several
+    // workers give the same executions and the same verdict
+    const workers = o.workers === 'auto' ? defaultWorkers() : Number(o.workers ?? 1);
+    if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: expected a count or auto, got ${o.workers}`);
+    r = workers > 1 ? await exploreDporParallel(scn, workers, base) : { ...exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, base), mode: 'dpor' };
+  }
   if (base.progress) process.stderr.write('\r\x1b[K');
   const extra: string[] = [];
   let naive: ExploreResult | null = null;
@@ -148,10 +157,11 @@ export function main(argv: string[]): void {
     .option('--naive', 'exhaustive without partial-order reduction')
     .option('--no-compare', 'do not measure the naive enumeration after an exhaustive DPOR run')
     .option('--max-executions <n>', 'stop after N executions')
-    .action((file: string, o: CheckOpts) => {
+    .option('--workers <n>', 'exhaustive DPOR on N worker threads ("auto": one per core); same result as one', '1')
+    .action(async (file: string, o: CheckOpts) => {
       let out;
       try {
-        out = check(file, o);
+        out = await check(file, o);
       } catch (e) {
         invalid(e);
       }
@@ -188,14 +198,18 @@ export function main(argv: string[]): void {
     .description('list the named design variants and what each breaks; --verify checks each against its scenario')
     .option('--verify', 'explore each mutant\'s scenario: the real design must pass and the mutant must fail')
     .option('--json', 'machine-readable')
-    .action((o: { verify?: boolean; json?: boolean }) => {
-      const rows = MUTANTS.map((m) => {
-        if (!o.verify) return { ...m };
+    .action(async (o: { verify?: boolean; json?: boolean }) => {
+      const rows: Array<(typeof MUTANTS)[number] & { real_passes?: boolean; caught?: string | null; executions?: number }> = [];
+      for (const m of MUTANTS) {
+        if (!o.verify) {
+          rows.push({ ...m });
+          continue;
+        }
         const kernel = m.kernel ?? DEFAULT_KERNEL;
-        const real = check(join(ROOT, m.scenario), { kernel, seed: '1', depth: '3', compare: false, json: true });
-        const mut = check(join(ROOT, m.scenario), { kernel, mutant: m.id, seed: '1', depth: '3', compare: false, json: true });
-        return { ...m, real_passes: !real.result.counterexample && real.result.complete, caught: mut.result.counterexample?.invariant ?? null, executions: mut.result.executions };
-      });
+        const real = await check(join(ROOT, m.scenario), { kernel, seed: '1', depth: '3', compare: false, json: true });
+        const mut = await check(join(ROOT, m.scenario), { kernel, mutant: m.id, seed: '1', depth: '3', compare: false, json: true });
+        rows.push({ ...m, real_passes: !real.result.counterexample && real.result.complete, caught: mut.result.counterexample?.invariant ?? null, executions: mut.result.executions });
+      }
       if (o.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       for (const r of rows) {
         process.stdout.write(`${r.id.padEnd(22)} ${r.description}\n${' '.repeat(23)}breaks: ${r.breaks}; scenario: ${r.scenario}\n${' '.repeat(23)}source: ${r.source}\n`);
@@ -243,6 +257,7 @@ export function main(argv: string[]): void {
       }
     });
 
+  registerDiff(program);
   program.parse(argv);
 }
 

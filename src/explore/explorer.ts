@@ -19,6 +19,19 @@ export interface ExploreOptions extends ExecOptions {
   progress?: (p: Progress) => void;
   /** called with every finished execution (tests compare what different modes reach) */
   onExecution?: (ex: Execution) => void;
+  /** naive/bounded: run every execution to its end and go on after failures (the first is reported) */
+  all?: boolean;
+}
+
+/**
+ * A DPOR job: the subtree below a fixed prefix of choices, with the sleep set its root starts with.
+ * Splitting at depth D (every awake choice at depths < D is explored, which only adds backtrack
+ * points DPOR would have pruned) makes the jobs independent, so they can run on several workers
+ * and give the same executions as running them one after another.
+ */
+export interface DporJob {
+  prefix: number[];
+  sleep: number[];
 }
 export interface Progress {
   executions: number;
@@ -75,8 +88,9 @@ interface DporNode {
   clock: Clock;
 }
 
-export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreResult {
+export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
   const t0 = Date.now();
+  const fixed = opts.job?.prefix.length ?? 0;
   const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
   const stack: DporNode[] = [];
   let executions = 0, sleepBlocked = 0, steps = 0, deepest = 0;
@@ -104,7 +118,8 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreRe
       else {
         // a new state: find races of every thread's next step with the steps so far
         const pending = ex.tasks.map((_, i) => ex.pending(i));
-        const sleep = depth === 0 ? new Map<number, Ev>() : childSleep(stack[depth - 1]);
+        const sleep =
+          depth === fixed && opts.job ? new Map(opts.job.sleep.map((q) => [q, pending[q]!] as [number, Ev])) : depth === 0 ? new Map<number, Ev>() : childSleep(stack[depth - 1]);
         node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [] };
         stack[depth] = node;
         for (let p = 0; p < pending.length; p++) {
@@ -121,12 +136,15 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreRe
           }
         }
         const awake = en.filter((p) => !node.sleep.has(p));
-        if (!awake.length) {
+        if (depth < fixed) {
+          // inside the job's prefix: the choice is given and never revisited
+          node.chosen = opts.job!.prefix[depth];
+          node.done = new Set(en);
+        } else if (!awake.length) {
           sleepBlocked++;
           ended = true;
           break;
-        }
-        node.chosen = awake.includes(lastTask) ? lastTask : awake[0];
+        } else node.chosen = awake.includes(lastTask) ? lastTask : awake[0];
         node.backtrack.add(node.chosen);
       }
       enabledAt.push(en);
@@ -171,7 +189,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreRe
     // execution left one extra node, with no choice, at its end)
     stack.length = ex.choices.length + (ended ? 1 : 0);
     let d = stack.length - 1;
-    for (; d >= 0; d--) {
+    for (; d >= fixed; d--) {
       const n = stack[d];
       if (n.chosen >= 0) {
         n.done.add(n.chosen);
@@ -184,7 +202,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreRe
         break;
       }
     }
-    if (d < 0) return done(true);
+    if (d < fixed) return done(true);
     stack.length = d + 1;
     replayTo = d + 1;
   }
@@ -193,6 +211,69 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions = {}): ExploreRe
   function done(complete: boolean): ExploreResult {
     return { mode: 'dpor', executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
   }
+}
+
+/**
+ * The jobs of a DPOR run split at `depth`: every choice not asleep at depths < depth, with sleep
+ * sets carried down as DPOR would. A prefix that ends early (the run finished) is a job too.
+ */
+export function dporJobs(scn: Scenario, depth: number, opts: ExecOptions = {}): DporJob[] {
+  const jobs: DporJob[] = [];
+  const walk = (prefix: number[], sleep: number[]) => {
+    const ex = new Execution(scn, opts);
+    for (const p of prefix) ex.step(p);
+    const en = ex.enabled();
+    if (prefix.length >= depth || !en.length || ex.failure) return void jobs.push({ prefix, sleep });
+    const pending = ex.tasks.map((_, i) => ex.pending(i));
+    const done: number[] = [];
+    for (const p of en) {
+      if (sleep.includes(p)) continue;
+      const e = pending[p]!;
+      walk([...prefix, p], [...sleep, ...done].filter((q) => q !== p && !dependent(pending[q]!, e)));
+      done.push(p);
+    }
+  };
+  walk([], []);
+  return jobs;
+}
+
+/** Add up the results of jobs run in order; the first counterexample in job order wins. */
+export function mergeJobResults(results: ExploreResult[], t0: number): ExploreResult {
+  const out: ExploreResult = { mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: true, counterexample: null, elapsedMs: 0 };
+  for (const r of results) {
+    out.executions += r.executions;
+    out.sleepBlocked += r.sleepBlocked;
+    out.steps += r.steps;
+    out.maxDepth = Math.max(out.maxDepth, r.maxDepth);
+    if (r.counterexample) {
+      out.counterexample = r.counterexample;
+      out.complete = false;
+      break;
+    }
+    if (!r.complete) out.complete = false;
+  }
+  out.elapsedMs = Date.now() - t0;
+  return out;
+}
+
+/** DPOR over the jobs of a split, one after another (the single-threaded twin of the parallel run). */
+export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOptions = {}): ExploreResult {
+  const t0 = Date.now();
+  const results: ExploreResult[] = [];
+  let total = 0;
+  for (const job of dporJobs(scn, depth, opts)) {
+    const left = (opts.maxExecutions ?? Infinity) - total;
+    if (left <= 0) {
+      results.push({ ...results[0], executions: 0, complete: false, counterexample: null });
+      break;
+    }
+    const r = exploreDpor(scn, { ...opts, job, maxExecutions: left });
+    results.push(r);
+    total += r.executions;
+    if (r.counterexample) break;
+    opts.progress?.({ executions: total, steps: results.reduce((a, x) => a + x.steps, 0), depth: Math.max(...results.map((x) => x.maxDepth)), elapsedMs: Date.now() - t0 });
+  }
+  return mergeJobResults(results, t0);
 }
 
 /** Sleep set of the state after `n` took its chosen step: sleepers independent of that step stay. */
@@ -220,7 +301,7 @@ export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBou
     const enabledAt: number[][] = [];
     let pre = 0;
     for (let depth = 0; ; depth++) {
-      if (ex.failure) break;
+      if (ex.failure && !opts.all) break;
       const en = ex.enabled();
       if (!en.length) break;
       if (depth >= maxDepth) {
@@ -240,12 +321,12 @@ export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBou
       steps++;
       deepest = Math.max(deepest, depth + 1);
     }
-    if (!ex.failure) ex.end();
+    if (!ex.failure || opts.all) ex.end();
     executions++;
     opts.onExecution?.(ex);
     if (ex.failure) {
-      counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
-      break;
+      counterexample ??= { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
+      if (!opts.all) break;
     }
     if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
     if (executions >= maxExec) return result(false);
