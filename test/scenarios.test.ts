@@ -3,21 +3,10 @@
 // kernel (`expect_violations`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadScenarioFile } from '../src/scenario/loader.ts';
 import { runScenario } from '../src/scenario/report.ts';
 import { KERNELS } from '../src/kernel/variants.ts';
-
-export function bundledScenarios(dir = 'scenarios'): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir).sort()) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...bundledScenarios(p));
-    else if (e.endsWith('.yaml')) out.push(p);
-  }
-  return out;
-}
+import { bundledScenarios } from './bundled.ts';
 
 for (const file of bundledScenarios()) {
   const scn = loadScenarioFile(file);
@@ -30,12 +19,3 @@ for (const file of bundledScenarios()) {
     });
   }
 }
-
-test('a scenario restricted to some kernels names why, in a comment above kernels:', () => {
-  for (const file of bundledScenarios()) {
-    const scn = loadScenarioFile(file);
-    if (scn.kernels.length === Object.keys(KERNELS).length) continue;
-    const src = readFileSync(file, 'utf8');
-    assert.match(src, /^# .+\nkernels: \[/m, `${file} restricts its kernels without a reason`);
-  }
-});

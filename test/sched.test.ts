@@ -363,6 +363,7 @@ describe('Lockdep', () => {
 describe('Sched', () => {
   test('step runs one event at a time and records it; a finished task cannot be stepped', () => {
     const s = new Sched();
+    s.recordTrace = true;
     const order: string[] = [];
     const t = s.spawn('t', (function* () {
       order.push('a');

@@ -8,7 +8,7 @@ import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { exploreBounded, exploreDfs, exploreDporSplit, explorePct, replay, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { exploreBounded, exploreDfs, exploreDporSplit, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
 import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } from '../explore/report.ts';
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
@@ -93,7 +93,10 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   }
   if (!r.counterexample && r.mode === 'dpor' && r.complete && o.compare) {
     naive = exploreDfs(scn, { kernel: o.kernel, mutant, maxExecutions: 20000 });
-    extra.push(`naive enumeration: ${naive.complete ? naive.executions : `more than ${naive.executions}`} executions${naive.complete ? ` (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer` : ' (stopped; DPOR needed ' + r.executions + ')'}`);
+    const bound = r.threadSteps ? `; about ${sci(multinomial(r.threadSteps))} by the multinomial of the threads' longest runs, ${r.threadSteps.join('+')} steps` : '';
+    extra.push(naive.complete
+      ? `naive enumeration: ${naive.executions} executions (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer`
+      : `naive enumeration: more than ${naive.executions} executions (stopped at the cap${bound}); DPOR needed ${r.executions}`);
   }
   const cmd = `vfio-sim replay ${file}${o.kernel !== DEFAULT_KERNEL ? ` --kernel ${o.kernel}` : ''}${mutant ? ` --mutant ${mutant}` : ''}`;
   let text = formatSummary(scn, r, extra);

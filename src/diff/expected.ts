@@ -15,12 +15,17 @@ const patterns = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)])
 
 const entry = z
   .object({
-    id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'an id: lower-case letters, digits and -'),
+    id: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'an id: lower-case letters, digits, . and -'),
     match: z
       .object({
         op: patterns.optional(),
         kind: z.union([z.enum(KINDS), z.array(z.enum(KINDS)).min(1)]),
         field: patterns.optional(),
+        /**
+         * what the step's fd or address refers to, traced through the scenario's `as:` names:
+         * device-fd, dmabuf-fd (exported by the DMA_BUF feature), device-mapping, dmabuf-mapping
+         */
+        target: patterns.optional(),
         /** step arguments as written in the scenario (e.g. feature: DMA_BUF_REVOKE), compared as text */
         args: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
         /** per kernel pattern (one of `kernels`): the value that kernel shows, as glob patterns */
@@ -92,6 +97,7 @@ export interface Matchable {
   kind: Kind;
   field: string;
   args: Record<string, unknown>;
+  target?: string;
   /** kernel name -> the value it shows */
   values: Record<string, string>;
 }
@@ -103,6 +109,7 @@ export interface Matchable {
 export function matches(e: ExpectedEntry, d: Matchable, a: string, b: string): boolean {
   const m = e.match;
   if (!anyOf(m.op, d.op) || !(Array.isArray(m.kind) ? m.kind : [m.kind]).includes(d.kind) || !anyOf(m.field, d.field)) return false;
+  if (m.target !== undefined && (d.target === undefined || !anyOf(m.target, d.target))) return false;
   for (const [k, v] of Object.entries(m.args ?? {})) if (d.args[k] === undefined || String(d.args[k]) !== String(v)) return false;
   const [p, q] = e.kernels;
   const fits = (pk: string, kn: string) => glob(pk, kn) && anyOf(m.values?.[pk], d.values[kn] ?? '');

@@ -47,6 +47,8 @@ export interface Counterexample extends Failure {
 
 export interface ExploreResult {
   mode: string;
+  /** the most steps each thread took in any execution (for the naive-count estimate) */
+  threadSteps?: number[];
   executions: number;
   /** executions cut because every enabled thread was asleep (provably redundant) */
   sleepBlocked: number;
@@ -96,6 +98,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
   let executions = 0, sleepBlocked = 0, steps = 0, deepest = 0;
   let counterexample: Counterexample | null = null;
   let replayTo = 0; // depth up to which the stack's choices are replayed
+  let threadSteps: number[] | undefined;
 
   while (true) {
     const ex = new Execution(scn, opts);
@@ -178,6 +181,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     }
     if (!ended) ex.end();
     executions++;
+    threadSteps = ex.tasks.map((_, i) => Math.max(threadSteps?.[i] ?? 0, ex.choices.filter((c) => c === i).length));
     if (!ended) opts.onExecution?.(ex);
     if (ex.failure) {
       counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
@@ -209,7 +213,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
   return done(false);
 
   function done(complete: boolean): ExploreResult {
-    return { mode: 'dpor', executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
+    return { mode: 'dpor', threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
   }
 }
 
@@ -239,7 +243,8 @@ export function dporJobs(scn: Scenario, depth: number, opts: ExecOptions = {}): 
 
 /** Add up the results of jobs run in order; the first counterexample in job order wins. */
 export function mergeJobResults(results: ExploreResult[], t0: number): ExploreResult {
-  const out: ExploreResult = { mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: true, counterexample: null, elapsedMs: 0 };
+  const ts = results.filter((r) => r.threadSteps).map((r) => r.threadSteps!);
+  const out: ExploreResult = { mode: 'dpor', threadSteps: ts.length ? ts[0].map((_, i) => Math.max(...ts.map((t) => t[i] ?? 0))) : undefined, executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: true, counterexample: null, elapsedMs: 0 };
   for (const r of results) {
     out.executions += r.executions;
     out.sleepBlocked += r.sleepBlocked;
@@ -356,6 +361,24 @@ export function exploreBounded(scn: Scenario, maxK: number, opts: ExploreOptions
     if (r.counterexample || (r.complete && r.maxDepth === 0)) return { ...r, executions: total, steps, bound: k, elapsedMs: Date.now() - t0 };
   }
   return { ...last!, executions: total, steps, bound: maxK, mode: `bounded(${maxK})`, elapsedMs: Date.now() - t0 };
+}
+
+/**
+ * An estimate of the interleavings naive enumeration would run: the multinomial (Σn)!/Πn! of the
+ * threads' step counts (not a bound: step counts differ between interleavings, and blocking rules
+ * some orders out).
+ */
+export function multinomial(counts: number[]): bigint {
+  let r = 1n, total = 0;
+  for (const c of counts) {
+    for (let i = 1; i <= c; i++) r = (r * BigInt(total + i)) / BigInt(i);
+    total += c;
+  }
+  return r;
+}
+export function sci(n: bigint): string {
+  const s = n.toString();
+  return s.length <= 7 ? Number(n).toLocaleString('en-US') : `${s[0]}.${s.slice(1, 3)}e${s.length - 1}`;
 }
 
 /** A small, fast, seedable PRNG (mulberry32): the same seed gives the same runs. */

@@ -6,6 +6,8 @@ import type { Vma } from './mm/vma.ts';
 import type { Entry } from './mm/pgtable.ts';
 import { Status, STATUS_NAME, VfioPciDmaBuf, bufferPhys, vmaBufferOffset } from './vfio/pci/dmabuf.ts';
 import { VfioPciCoreDevice } from './vfio/pci/core.ts';
+import { IoptPages, type IommuDomain } from './iommufd/io_pagetable.ts';
+import { ImporterAttachment, importerAttachments } from './dma-buf/importer.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -48,6 +50,8 @@ export function checkInvariants(k: Kernel): void {
       if (priv.status === Status.OK) k.violation('decode-enabled', `dmabuf${priv.dmabuf.id} (${priv.dmabuf.path()}) is OK while ${vdev.name}'s memory is disabled: importers and new faults may reach the disabled BAR`);
   }
 
+  checkIommu(k, privs);
+
   for (const p of k.procs) {
     const vmas = p.mm.vmas;
     for (const e of p.mm.pt.entries()) {
@@ -76,6 +80,48 @@ export function checkInvariants(k: Kernel): void {
   for (const p of k.procs) for (const v of p.mm.vmas) if (v.vm_file?.freed) k.violation('lifetime', `mm${p.mm.id} VMA ${hex(v.vm_start)} uses freed file ${v.vm_file.path}`);
 
   for (const inv of k.sched.lockdep.inversions) k.violation('no-deadlock', inv);
+}
+
+/** Every IOMMU domain the model has: those of live IOASes and those still reachable from an import. */
+function domains(k: Kernel): Set<IommuDomain> {
+  const out = new Set<IommuDomain>();
+  for (const ctx of k.iommufds) for (const ioas of ctx.ioas()) out.add(ioas.domain);
+  for (const d of k.dmabufs)
+    for (const a of d.attachments) if (a.importer_priv instanceof IoptPages) for (const area of a.importer_priv.areas) out.add(area.ioas.domain);
+  return out;
+}
+
+/**
+ * iommu-revoked: once a buffer's revoke has finished (status not OK, no revoke in progress), no IOMMU
+ * domain still translates an IOVA of an iommufd area over it (iopt_revoke_notify removed them), and
+ * no importer still holds a mapping (sg_table) of it: set_status waited for every unmap.
+ * decode-enabled, IOMMU half: with a device's memory disabled (or runtime-PM engaged) and no
+ * transition under way, no IOMMU translation reaches its BARs, or a peer device's DMA could.
+ */
+function checkIommu(k: Kernel, privs: VfioPciDmaBuf[]): void {
+  for (const priv of privs) {
+    if (priv.status === Status.OK || priv.revoking) continue;
+    for (const a of priv.dmabuf.attachments) {
+      const pd = a.importer_priv;
+      if (pd instanceof IoptPages)
+        for (const area of pd.areas)
+          for (const t of area.ioas.domain.overlapping(area.iova, area.length))
+            k.violation('iommu-revoked', `${area.ioas.name} iova ${hex(t.iova)}+${hex(t.len)} -> pa ${hex(t.pa)} still maps ${priv.dmabuf.path()} (dmabuf${priv.dmabuf.id}, ${STATUS_NAME[priv.status]}) after its revocation`);
+      if (pd instanceof ImporterAttachment && pd.mappings.length)
+        k.violation('iommu-revoked', `importer${pd.id} still holds ${pd.mappings.length} mapping(s) of dmabuf${priv.dmabuf.id} (${STATUS_NAME[priv.status]}) after its revocation returned`);
+    }
+  }
+  const doms = domains(k);
+  if (!doms.size) return;
+  for (const vdev of k.vfio.values()) {
+    if ((vdev.memoryEnabled() && !vdev.pm_runtime_engaged) || vdev.memory_lock.writer) continue;
+    for (const d of doms)
+      for (const t of d.maps) {
+        const hit = k.pci.resolve(t.pa);
+        if (hit?.dev === vdev.pdev)
+          k.violation('decode-enabled', `IOMMU domain ${d.key} iova ${hex(t.iova)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(t.pa - hit.bar.start)} is still mapped while its memory is disabled: a peer device's DMA could reach it`);
+      }
+  }
 }
 
 /**
@@ -109,6 +155,8 @@ export function checkNoLeak(k: Kernel): void {
   const quiet = k.procs.every((p) => p.files.fds.size === 0 && p.mm.vmas.length === 0);
   if (!quiet) return;
   for (const d of k.dmabufs) k.violation('no-leak', `dmabuf${d.id} (${d.path()}) was never released (file count ${d.file.refs})`);
+  for (const ctx of k.iommufds) k.violation('no-leak', `iommufd context ${ctx.id} was never released (file count ${ctx.file.refs})`);
+  for (const ia of importerAttachments(k).values()) if (!ia.detached) k.violation('no-leak', `importer${ia.id} never detached from dmabuf${ia.dmabuf.id}`);
   for (const vdev of k.vfio.values()) {
     if (vdev.vfio.freed) continue;
     if (vdev.vfio.refcount !== 1) k.violation('no-leak', `${vdev.name} registration count is ${vdev.vfio.refcount}, not 1, with nothing open`);

@@ -7,6 +7,7 @@ import { VfioPciCoreDevice, vfioPciMmapOps, vfioPciOps } from './vfio/pci/core.t
 import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
 import type { DmaBuf } from './dma-buf/dma-buf.ts';
+import type { IommufdCtx } from './iommufd/iommufd.ts';
 import type { VmOps } from './mm/vma.ts';
 import { anonVmOps } from './mm/anon.ts';
 import { nvgraceOps } from './vfio/pci/nvgrace.ts';
@@ -37,6 +38,8 @@ export class Kernel {
   readonly vfio = new Map<string, VfioPciCoreDevice>();
   readonly procs: Process[] = [];
   readonly dmabufs = new Set<DmaBuf>();
+  /** open /dev/iommu contexts (iommufd/iommufd.ts), until their file is released */
+  readonly iommufds = new Set<IommufdCtx>();
   readonly vfioPciMmapOps: VmOps;
   readonly anonVmOps: VmOps;
   readonly violations: Violation[] = [];

@@ -33,6 +33,12 @@ export interface KernelVariant {
    * series, unknown feature → -ENOTTY (spec/mainline.md §3.2).
    */
   featureDmaBufMemattr: boolean;
+  /**
+   * Which lock the DMABUF export and list take: v4 (and v5) take memory_lock for write, under the
+   * mmap_lock mmap() holds (spec/series.md §3.3 step 4); v6 took a dmabuf_lock with a shadow
+   * bars_revoked state instead, after the v5 deadlock (§1.4, §9.6 item 30). Absent: memory_lock.
+   */
+  exportLock?: 'memory_lock' | 'dmabuf_lock';
 }
 
 export const KERNELS: Record<string, KernelVariant> = {
@@ -67,6 +73,19 @@ export const KERNELS: Record<string, KernelVariant> = {
     dmabufMmap: true,
     featureDmaBufRevoke: true,
     featureDmaBufMemattr: true,
+  },
+  /** v4 with v6's export locking (spec/series.md §1.4): the fix for the v5 deadlock. */
+  'series-v4-dmabuf-lock': {
+    name: 'series-v4-dmabuf-lock',
+    description: 'series-v4 with the v6 export locking (dmabuf_lock + bars_revoked, no memory_lock under mmap_lock)',
+    barMmapViaDmabuf: true,
+    inodeZapFirst: false,
+    dmabufZapWholeFile: false,
+    perVmaLock: true,
+    dmabufMmap: true,
+    featureDmaBufRevoke: true,
+    featureDmaBufMemattr: true,
+    exportLock: 'dmabuf_lock',
   },
   'v7.1': {
     name: 'v7.1',

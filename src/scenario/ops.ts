@@ -20,6 +20,13 @@ import {
 } from '../uapi/vfio.ts';
 import { CAP_EXP, CAP_PM } from '../kernel/pci/device.ts';
 import { vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
+import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
+import { peer_dma } from '../kernel/iommufd/io_pagetable.ts';
+import { importer_attach, importer_detach, importer_map, importer_unmap } from '../kernel/dma-buf/importer.ts';
+import {
+  IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_UNMAP, iommu_ioas_alloc, iommu_ioas_map_file, iommu_ioas_unmap,
+} from '../uapi/iommufd.ts';
 
 export type Result = { ok: true; value?: number | string; out?: Record<string, unknown> } | { errno: string } | { signal: string };
 export interface OpOutcome {
@@ -242,5 +249,112 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const lines = env.maps(p);
       return { result: { ok: true, out: { lines } } };
     }
+    case 'iommufd_open':
+    case 'ioas_alloc':
+    case 'iommufd_map':
+    case 'iommufd_unmap':
+    case 'dma_read':
+    case 'dma_write':
+    case 'dmabuf_attach':
+    case 'dmabuf_map':
+    case 'dmabuf_unmap':
+    case 'dmabuf_detach':
+      return yield* execImportOp(env, s);
   }
+}
+
+const IOMMU_MAP_FLAGS: Record<string, number> = { readable: IOMMU_IOAS_MAP_READABLE, writeable: IOMMU_IOAS_MAP_WRITEABLE, fixed_iova: IOMMU_IOAS_MAP_FIXED_IOVA };
+
+/** The iommufd fd a step's ioctl goes to: `iommufd:` if given, else the context holding `ioas`. */
+function* iommufdFdOf(env: OpEnv, a: Record<string, unknown>): KGen<number> {
+  const { k, proc: p, res } = env;
+  if (a.iommufd !== undefined) return Number(res(a.iommufd));
+  const hit = yield* findIoas(k, p, null, Number(res(a.ioas)));
+  if (hit) return hit.fd;
+  // no context of this process has that IOAS: ask the first one (ENOENT), or fail on no fd (EBADF)
+  for (const [fd, e] of [...p.files.fds].sort((x, y) => x[0] - y[0])) if (isIommufdFile(e.file)) return fd;
+  return -1;
+}
+
+/**
+ * The iommufd and importer operations. A peer device's DMA that the IOMMU refuses (no translation
+ * for the IOVA, or a mapping without the needed permission) is reported as `{ "errno": "EIO" }` with
+ * "IOMMU fault at iova …" in the step's detail: DESIGN.md §3 allows a step exactly ok, errno or
+ * signal, and a dropped DMA transaction reaches the device's driver as an I/O error (vfio-pci's own
+ * BAR read with memory disabled is EIO too).
+ */
+function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
+  const { k, proc: p, res } = env;
+  const a = s.args;
+  switch (s.op) {
+    case 'iommufd_open': {
+      const cloexec = ((a.flags as string[] | undefined) ?? []).includes('cloexec');
+      const r = yield* sys_iommufd_open(k, p, M.O_RDWR | (cloexec ? M.O_CLOEXEC : 0));
+      return errOr(r, () => ({ ...okValue(r), detail: 'open /dev/iommu' }));
+    }
+    case 'ioas_alloc': {
+      const arg = encode(iommu_ioas_alloc, { size: iommu_ioas_alloc.size, flags: res(a.flags ?? 0) });
+      const r = yield* sys_ioctl(k, p, Number(res(a.iommufd)), IOMMU_IOAS_ALLOC, arg);
+      return errOr(r, () => {
+        const id = Number(decode(iommu_ioas_alloc, arg).out_ioas_id);
+        return { result: { ok: true, value: id, out: { out_ioas_id: id } }, bind: { value: BigInt(id), out: { out_ioas_id: BigInt(id) } }, detail: 'IOMMU_IOAS_ALLOC' };
+      });
+    }
+    case 'iommufd_map': {
+      let flags: number;
+      if (a.flags === undefined) flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | (a.iova !== undefined ? IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+      else if (Array.isArray(a.flags)) flags = (a.flags as string[]).reduce((x, f) => x | IOMMU_MAP_FLAGS[f], 0);
+      else flags = Number(res(a.flags));
+      const arg = encode(iommu_ioas_map_file, {
+        size: iommu_ioas_map_file.size, flags, ioas_id: res(a.ioas), fd: res(a.fd), start: res(a.start ?? 0), length: res(a.length),
+        iova: a.iova !== undefined ? res(a.iova) : 0n,
+      });
+      const fd = yield* iommufdFdOf(env, a);
+      const r = yield* sys_ioctl(k, p, fd, IOMMU_IOAS_MAP_FILE, arg);
+      return errOr(r, () => {
+        const iova = decode(iommu_ioas_map_file, arg).iova as bigint;
+        return { result: { ok: true, value: hex(iova), out: { iova: hex(iova) } }, bind: { value: iova, out: { iova } }, detail: 'IOMMU_IOAS_MAP_FILE' };
+      });
+    }
+    case 'iommufd_unmap': {
+      const arg = encode(iommu_ioas_unmap, { size: iommu_ioas_unmap.size, ioas_id: res(a.ioas), iova: res(a.iova), length: res(a.length) });
+      const fd = yield* iommufdFdOf(env, a);
+      const r = yield* sys_ioctl(k, p, fd, IOMMU_IOAS_UNMAP, arg);
+      return errOr(r, () => {
+        const len = decode(iommu_ioas_unmap, arg).length as bigint;
+        return { result: { ok: true, value: hex(len), out: { length: hex(len) } }, bind: { value: len, out: { length: len } }, detail: 'IOMMU_IOAS_UNMAP' };
+      });
+    }
+    case 'dma_read':
+    case 'dma_write': {
+      const width = a.width !== undefined ? Number(res(a.width)) : 4;
+      const write = s.op === 'dma_write';
+      const iova = Number(res(a.iova) + (a.offset !== undefined ? res(a.offset) : 0n));
+      const hit = yield* findIoas(k, p, a.iommufd !== undefined ? Number(res(a.iommufd)) : null, a.ioas !== undefined ? Number(res(a.ioas)) : null);
+      if (!hit) return { result: { errno: 'ENOENT' }, detail: 'no such IOAS in this process (a peer device DMAs through an IOAS of an open iommufd)' };
+      const value = write ? BigInt.asUintN(8 * width, res(a.value)) : 0n;
+      const r = yield* peer_dma(k, hit.ioas, iova, width, write, value);
+      if ('fault' in r) return { result: { errno: 'EIO' }, detail: r.fault };
+      const detail = `${hit.ioas.name} iova ${hex(iova)}`;
+      return write ? { result: { ok: true }, detail } : { result: { ok: true, value: asJson(r.value, width) }, bind: { value: r.value }, detail };
+    }
+    case 'dmabuf_attach': {
+      const flag = (v: unknown, dflt: boolean) => (v === undefined ? dflt : Number(v) !== 0);
+      const r = yield* importer_attach(k, p, Number(res(a.fd)), { dynamic: flag(a.dynamic, true), peer2peer: flag(a.peer2peer, true), revocable: flag(a.revocable, true) });
+      return errOr(r, () => okValue(r));
+    }
+    case 'dmabuf_map': {
+      const r = yield* importer_map(k, Number(res(a.attach)));
+      return errOr(r, () => okValue(r));
+    }
+    case 'dmabuf_unmap': {
+      const r = yield* importer_unmap(k, Number(res(a.attach)));
+      return errOr(r, () => okValue(r));
+    }
+    case 'dmabuf_detach': {
+      const r = yield* importer_detach(k, Number(res(a.attach)));
+      return errOr(r, () => okValue(r));
+    }
+  }
+  throw new Error(`not an import operation: ${s.op}`);
 }

@@ -29,6 +29,8 @@ const expect = z
   .refine((e) => [e.ok, e.errno, e.signal].filter((x) => x !== undefined).length <= 1, 'at most one of ok, errno, signal');
 
 const common = { as: name.optional(), expect: expect.optional() };
+/** a yes/no argument, carried as 1/0 so that every argument value stays a number or a name */
+const boolFlag = z.boolean().transform((b) => (b ? 1 : 0));
 const fdOrDevice = { fd: num.optional(), device: z.string().optional() };
 
 export const OPS = {
@@ -78,6 +80,49 @@ export const OPS = {
   maps: z.object({ ...common }).strict(),
   /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
+
+  // ---- iommufd and DMABUF importers (src/kernel/iommufd/, src/kernel/dma-buf/importer.ts) ----
+  /** open /dev/iommu: a new iommufd context; the value is its fd */
+  iommufd_open: z.object({ flags: flagList(['cloexec']).optional(), ...common }).strict(),
+  /** IOMMU_IOAS_ALLOC on an iommufd fd; the value is the IOAS id (ids count from 1 per context) */
+  ioas_alloc: z.object({ iommufd: num, flags: num.optional(), ...common }).strict(),
+  /**
+   * IOMMU_IOAS_MAP_FILE of a DMABUF fd (`fd`) into an IOAS: bytes [start, start + length) of the
+   * buffer at `iova` (with flag fixed_iova; implied when iova is given and flags are not) or at an
+   * IOVA the kernel picks. flags default to [readable, writeable]. The value is the IOVA. `iommufd`
+   * names the context's fd; without it the calling process's contexts are searched for `ioas`.
+   */
+  iommufd_map: z
+    .object({
+      iommufd: num.optional(), ioas: num, fd: num, start: num.optional(), length: num, iova: num.optional(),
+      flags: z.union([flagList(['readable', 'writeable', 'fixed_iova']), num]).optional(), ...common,
+    })
+    .strict(),
+  /** IOMMU_IOAS_UNMAP of [iova, iova + length): the value is the number of bytes unmapped */
+  iommufd_unmap: z.object({ iommufd: num.optional(), ioas: num, iova: num, length: num, ...common }).strict(),
+  /**
+   * A peer device's DMA read through an IOAS (the device attached to it is implicit): IOVA `iova`
+   * (+ `offset`), `width` bytes (default 4). The value is what it read; an IOMMU fault (no
+   * translation, or no permission) is errno EIO, with the reason in the step's detail.
+   */
+  dma_read: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: num.optional(), ...common }).strict()
+    .refine((a) => a.iommufd !== undefined || a.ioas !== undefined, 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS)'),
+  /** A peer device's DMA write of `value`, otherwise as dma_read */
+  dma_write: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: num.optional(), value: num, ...common }).strict()
+    .refine((a) => a.iommufd !== undefined || a.ioas !== undefined, 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS)'),
+  /**
+   * A generic importer driver attaches to the DMABUF behind `fd`: dynamically (default) with
+   * allow_peer2peer `peer2peer` (default true) and, when `revocable` (default true), an
+   * invalidate_mappings that only records that it was told; `dynamic: false` is the static
+   * dma_buf_attach (no importer ops, so peer2peer false). The value is the attachment id.
+   */
+  dmabuf_attach: z.object({ fd: num, dynamic: boolFlag.optional(), peer2peer: boolFlag.optional(), revocable: boolFlag.optional(), ...common }).strict(),
+  /** dma_buf_map_attachment under the resv lock (VFIO takes a kref); the value is the live mappings */
+  dmabuf_map: z.object({ attach: num, ...common }).strict(),
+  /** unmap the oldest live mapping (VFIO drops its kref); the value is how often the importer was told to unmap */
+  dmabuf_unmap: z.object({ attach: num, ...common }).strict(),
+  /** dma_buf_detach and drop the importer's file reference; EBUSY while a mapping is live */
+  dmabuf_detach: z.object({ attach: num, ...common }).strict(),
 } as const;
 export type OpName = keyof typeof OPS;
 export type OpArgs<N extends OpName> = z.infer<(typeof OPS)[N]>;

@@ -34,7 +34,7 @@ export class ImporterAttachment {
   detached = false;
   /** set once dma_buf_dynamic_attach succeeds */
   attach!: DmaBufAttachment;
-  constructor(readonly id: number, readonly dmabuf: DmaBuf) {}
+  constructor(public id: number, readonly dmabuf: DmaBuf) {}
   get key(): string {
     return `importer${this.id}`;
   }
@@ -63,32 +63,34 @@ export function* importer_attach(k: Kernel, p: Process, fd: number, opts: Import
   return yield* driverCall(k, (function* () {
     const dmabuf = yield* dma_buf_get(k, p, fd);
     if (typeof dmabuf === 'number') return dmabuf;
-    const id = k.nextId('importer') + 1;
     // made before attaching: invalidate_mappings can reach the attachment as soon as it is linked
-    const ia = new ImporterAttachment(id, dmabuf);
+    // (its id is given on success, in the same step as the link's unlock, before anyone can call it)
+    const ia = new ImporterAttachment(0, dmabuf);
     const ops: DmaBufAttachOps | null = opts.dynamic
       ? {
-          name: `importer${id}`,
+          name: 'importer',
           allow_peer2peer: opts.peer2peer,
           ...(opts.revocable && {
             *invalidate_mappings(k: Kernel, _attach: DmaBufAttachment): KGen {
               // record only; the importer unmaps later from its own thread
-              yield ev('importer_invalidate', `importer${id}`);
+              yield ev('importer_invalidate', ia.key);
               ia.invalidated++;
-              k.note(`importer${id} told to unmap dmabuf${dmabuf.id}`);
+              k.note(`${ia.key} told to unmap dmabuf${dmabuf.id}`);
             },
           }),
         }
       : null;
-    const attach = yield* dma_buf_dynamic_attach(k, dmabuf, `importer${id}`, ops, null);
+    const attach = yield* dma_buf_dynamic_attach(k, dmabuf, 'importer', ops, null);
     if (typeof attach === 'number') {
       yield* dma_buf_put(k, dmabuf);
       return attach;
     }
+    ia.id = k.nextId('importer') + 1;
+    attach.importer = ia.key;
     ia.attach = attach;
     attach.importer_priv = ia;
-    importerAttachments(k).set(id, ia);
-    return id;
+    importerAttachments(k).set(ia.id, ia);
+    return ia.id;
   })());
 }
 

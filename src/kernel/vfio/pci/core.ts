@@ -2,7 +2,7 @@
 // mmap, region read/write, the huge fault handler, and the revoke helpers of patch 07.
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
-import { ev, RwSem, type KGen } from '../../sched/sched.ts';
+import { ev, Mutex, RwSem, type KGen } from '../../sched/sched.ts';
 import type { File, UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
@@ -30,6 +30,10 @@ const PGOFF_INDEX_SHIFT = 2 ** (VFIO_PCI_OFFSET_SHIFT - 12);
 
 export class VfioPciCoreDevice {
   readonly memory_lock: RwSem;
+  /** v6: protects dmabufs and bars_revoked, so the export need not take memory_lock */
+  readonly dmabuf_lock: Mutex;
+  /** v6: the revoke state the last dma_buf_move left, for new buffers' initial status */
+  bars_revoked = false;
   readonly dmabufs: VfioPciDmaBuf[] = [];
   /** set at registration when the driver overrides .mmap; plain vfio-pci does not */
   zap_bars_on_revoke = false;
@@ -40,6 +44,7 @@ export class VfioPciCoreDevice {
   readonly bar_mmap_supported: boolean[] = [];
   constructor(readonly k: Kernel, readonly pdev: PciDev, readonly vfio: VfioDevice) {
     this.memory_lock = new RwSem(k.sched, `${pdev.name}.memory_lock`, 'memory_lock');
+    this.dmabuf_lock = new Mutex(k.sched, `${pdev.name}.dmabuf_lock`, 'dmabuf_lock');
     this.vconfig = pdev.cfg.slice();
     const caps = pdev.desc.capabilities;
     this.reset_works = caps.flr || pdev.desc.bus === 'bridge';
@@ -109,6 +114,9 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
       yield ev('vfio_config_init', vdev.stateKey);
       vdev.vconfig = pdev.cfg.slice();
       vdev.pm_runtime_engaged = false;
+      // v6's shadow state starts from the enabled device (the v6 code is not in the archive read:
+      // cleanup at the last close leaves it revoked, and a new open must not inherit that)
+      vdev.bars_revoked = !vdev.memoryEnabled();
       return 0;
     },
     /** vfio_pci_core_close_device: revoke and detach every DMABUF, then disable the function. */

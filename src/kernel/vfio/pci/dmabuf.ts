@@ -198,22 +198,36 @@ export function* vfio_pci_dmabuf_export(k: Kernel, vdev: VfioPciCoreDevice, priv
   priv.dmabuf = yield* dma_buf_export(k, ops, priv.size, flags, priv);
   priv.kref = 1;
   priv.comp = new Completion(k.sched, `dmabuf${priv.dmabuf.id}.comp`);
-  if (k.mut('M3')) {
-    // RFC v2: the initial state was computed before taking memory_lock, so it can be stale
-    yield ev('read_memory_enabled', vdev.stateKey, 'r');
-    const enabled = vdev.memoryEnabled();
-    yield* vdev.memory_lock.down_write();
+  if (k.variant.exportLock === 'dmabuf_lock') {
+    // v6 (spec/series.md §1.4): the export no longer takes memory_lock; dmabuf_lock and the shadow
+    // bars_revoked decide the initial status. M21 puts the v4/v5 memory_lock back around it.
+    if (k.mut('M21')) yield* vdev.memory_lock.down_write();
+    yield* vdev.dmabuf_lock.lock();
     yield* priv.dmabuf.resv.lock();
-    priv.status = enabled ? Status.OK : Status.TEMP_REVOKED;
+    priv.status = vdev.bars_revoked ? Status.TEMP_REVOKED : Status.OK;
+    vdev.dmabufs.push(priv);
+    priv.onList = true;
+    yield* priv.dmabuf.resv.unlock();
+    yield* vdev.dmabuf_lock.unlock();
+    if (k.mut('M21')) yield* vdev.memory_lock.up_write();
   } else {
-    yield* vdev.memory_lock.down_write();
-    yield* priv.dmabuf.resv.lock();
-    priv.status = vdev.memoryEnabled() ? Status.OK : Status.TEMP_REVOKED;
+    if (k.mut('M3')) {
+      // RFC v2: the initial state was computed before taking memory_lock, so it can be stale
+      yield ev('read_memory_enabled', vdev.stateKey, 'r');
+      const enabled = vdev.memoryEnabled();
+      yield* vdev.memory_lock.down_write();
+      yield* priv.dmabuf.resv.lock();
+      priv.status = enabled ? Status.OK : Status.TEMP_REVOKED;
+    } else {
+      yield* vdev.memory_lock.down_write();
+      yield* priv.dmabuf.resv.lock();
+      priv.status = vdev.memoryEnabled() ? Status.OK : Status.TEMP_REVOKED;
+    }
+    vdev.dmabufs.push(priv);
+    priv.onList = true;
+    yield* priv.dmabuf.resv.unlock();
+    yield* vdev.memory_lock.up_write();
   }
-  vdev.dmabufs.push(priv);
-  priv.onList = true;
-  yield* priv.dmabuf.resv.unlock();
-  yield* vdev.memory_lock.up_write();
   k.note(`${priv.dmabuf.path()} dmabuf${priv.dmabuf.id} exported (${STATUS_NAME[priv.status]}), ${priv.nr_ranges} range(s), 0x${priv.size.toString(16)} bytes`);
   return 0;
 }
@@ -319,17 +333,25 @@ export function* kref_put(k: Kernel, priv: VfioPciDmaBuf): KGen {
 /** vfio_pci_dma_buf_move: revoke (TEMP) or un-revoke every live buffer. memory_lock held for write. */
 export function* vfio_pci_dma_buf_move(k: Kernel, vdev: VfioPciCoreDevice, revoked: boolean): KGen {
   if (!vdev.memory_lock.heldBy(k.sched.cur(), 'w')) k.violation('no-deadlock', `dma_buf_move on ${vdev.name} without memory_lock held for write`);
+  const v6 = k.variant.exportLock === 'dmabuf_lock';
+  if (v6) {
+    yield* vdev.dmabuf_lock.lock();
+    vdev.bars_revoked = revoked;
+  }
   for (const priv of [...vdev.dmabufs]) {
     if (!(yield* get_file_active(k, priv.dmabuf.file))) continue;
     yield* vfio_pci_dma_buf_set_status(k, priv, revoked ? Status.TEMP_REVOKED : Status.OK);
     yield* fput(k, priv.dmabuf.file);
   }
+  if (v6) yield* vdev.dmabuf_lock.unlock();
 }
 
 /** vfio_pci_dma_buf_cleanup: at close_device, revoke everything and detach from the device. */
 export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): KGen {
   yield* vdev.memory_lock.down_write();
   yield* vfio_pci_dma_buf_move(k, vdev, true);
+  const v6 = k.variant.exportLock === 'dmabuf_lock';
+  if (v6) yield* vdev.dmabuf_lock.lock();
   for (const priv of [...vdev.dmabufs]) {
     if (!(yield* get_file_active(k, priv.dmabuf.file))) continue;
     if (k.mut('M4')) {
@@ -345,6 +367,7 @@ export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): K
     yield* vfio_device_put_registration(k, vdev.vfio);
     yield* fput(k, priv.dmabuf.file);
   }
+  if (v6) yield* vdev.dmabuf_lock.unlock();
   yield* vdev.memory_lock.up_write();
 }
 
@@ -353,10 +376,14 @@ function* vfio_pci_dma_buf_release(k: Kernel, priv: VfioPciDmaBuf): KGen {
   yield ev('READ(vdev)', priv.key, 'r');
   const vdev = priv.vdev;
   if (vdev) {
-    yield* vdev.memory_lock.down_write();
+    // the list is memory_lock's in v4, dmabuf_lock's in v6
+    const lock = k.variant.exportLock === 'dmabuf_lock' ? vdev.dmabuf_lock : null;
+    if (lock) yield* lock.lock();
+    else yield* vdev.memory_lock.down_write();
     if (priv.onList) vdev.dmabufs.splice(vdev.dmabufs.indexOf(priv), 1);
     priv.onList = false;
-    yield* vdev.memory_lock.up_write();
+    if (lock) yield* lock.unlock();
+    else yield* vdev.memory_lock.up_write();
     yield* vfio_device_put_registration(k, vdev.vfio);
   }
   if (priv.vfile) yield* fput(k, priv.vfile);

@@ -1,0 +1,353 @@
+// drivers/iommu/iommufd/io_pagetable.c and pages.c, reduced to what a DMABUF import needs
+// (spec/mainline.md §6, spec/series.md §7.2): an IOAS with its areas (IOVA ranges), the iopt_pages
+// of a DMABUF (the physical range VFIO handed over through the private interconnect), the IOMMU
+// domain of the peer device attached to the IOAS, MAP_FILE of a DMABUF, UNMAP, and the revoke
+// callback (iopt_revoke_notify). Peer DMA goes through the domain.
+//
+// The peer device is implicit: every IOAS has one domain (the hw_pagetable the peer device's
+// attachment would auto-create), filled as areas are mapped. Its IOVA alignment is PAGE_SIZE.
+import type { Kernel } from '../kernel.ts';
+import { ev, Mutex, RwSem, type KGen } from '../sched/sched.ts';
+import { fput, type File } from '../fs/file.ts';
+import {
+  dma_buf_detach, dma_buf_dynamic_attach, dma_buf_pin, dma_buf_put, dma_buf_unpin, isDmaBufFile, type DmaBuf,
+  type DmaBufAttachOps, type DmaBufAttachment,
+} from '../dma-buf/dma-buf.ts';
+import { vfio_pci_dma_buf_iommufd_map, type PhysVec } from '../vfio/pci/dmabuf.ts';
+import { E } from '../../uapi/errno.ts';
+import { PAGE_SIZE } from '../../uapi/mman.ts';
+import { IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from '../../uapi/iommufd.ts';
+import type { IommufdCtx } from './iommufd.ts';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+/** iopt_pages counts PFNs in an unsigned long with a margin; the model's bound is far above any BAR */
+const MAX_NPFNS = 2 ** 52;
+/** x86: the interrupt-remapping window every device reserves in its IOVA space (IOMMU_RESV_MSI) */
+export const MSI_RESERVED = { start: 0xfee0_0000, last: 0xfeef_ffff };
+export const U64_MAX = 2 ** 64 - 1;
+
+/** One IOMMU translation: [iova, iova + len) -> [pa, pa + len) with IOMMU_READ/WRITE. */
+export interface Translation {
+  iova: number;
+  len: number;
+  pa: number;
+  prot: number;
+}
+
+/** The peer device's IOMMU page table. Only iommufd writes it; the device reads it on every DMA. */
+export class IommuDomain {
+  readonly maps: Translation[] = [];
+  constructor(readonly key: string) {}
+  map(t: Translation): void {
+    this.maps.push(t);
+    this.maps.sort((a, b) => a.iova - b.iova);
+  }
+  /** Remove every translation inside [iova, iova + len); returns the bytes removed. */
+  unmap(iova: number, len: number): number {
+    let n = 0;
+    for (let i = this.maps.length - 1; i >= 0; i--) {
+      const t = this.maps[i];
+      if (t.iova >= iova && t.iova + t.len <= iova + len) {
+        n += t.len;
+        this.maps.splice(i, 1);
+      }
+    }
+    return n;
+  }
+  /** Translations that overlap [iova, iova + len). */
+  overlapping(iova: number, len: number): Translation[] {
+    return this.maps.filter((t) => t.iova < iova + len && iova < t.iova + t.len);
+  }
+  lookup(iova: number, width: number): Translation | null {
+    return this.maps.find((t) => iova >= t.iova && iova + width <= t.iova + t.len) ?? null;
+  }
+}
+
+/**
+ * struct iopt_pages of a DMABUF (IOPT_ADDRESS_DMABUF): one per MAP_FILE, holding the importer
+ * attachment, the file reference and the physical range. Revocation sets phys.len to 0.
+ */
+export class IoptPages {
+  readonly mutex: Mutex;
+  /** pages->dmabuf.phys: the whole (single-range) buffer, as vfio_pci_dma_buf_iommufd_map returns it */
+  phys: PhysVec = { paddr: 0, len: 0 };
+  attach: DmaBufAttachment | null = null;
+  /** the areas using these pages (pages->dmabuf.tracker, with the one domain each) */
+  readonly areas = new Set<IoptArea>();
+  released = false;
+  constructor(readonly k: Kernel, readonly id: number, readonly dmabuf: DmaBuf, readonly file: File, readonly start: number, readonly length: number) {
+    this.mutex = new Mutex(k.sched, `iopt_pages${id}.mutex`, 'iopt_pages.mutex');
+  }
+  /** iopt_dmabuf_revoked */
+  get revoked(): boolean {
+    return this.phys.len === 0;
+  }
+  get key(): string {
+    return `iopt_pages${this.id}`;
+  }
+}
+
+/** struct iopt_area: one mapped IOVA range of an IOAS. */
+export class IoptArea {
+  /** translations of this area are in the domain */
+  filled = false;
+  constructor(readonly ioas: Ioas, readonly iova: number, readonly length: number, readonly pages: IoptPages, readonly prot: number) {}
+  get last(): number {
+    return this.iova + this.length - 1;
+  }
+}
+
+/** struct iommufd_ioas with its io_pagetable and the implicit peer device's domain. */
+export class Ioas {
+  readonly areas: IoptArea[] = [];
+  readonly iova_rwsem: RwSem;
+  readonly domain: IommuDomain;
+  destroyed = false;
+  constructor(readonly k: Kernel, readonly ctx: IommufdCtx, readonly id: number) {
+    const base = `iommufd${ctx.id}.ioas${id}`;
+    this.iova_rwsem = new RwSem(k.sched, `${base}.iova_rwsem`, 'iova_rwsem');
+    this.domain = new IommuDomain(`${base}.domain`);
+  }
+  get name(): string {
+    return `iommufd${this.ctx.id}/ioas${this.id}`;
+  }
+}
+
+/** IOMMU_READ/IOMMU_WRITE from the uAPI map flags (conv_iommu_prot). */
+export const PROT_READ = 1, PROT_WRITE = 2;
+function convProt(flags: number): number {
+  return (flags & IOMMU_IOAS_MAP_READABLE ? PROT_READ : 0) | (flags & IOMMU_IOAS_MAP_WRITEABLE ? PROT_WRITE : 0);
+}
+
+/**
+ * iopt_revoke_notify: the invalidate_mappings of iommufd's attachment, called by the exporter with
+ * the resv lock held. Under pages->mutex: unless already revoked, remove every area's translations
+ * from the domain and set phys.len to 0. Nothing ever maps them again (no automatic remap).
+ */
+function* iopt_revoke_notify(k: Kernel, attach: DmaBufAttachment): KGen {
+  const pages = attach.importer_priv as IoptPages;
+  yield* pages.mutex.lock();
+  if (!pages.revoked) {
+    for (const area of pages.areas) {
+      if (!area.filled) continue;
+      if (k.mut('iommufd-revoke-no-unmap')) continue;
+      yield ev('iommu_unmap', area.ioas.domain.key);
+      area.ioas.domain.unmap(area.iova, area.length);
+      area.filled = false;
+      k.note(`${area.ioas.name}: iova ${hex(area.iova)}+${hex(area.length)} unmapped from the domain (dmabuf${pages.dmabuf.id} revoked)`);
+    }
+    yield ev('WRITE(phys.len)', pages.key);
+    pages.phys = { paddr: pages.phys.paddr, len: 0 };
+  }
+  yield* pages.mutex.unlock();
+}
+
+const iopt_dmabuf_attach_revoke_ops: DmaBufAttachOps = {
+  name: 'iommufd',
+  allow_peer2peer: true,
+  invalidate_mappings: iopt_revoke_notify,
+};
+
+/**
+ * iopt_alloc_dmabuf_pages + iopt_map_dmabuf: check the span against the buffer, attach dynamically
+ * (VFIO's attach rules apply: -EOPNOTSUPP, -ENODEV), then under the resv lock pin and fetch the
+ * physical range through the private interconnect (symbol_get: only with CONFIG_VFIO_PCI_DMABUF,
+ * else -EOPNOTSUPP; -ENODEV revoked, -EOPNOTSUPP for more than one range). On success the pages own
+ * the caller's file reference.
+ */
+function* iopt_alloc_dmabuf_pages(k: Kernel, file: File, start: number, length: number): KGen<IoptPages | number> {
+  const dmabuf = file.private_data as DmaBuf;
+  if (start + length - 1 >= dmabuf.size || length / PAGE_SIZE >= MAX_NPFNS) return -E.EINVAL;
+  const pages = new IoptPages(k, k.nextId('iopt_pages'), dmabuf, file, start, length);
+  const attach = yield* dma_buf_dynamic_attach(k, dmabuf, `iommufd(pages${pages.id})`, iopt_dmabuf_attach_revoke_ops, pages);
+  if (typeof attach === 'number') return attach;
+  pages.attach = attach;
+  yield* dmabuf.resv.lock();
+  let r = yield* dma_buf_pin(k, attach);
+  let phys: PhysVec | number = r;
+  if (r === 0) {
+    phys = k.config.VFIO_PCI_DMABUF ? vfio_pci_dma_buf_iommufd_map(attach) : -E.EOPNOTSUPP;
+    if (typeof phys === 'number') yield* dma_buf_unpin(k, attach);
+    else {
+      yield ev('WRITE(phys)', pages.key);
+      pages.phys = phys;
+    }
+  }
+  yield* dmabuf.resv.unlock();
+  if (typeof phys === 'number') {
+    r = phys;
+    yield* dma_buf_detach(k, attach);
+    return r;
+  }
+  return pages;
+}
+
+/** iopt_release_pages: unpin, detach and put the file once no area uses the pages. */
+function* iopt_release_pages(k: Kernel, pages: IoptPages): KGen {
+  pages.released = true;
+  const attach = pages.attach!;
+  yield* pages.dmabuf.resv.lock();
+  yield* dma_buf_unpin(k, attach);
+  yield* pages.dmabuf.resv.unlock();
+  yield* dma_buf_detach(k, attach);
+  yield* dma_buf_put(k, pages.dmabuf);
+}
+
+/** Lowest IOVA hole of `length` at `align` (iopt_alloc_iova), avoiding areas and reserved ranges. */
+function allocIova(ioas: Ioas, length: number, align: number): number | null {
+  const used = [...ioas.areas.map((a) => ({ start: a.iova, last: a.last })), MSI_RESERVED].sort((a, b) => a.start - b.start);
+  let cand = 0;
+  for (const u of used) {
+    if (cand + length - 1 < u.start) break;
+    if (u.last + 1 > cand) cand = Math.ceil((u.last + 1) / align) * align;
+  }
+  return cand + length - 1 <= U64_MAX ? cand : null;
+}
+/** The lowest set bit of a positive integer (exact for doubles up to 2^64). */
+function lowestBit(n: number): number {
+  let b = 1;
+  while (n % (2 * b) === 0) b *= 2;
+  return b;
+}
+function overlaps(ioas: Ioas, iova: number, length: number): 'area' | 'reserved' | null {
+  const last = iova + length - 1;
+  if (ioas.areas.some((a) => a.iova <= last && iova <= a.last)) return 'area';
+  if (MSI_RESERVED.start <= last && iova <= MSI_RESERVED.last) return 'reserved';
+  return null;
+}
+
+/**
+ * IOMMU_IOAS_MAP_FILE of a DMABUF (iopt_map_file_pages). `file` carries the caller's reference,
+ * which the new pages keep on success and which is dropped on failure. Returns the IOVA or -errno.
+ * A file that is not a DMABUF would go down the memfd path, which the model does not have: -EINVAL.
+ */
+export function* iopt_map_file(k: Kernel, ioas: Ioas, file: File, start: number, length: number, fixedIova: number | null, flags: number): KGen<number> {
+  if (!isDmaBufFile(file)) {
+    yield* fput(k, file);
+    return -E.EINVAL;
+  }
+  if (length === 0) {
+    yield* fput(k, file);
+    return -E.EINVAL;
+  }
+  const pages = yield* iopt_alloc_dmabuf_pages(k, file, start, length);
+  if (typeof pages === 'number') {
+    yield* fput(k, file);
+    return pages;
+  }
+  // iopt_map_common: alignment to the domain's page size, then place the area
+  let err = 0;
+  if (start % PAGE_SIZE || length % PAGE_SIZE || (fixedIova !== null && fixedIova % PAGE_SIZE)) err = -E.EINVAL;
+  else if (fixedIova !== null && fixedIova + length - 1 > U64_MAX) err = -E.EOVERFLOW;
+  if (err) {
+    yield* iopt_release_pages(k, pages);
+    return err;
+  }
+  yield* ioas.iova_rwsem.down_write();
+  let iova: number;
+  if (ioas.destroyed) {
+    err = -E.ENOENT;
+    iova = 0;
+  } else if (fixedIova !== null) {
+    const o = overlaps(ioas, fixedIova, length);
+    if (o) err = o === 'area' ? -E.EEXIST : -E.EINVAL;
+    iova = fixedIova;
+  } else {
+    // keep the huge-page alignment a PFN map could use: roundup_pow_of_two(length), capped by the
+    // alignment of the file offset
+    let align = 2 ** Math.ceil(Math.log2(length));
+    if (start) align = Math.min(align, lowestBit(start));
+    const a = allocIova(ioas, length, Math.max(align, PAGE_SIZE));
+    if (a === null) err = -E.ENOSPC;
+    iova = a ?? 0;
+  }
+  if (err) {
+    yield* ioas.iova_rwsem.up_write();
+    yield* iopt_release_pages(k, pages);
+    return err;
+  }
+  const area = new IoptArea(ioas, iova, length, pages, convProt(flags));
+  yield ev('area_insert', `${ioas.domain.key}.areas`);
+  ioas.areas.push(area);
+  ioas.areas.sort((a, b) => a.iova - b.iova);
+  // iopt_area_fill_domain: under pages->mutex, skipped for revoked pages
+  yield* pages.mutex.lock();
+  pages.areas.add(area);
+  if (!pages.revoked || k.mut('iommufd-fill-ignores-revoke')) {
+    yield ev('iommu_map', ioas.domain.key);
+    ioas.domain.map({ iova, len: length, pa: pages.phys.paddr + pages.start, prot: area.prot });
+    area.filled = true;
+    k.note(`${ioas.name}: iova ${hex(iova)}+${hex(length)} -> pa ${hex(pages.phys.paddr + pages.start)} (dmabuf${pages.dmabuf.id})`);
+  } else k.note(`${ioas.name}: iova ${hex(iova)}+${hex(length)} placed but not mapped: dmabuf${pages.dmabuf.id} was revoked meanwhile`);
+  yield* pages.mutex.unlock();
+  yield* ioas.iova_rwsem.up_write();
+  return iova;
+}
+
+/**
+ * IOMMU_IOAS_UNMAP (iopt_unmap_iova_range): every area inside [iova, iova + length) goes; an area
+ * only partly inside is -ENOENT, and so is a range with no area. Translations of revoked areas are
+ * already gone. Pages no area uses any more are released (unpin, detach, dma_buf_put) after the
+ * IOAS lock is dropped. Returns the bytes unmapped.
+ */
+export function* iopt_unmap_iova_range(k: Kernel, ioas: Ioas, iova: number, last: number): KGen<number> {
+  yield* ioas.iova_rwsem.down_write();
+  yield ev('area_lookup', `${ioas.domain.key}.areas`, 'r');
+  const hit = ioas.areas.filter((a) => a.iova <= last && iova <= a.last);
+  if (!hit.length || hit.some((a) => a.iova < iova || a.last > last)) {
+    yield* ioas.iova_rwsem.up_write();
+    return -E.ENOENT;
+  }
+  const release: IoptPages[] = [];
+  let unmapped = 0;
+  for (const area of hit) {
+    const pages = area.pages;
+    yield* pages.mutex.lock();
+    if (area.filled) {
+      yield ev('iommu_unmap', ioas.domain.key);
+      ioas.domain.unmap(area.iova, area.length);
+      area.filled = false;
+    }
+    pages.areas.delete(area);
+    if (!pages.areas.size) release.push(pages);
+    yield* pages.mutex.unlock();
+    yield ev('area_remove', `${ioas.domain.key}.areas`);
+    ioas.areas.splice(ioas.areas.indexOf(area), 1);
+    unmapped += area.length;
+    k.note(`${ioas.name}: area iova ${hex(area.iova)}+${hex(area.length)} removed`);
+  }
+  yield* ioas.iova_rwsem.up_write();
+  for (const pages of release) yield* iopt_release_pages(k, pages);
+  return unmapped;
+}
+
+export type DmaResult = { ok: true; value: bigint } | { fault: string };
+
+/**
+ * A peer device's DMA through the IOAS's domain: the IOMMU translates (no translation, or one
+ * without the needed permission, is an IOMMU fault and the transaction is dropped), and the
+ * translated access reaches the bus as a CPU access would, so decode-enabled applies to it.
+ * Translation and access are one step: the device's transaction cannot be split by a domain update.
+ */
+export function* peer_dma(k: Kernel, ioas: Ioas, iova: number, width: number, write: boolean, value: bigint): KGen<DmaResult> {
+  yield ev(write ? 'dma_write' : 'dma_read', ioas.domain.key, 'r', [{ obj: 'pci.hw', acc: write ? 'w' : 'r' }]);
+  // the device sees only its domain: a destroyed IOAS has an empty one
+  const t = ioas.domain.lookup(iova, width);
+  if (!t) {
+    k.note(`${ioas.name}: IOMMU fault, no translation for iova ${hex(iova)}`);
+    return { fault: `IOMMU fault at iova ${hex(iova)} (no translation)` };
+  }
+  if (!(t.prot & (write ? PROT_WRITE : PROT_READ))) return { fault: `IOMMU fault at iova ${hex(iova)} (${write ? 'write to a read-only' : 'read of a write-only'} mapping)` };
+  const pa = t.pa + (iova - t.iova);
+  const v = k.pci.cpuAccess(pa, width, write, value, `peer DMA ${write ? 'write to' : 'read from'} ${ioas.name} iova ${hex(iova)}`);
+  return { ok: true, value: v };
+}
+
+/** Destroy an IOAS (IOMMU_DESTROY, or the iommufd file's release): unmap everything. */
+export function* ioas_destroy(k: Kernel, ioas: Ioas): KGen {
+  yield* ioas.iova_rwsem.down_write();
+  ioas.destroyed = true;
+  const any = ioas.areas.length > 0;
+  yield* ioas.iova_rwsem.up_write();
+  if (any) yield* iopt_unmap_iova_range(k, ioas, 0, U64_MAX);
+}
