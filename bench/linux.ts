@@ -18,6 +18,8 @@ export interface LinuxRep {
   majflt: number;
   faults_per_s: number;
   pages_per_s: number;
+  /** getrusage ru_maxrss after the repetition: peak RSS so far (the mapped file's pages count once touched) */
+  maxrss_kib: number;
 }
 export interface LinuxResult {
   pages: number;

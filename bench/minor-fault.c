@@ -99,9 +99,9 @@ int main(int argc, char **argv) {
 		long minflt = b.ru_minflt - a.ru_minflt, majflt = b.ru_majflt - a.ru_majflt;
 		double secs = e - s;
 		printf("{\"mode\":\"%s\",\"rep\":%d,\"pages\":%zu,\"page_size\":%zu,\"prep_s\":%.6f,\"seconds\":%.6f,"
-		       "\"minflt\":%ld,\"majflt\":%ld,\"faults_per_s\":%.1f,\"pages_per_s\":%.1f,\"checksum\":%llu}\n",
+		       "\"minflt\":%ld,\"majflt\":%ld,\"faults_per_s\":%.1f,\"pages_per_s\":%.1f,\"maxrss_kib\":%ld,\"checksum\":%llu}\n",
 		       write_mode ? "write" : "read", rep, npages, pg, prep, secs, minflt, majflt,
-		       secs > 0 ? minflt / secs : 0.0, secs > 0 ? npages / secs : 0.0, (unsigned long long)(sum & 0xff));
+		       secs > 0 ? minflt / secs : 0.0, secs > 0 ? npages / secs : 0.0, b.ru_maxrss, (unsigned long long)(sum & 0xff));
 		fflush(stdout);
 		if (munmap(p, len)) die("munmap");
 	}

@@ -47,6 +47,11 @@ export function memDelta(a: Mem, b: Mem): Mem & { total: number } {
   return { heap, arrayBuffers, total: heap + arrayBuffers };
 }
 
+export interface SchedState {
+  tasks: number;
+  trace: number;
+}
+
 export interface Region {
   offset: number;
   size: number;
@@ -60,8 +65,8 @@ export class Rig {
   readonly regions = new Map<number, Region>();
   constructor(readonly kernel: string, trace: boolean) {
     this.k = createKernel({ devices: [{ name: 'gpu0', profile: 'h100' }], checkInvariants: false, kernel });
-    // The Sched records every step (StepRecord + notes) unless told not to; the scenario runner
-    // turns it off, the TypeScript API leaves it on.
+    // Sched.recordTrace defaults to false (the scenario runner turns it on only for traces); the
+    // trace-on row of section 1 opts in to measure what keeping every step costs.
     this.k.k.sched.recordTrace = trace;
     this.p = this.k.spawn('bench');
     this.fd = this.p.open('/dev/vfio/devices/gpu0');
@@ -82,6 +87,11 @@ export class Rig {
   }
   get steps(): number {
     return this.k.k.sched.stepNo;
+  }
+  /** Tasks the scheduler still holds and step records it kept (SimKernel.run reaps each call's task). */
+  get schedState(): SchedState {
+    const s = this.k.k.sched;
+    return { tasks: s.tasks.length, trace: s.trace.length };
   }
   /** mmap a BAR at a fixed VA; `barOffset` is the byte offset inside the BAR. */
   mapBar(bar: number, barOffset: number, len: number, va: number): number {
@@ -142,15 +152,9 @@ export function verifyOrder(pt: PageTable, va: number, n: number, order: Order, 
 }
 
 /** n first-touch (or repeat) loads, one per `stride`; returns elapsed ms. */
-export function touch(p: SimProcess, va: number, n: number, stride: number, dropTasksEvery = 0, k?: SimKernel): number {
+export function touch(p: SimProcess, va: number, n: number, stride: number): number {
   const t0 = performance.now();
-  if (dropTasksEvery > 0 && k) {
-    const tasks = k.k.sched.tasks;
-    for (let i = 0; i < n; i++) {
-      p.load(va + i * stride, 4);
-      if (i % dropTasksEvery === dropTasksEvery - 1) tasks.length = 0;
-    }
-  } else for (let i = 0; i < n; i++) p.load(va + i * stride, 4);
+  for (let i = 0; i < n; i++) p.load(va + i * stride, 4);
   return performance.now() - t0;
 }
 
@@ -164,9 +168,10 @@ export interface FaultRun {
   ms: number;
   stepsPerFault: number;
   hitMs: number;
-  /** heap + ArrayBuffer bytes per fault freed by emptying sched.tasks / sched.trace afterwards */
-  tasksBytes: number;
-  traceBytes: number;
+  /** heap + ArrayBuffer bytes per fault still held after a full GC (page table, trace if on, anything else) */
+  retainedBytes: number;
+  /** what the scheduler holds after the N faults */
+  sched: SchedState;
   note: string;
 }
 
@@ -208,10 +213,13 @@ export function faultRun(order: Order, n: number, trace: boolean): FaultRun {
     }
     note = `BAR2 whole at VA 0x${VA_PUD.toString(16)} in ${batches.length} processes (128 PUDs each)`;
   }
+  const m0 = mem();
   const s0 = r.steps;
   let ms = 0;
   for (const b of batches) ms += touch(b.p, b.va, b.n, size);
   const steps = r.steps - s0;
+  const m1 = mem();
+  const sched = r.schedState;
   const installed: Census = { total: 0, byOrder: { 0: 0, 9: 0, 18: 0 } };
   batches.forEach((b, i) => {
     verifyOrder(b.p.proc.mm.pt, b.va, b.n, order, `${ORDER_NAME[order]} run, batch ${i}`);
@@ -220,18 +228,10 @@ export function faultRun(order: Order, n: number, trace: boolean): FaultRun {
     for (const o of [0, 9, 18] as Order[]) installed.byOrder[o] += c.byOrder[o];
   });
   if (installed.total !== n || installed.byOrder[order] !== n) throw new BenchError(`order ${order}: installed ${censusString(installed)}, expected ${n} of order ${order}`);
-  // What this kernel keeps per fault: the finished Tasks (one per API call), and the step trace.
-  const sched = r.k.k.sched;
-  const m1 = mem();
-  sched.tasks.length = 0;
-  const m2 = mem();
-  sched.trace.length = 0;
-  const m3 = mem();
-  const tasksBytes = memDelta(m2, m1).total / n, traceBytes = memDelta(m3, m2).total / n;
-  // the same loads again, entries present (both lists start empty again here)
+  // the same loads again, entries present
   let hitMs = 0;
   for (const b of batches) hitMs += touch(b.p, b.va, b.n, size);
-  return { order, n, trace, installed, ms, stepsPerFault: steps / n, hitMs, tasksBytes, traceBytes, note };
+  return { order, n, trace, installed, ms, stepsPerFault: steps / n, hitMs, retainedBytes: memDelta(m0, m1).total / n, sched, note };
 }
 
 /** What the kernel-chosen VA (addr 0) gives for a BAR offset that is not 2 MiB-aligned. */
@@ -259,7 +259,9 @@ export interface RevokeRun {
   dmabufs: number;
   after: Census;
   probe: string;
-  mem?: { before: Mem; after: Mem; delta: Mem & { total: number }; tables: { pmdTables: number; pteTables: number }; tasks: number; tasksBytes: number };
+  /** what the scheduler holds right after the population */
+  sched: SchedState;
+  mem?: { before: Mem; after: Mem; delta: Mem & { total: number }; tables: { pmdTables: number; pteTables: number } };
 }
 
 const VA_BIG = 0x7f0000000000, VA_PIECES = 0x7d0000000000;
@@ -320,29 +322,22 @@ function revokeSeries(r: Rig, probeVa: number, reps: number) {
  * first-touch loads, then COMMAND.MEMORY cleared. With `measureMem`, heap before/after populating.
  * With `reps` < 0, no revoke at all (populate-rate runs).
  */
-export function bigMapping(kernel: string, pages: number, measureMem: boolean, reps: number, dropTasksEvery = 0): RevokeRun {
+export function bigMapping(kernel: string, pages: number, measureMem: boolean, reps: number): RevokeRun {
   const r = new Rig(kernel, false);
   r.mapBar(2, PAGE, pages * PAGE, VA_BIG);
   const m0 = measureMem ? mem() : null;
-  const populateMs = touch(r.p, VA_BIG, pages, PAGE, dropTasksEvery, r.k);
+  const populateMs = touch(r.p, VA_BIG, pages, PAGE);
   const m1 = measureMem ? mem() : null;
+  const sched = r.schedState;
   verifyOrder(r.pt, VA_BIG, pages, 0, `${kernel} ${pages}-PTE mapping`);
   const tables = r.pt.tableCount();
-  const tasks = r.k.k.sched.tasks.length;
   const label = `${kernel === 'series-v4' ? 'series v4' : kernel}, one BAR2 mapping`;
   const layout = `1 mmap of BAR2+4 KiB, ${pages * PAGE / MiB} MiB`;
   const s = reps < 0
     ? { before: census(r.pt), after: census(r.pt), dmabufs: r.dmabufs, revokeMs: NaN, revokeSteps: 0, again: [], probe: '' }
     : revokeSeries(r, VA_BIG + PAGE * 12345, reps);
-  let memOut: RevokeRun['mem'];
-  if (m0 && m1) {
-    // Attribution, after every other figure of this kernel is taken: what the list of finished
-    // syscall tasks (one Task per API call, never dropped) holds.
-    r.k.k.sched.tasks.length = 0;
-    const m2 = mem();
-    memOut = { before: m0, after: m1, delta: memDelta(m0, m1), tables, tasks, tasksBytes: m1.heap + m1.arrayBuffers - (m2.heap + m2.arrayBuffers) };
-  }
-  return { label, kernel, layout, pages, populateMs, ...s, mem: memOut };
+  const memOut: RevokeRun['mem'] = m0 && m1 ? { before: m0, after: m1, delta: memDelta(m0, m1), tables } : undefined;
+  return { label, kernel, layout, pages, populateMs, ...s, sched, mem: memOut };
 }
 
 /** v4 with BAR0-sized pieces: each mmap of BAR0 at offset 0 is its own DMABUF, zapped whole. */
@@ -356,9 +351,10 @@ export function bar0Pieces(pages: number, reps: number): RevokeRun {
   for (let i = 0; i < pieces; i++) r.mapBar(0, 0, bar0.size, VA_PIECES + i * slot + PAGE);
   let populateMs = 0;
   for (let i = 0; i < pieces; i++) populateMs += touch(r.p, VA_PIECES + i * slot + PAGE, per, PAGE);
+  const sched = r.schedState;
   for (let i = 0; i < pieces; i++) verifyOrder(r.pt, VA_PIECES + i * slot + PAGE, per, 0, `BAR0 piece ${i}`);
   const s = revokeSeries(r, VA_PIECES + PAGE + PAGE * 7, reps);
-  return { label: 'series v4, BAR0-sized pieces', kernel: 'series-v4', layout: `${pieces} mmaps of BAR0 (16 MiB each)`, pages: pieces * per, populateMs, ...s };
+  return { label: 'series v4, BAR0-sized pieces', kernel: 'series-v4', layout: `${pieces} mmaps of BAR0 (16 MiB each)`, pages: pieces * per, populateMs, ...s, sched };
 }
 
 /** The page-table structure alone: `pages` PTEs inserted directly, no fault path, no kernel. */

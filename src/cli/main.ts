@@ -239,7 +239,8 @@ export function main(argv: string[]): void {
     .command('kernels')
     .description('list the modelled kernels')
     .action(() => {
-      for (const k of Object.values(KERNELS)) process.stdout.write(`${k.name.padEnd(10)}${k.name === DEFAULT_KERNEL ? ' (default)' : '          '} ${k.description}\n`);
+      const w = Math.max(...Object.keys(KERNELS).map((n) => n.length));
+      for (const k of Object.values(KERNELS)) process.stdout.write(`${k.name.padEnd(w)}${k.name === DEFAULT_KERNEL ? ' (default)' : '          '} ${k.description}\n`);
     });
 
   program

@@ -41,50 +41,42 @@ export interface KernelVariant {
   exportLock?: 'memory_lock' | 'dmabuf_lock';
 }
 
+/** The series as posted; the other series kernels differ from it in the switches they name. */
+const SERIES_V4: KernelVariant = {
+  name: 'series-v4',
+  description: 'v7.1 + "vfio/pci: Add mmap() for DMABUFs" v4 (2026-07-01), as posted',
+  barMmapViaDmabuf: true,
+  inodeZapFirst: false,
+  dmabufZapWholeFile: false,
+  perVmaLock: true,
+  dmabufMmap: true,
+  featureDmaBufRevoke: true,
+  featureDmaBufMemattr: true,
+};
+
 export const KERNELS: Record<string, KernelVariant> = {
-  'series-v4': {
-    name: 'series-v4',
-    description: 'v7.1 + "vfio/pci: Add mmap() for DMABUFs" v4 (2026-07-01), as posted',
-    barMmapViaDmabuf: true,
-    inodeZapFirst: false,
-    dmabufZapWholeFile: false,
-    perVmaLock: true,
-    dmabufMmap: true,
-    featureDmaBufRevoke: true,
-    featureDmaBufMemattr: true,
-  },
+  'series-v4': SERIES_V4,
   /**
    * v4 with the smallest fix for spec/series.md §9.7 item 33 (zap range, §5.4): set_status zaps the
    * DMABUF's whole file (unmap_mapping_range(f_mapping, 0, 0, true): length 0 is "to the end of the
    * file", every pgoff), as the later lab code of the series does (opsound/linux 0bdee75e7b0c, quoted
    * in §5.4). A BAR-mmap VMA keeps its index-encoded vm_pgoff (index << 28 pages | BAR page offset,
    * §3.2), which the [0, size) hole of v4 misses for BAR >= 1 and for BAR0 at a non-zero offset, so
-   * those PTEs survived memory disable, D3hot and reset. One switch differs from series-v4:
-   * dmabufZapWholeFile. (The later code's other change, the full-vm_pgoff adjust, is a refactor: v4's
-   * masked find_pfn arithmetic already gives the right offsets, so it is not needed for the fix.)
+   * those PTEs survived memory disable, D3hot and reset. (The later code's other change, the
+   * full-vm_pgoff adjust, is a refactor: v4's masked find_pfn arithmetic already gives the right
+   * offsets, so it is not needed for the fix.)
    */
   'series-v4-fixed': {
+    ...SERIES_V4,
     name: 'series-v4-fixed',
     description: 'series-v4 with the whole-file DMABUF zap (length 0) of the later code: §9.7 item 33 fixed',
-    barMmapViaDmabuf: true,
-    inodeZapFirst: false,
     dmabufZapWholeFile: true,
-    perVmaLock: true,
-    dmabufMmap: true,
-    featureDmaBufRevoke: true,
-    featureDmaBufMemattr: true,
   },
   /** v4 with v6's export locking (spec/series.md §1.4): the fix for the v5 deadlock. */
   'series-v4-dmabuf-lock': {
+    ...SERIES_V4,
     name: 'series-v4-dmabuf-lock',
     description: 'series-v4 with the v6 export locking (dmabuf_lock + bars_revoked, no memory_lock under mmap_lock)',
-    barMmapViaDmabuf: true,
-    inodeZapFirst: false,
-    dmabufZapWholeFile: false,
-    perVmaLock: true,
-    dmabufMmap: true,
-    featureDmaBufRevoke: true,
-    featureDmaBufMemattr: true,
     exportLock: 'dmabuf_lock',
   },
   'v7.1': {

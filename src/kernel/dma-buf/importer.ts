@@ -94,7 +94,8 @@ export function* importer_attach(k: Kernel, p: Process, fd: number, opts: Import
   })());
 }
 
-function lookup(k: Kernel, id: number): ImporterAttachment | null {
+function* lookup(k: Kernel, id: number): KGen<ImporterAttachment | null> {
+  yield ev('importer_lookup', `importer${id}`, 'r');
   const ia = importerAttachments(k).get(id);
   return ia && !ia.detached ? ia : null;
 }
@@ -106,7 +107,7 @@ function lookup(k: Kernel, id: number): ImporterAttachment | null {
  */
 export function* importer_map(k: Kernel, id: number): KGen<number> {
   return yield* driverCall(k, (function* () {
-    const ia = lookup(k, id);
+    const ia = yield* lookup(k, id);
     if (!ia) return -E.ENOENT;
     yield* ia.dmabuf.resv.lock();
     const sgt = yield* dma_buf_map_attachment(k, ia.attach);
@@ -125,7 +126,7 @@ export function* importer_map(k: Kernel, id: number): KGen<number> {
  */
 export function* importer_unmap(k: Kernel, id: number): KGen<number> {
   return yield* driverCall(k, (function* () {
-    const ia = lookup(k, id);
+    const ia = yield* lookup(k, id);
     if (!ia) return -E.ENOENT;
     yield ev('importer_unmap', ia.key);
     const sgt = ia.mappings.shift();
@@ -141,7 +142,7 @@ export function* importer_unmap(k: Kernel, id: number): KGen<number> {
 /** Detach and drop the driver's file reference; -EBUSY while a mapping is live (the driver's rule). */
 export function* importer_detach(k: Kernel, id: number): KGen<number> {
   return yield* driverCall(k, (function* () {
-    const ia = lookup(k, id);
+    const ia = yield* lookup(k, id);
     if (!ia) return -E.ENOENT;
     yield ev('importer_detach', ia.key);
     if (ia.mappings.length) return -E.EBUSY;

@@ -15,7 +15,7 @@ import { vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_r
 import type { VfioPciCoreDevice } from './core.ts';
 import { E } from '../../../uapi/errno.ts';
 import { O_CLOEXEC, O_RDWR, PAGE_SIZE } from '../../../uapi/mman.ts';
-import { decode } from '../../../uapi/struct.ts';
+import { decode, type Layout, type StructValue } from '../../../uapi/struct.ts';
 import {
   VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_NC, VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_WC, VFIO_DEVICE_FEATURE_GET,
   VFIO_DEVICE_FEATURE_SET, VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT, VFIO_PCI_ROM_REGION_INDEX, vfio_device_feature_dma_buf,
@@ -457,15 +457,26 @@ function* ownBuffer(k: Kernel, p: Process, vdev: VfioPciCoreDevice, fd: number):
   return priv;
 }
 
-export function* vfio_pci_core_feature_dma_buf_revoke(k: Kernel, p: Process, vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number): KGen<number> {
-  if (!k.variant.featureDmaBufRevoke) return -E.ENOTTY; // before patch 09: an unknown feature
-  if (!k.config.VFIO_PCI_DMABUF) return -E.ENOTTY;
-  const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, vfio_device_feature_dma_buf_revoke.size);
+/**
+ * The common start of the SET-only buffer features (REVOKE, MEMATTR): ENOTTY when the feature does
+ * not exist, vfio_check_feature, the payload copy, and the buffer lookup. Returns the decoded
+ * payload and the buffer (with a file reference to drop), 0 for a successful PROBE, or -errno.
+ */
+function* bufferFeature(k: Kernel, p: Process, vdev: VfioPciCoreDevice, exists: boolean, flags: number, payload: Uint8Array, argsz: number, layout: Layout): KGen<{ d: StructValue; priv: VfioPciDmaBuf } | number> {
+  if (!exists || !k.config.VFIO_PCI_DMABUF) return -E.ENOTTY; // before the patch: an unknown feature
+  const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, layout.size);
   if (r !== 1) return r;
-  if (payload.length < vfio_device_feature_dma_buf_revoke.size) return -E.EFAULT;
-  const fd = Number(decode(vfio_device_feature_dma_buf_revoke, payload).dmabuf_fd);
-  const priv = yield* ownBuffer(k, p, vdev, fd);
-  if (typeof priv === 'number') return priv;
+  if (payload.length < layout.size) return -E.EFAULT;
+  const d = decode(layout, payload);
+  const priv = yield* ownBuffer(k, p, vdev, Number(d.dmabuf_fd));
+  return typeof priv === 'number' ? priv : { d, priv };
+}
+
+/** VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE (patch 09): permanent, absorbing, -EBADFD the second time. */
+export function* vfio_pci_core_feature_dma_buf_revoke(k: Kernel, p: Process, vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number): KGen<number> {
+  const f = yield* bufferFeature(k, p, vdev, k.variant.featureDmaBufRevoke, flags, payload, argsz, vfio_device_feature_dma_buf_revoke);
+  if (typeof f === 'number') return f;
+  const { priv } = f;
   const owner = priv.vdev ?? vdev; // M20 may hand us another device's buffer: lock its owner
   yield* owner.memory_lock.down_write();
   let ret = 0;
@@ -476,15 +487,11 @@ export function* vfio_pci_core_feature_dma_buf_revoke(k: Kernel, p: Process, vde
   return ret;
 }
 
+/** VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR (patch 10): NC or WC for later mmaps; no lock, no status check. */
 export function* vfio_pci_core_feature_dma_buf_memattr(k: Kernel, p: Process, vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number): KGen<number> {
-  if (!k.variant.featureDmaBufMemattr) return -E.ENOTTY; // before patch 10: an unknown feature
-  if (!k.config.VFIO_PCI_DMABUF) return -E.ENOTTY;
-  const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, vfio_device_feature_dma_buf_memattr.size);
-  if (r !== 1) return r;
-  if (payload.length < vfio_device_feature_dma_buf_memattr.size) return -E.EFAULT;
-  const d = decode(vfio_device_feature_dma_buf_memattr, payload);
-  const priv = yield* ownBuffer(k, p, vdev, Number(d.dmabuf_fd));
-  if (typeof priv === 'number') return priv;
+  const f = yield* bufferFeature(k, p, vdev, k.variant.featureDmaBufMemattr, flags, payload, argsz, vfio_device_feature_dma_buf_memattr);
+  if (typeof f === 'number') return f;
+  const { d, priv } = f;
   const attr = Number(d.memattr);
   let ret = 0;
   if (attr === VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_NC || attr === VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_WC) {
