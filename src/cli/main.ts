@@ -16,6 +16,7 @@ import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { describe } from '../scenario/runner.ts';
 import { registerDiff } from './diff.ts';
+import { registerConform } from './conform.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_SCENARIO = join(ROOT, 'scenarios', 'quickstart.yaml');
@@ -262,6 +263,7 @@ export function main(argv: string[]): void {
     });
 
   registerDiff(program);
+  registerConform(program);
   program.parse(argv);
 }
 

@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
 
 /** What a difference is about; `field` says which part of it. */
-export const KINDS = ['result', 'installed', 'maps', 'verdict', 'check'] as const;
+export const KINDS = ['result', 'installed', 'maps', 'verdict', 'check', 'faults'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** One or more glob patterns (`*` matches any run of characters). */
@@ -18,6 +18,8 @@ const entry = z
     id: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'an id: lower-case letters, digits, . and -'),
     match: z
       .object({
+        /** the scenario's name (vfio-sim conform runs many in one report) */
+        scenario: patterns.optional(),
         op: patterns.optional(),
         kind: z.union([z.enum(KINDS), z.array(z.enum(KINDS)).min(1)]),
         field: patterns.optional(),
@@ -93,6 +95,7 @@ const anyOf = (p: string | string[] | undefined, s: string) => p === undefined |
 
 /** The facts about one difference that an entry can match. */
 export interface Matchable {
+  scenario?: string;
   op: string;
   kind: Kind;
   field: string;
@@ -108,6 +111,7 @@ export interface Matchable {
  */
 export function matches(e: ExpectedEntry, d: Matchable, a: string, b: string): boolean {
   const m = e.match;
+  if (m.scenario !== undefined && (d.scenario === undefined || !anyOf(m.scenario, d.scenario))) return false;
   if (!anyOf(m.op, d.op) || !(Array.isArray(m.kind) ? m.kind : [m.kind]).includes(d.kind) || !anyOf(m.field, d.field)) return false;
   if (m.target !== undefined && (d.target === undefined || !anyOf(m.target, d.target))) return false;
   for (const [k, v] of Object.entries(m.args ?? {})) if (d.args[k] === undefined || String(d.args[k]) !== String(v)) return false;

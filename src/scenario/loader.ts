@@ -204,6 +204,8 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
     vendor: d.vendor !== undefined ? num(d.vendor, 'vendor') : base?.desc.vendor ?? 0x1b36,
     device: d.device !== undefined ? num(d.device, 'device') : base?.desc.device ?? 0x0010,
     bars, msix, capabilities: caps, bus: d.bus ?? base?.desc.bus ?? 'bridge', driver: d.driver ?? 'vfio-pci',
+    // what only a profile says: capability layout, MSI, INTx pin, the firmware's COMMAND
+    ...(base ? { capOffsets: base.desc.capOffsets, msi: base.desc.msi, intPin: base.desc.intPin, command: base.desc.command } : {}),
   };
 }
 

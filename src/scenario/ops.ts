@@ -18,8 +18,8 @@ import {
   vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info,
   vfio_region_dma_range, vfio_region_info,
 } from '../uapi/vfio.ts';
-import { CAP_EXP, CAP_PM } from '../kernel/pci/device.ts';
-import { vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
+import { CAP_EXP, CAP_PM, capLayout, type CapName, type PciDevDesc } from '../kernel/pci/device.ts';
+import { VfioDevice, vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
 import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
 import { peer_dma } from '../kernel/iommufd/io_pagetable.ts';
 import { importer_attach, importer_detach, importer_map, importer_unmap } from '../kernel/dma-buf/importer.ts';
@@ -44,26 +44,31 @@ const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: 
 const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
 
 const OPEN_FLAGS: Record<string, number> = { rdonly: M.O_RDONLY, wronly: M.O_WRONLY, rdwr: M.O_RDWR, cloexec: M.O_CLOEXEC, nonblock: M.O_NONBLOCK };
-function openFlags(v: unknown, res: Resolver, dflt: number): number {
+export function openFlags(v: unknown, res: Resolver, dflt: number): number {
   if (v === undefined) return dflt;
   if (Array.isArray(v)) return (v as string[]).reduce((a, f) => a | OPEN_FLAGS[f], 0);
   return Number(res(v));
 }
 
-export function regOffset(reg: unknown, res: Resolver): { off: number; width: number } {
+/**
+ * A config register by name (or a number): PM_CTRL and DEVCTL sit in the device's own PM and PCIe
+ * capabilities, so they need the device; without one, the default layout is assumed.
+ */
+export function regOffset(reg: unknown, res: Resolver, dev?: PciDevDesc): { off: number; width: number } {
+  const cap = (name: CapName, dflt: number) => (dev ? capLayout(dev).find((c) => c.cap === name)?.offset ?? dflt : dflt);
   switch (reg) {
     case 'VENDOR_ID': return { off: R.PCI_VENDOR_ID, width: 2 };
     case 'DEVICE_ID': return { off: R.PCI_DEVICE_ID, width: 2 };
     case 'COMMAND': return { off: R.PCI_COMMAND, width: 2 };
     case 'STATUS': return { off: R.PCI_STATUS, width: 2 };
-    case 'PM_CTRL': return { off: CAP_PM + R.PCI_PM_CTRL, width: 2 };
-    case 'DEVCTL': return { off: CAP_EXP + R.PCI_EXP_DEVCTL, width: 2 };
+    case 'PM_CTRL': return { off: cap('pm', CAP_PM) + R.PCI_PM_CTRL, width: 2 };
+    case 'DEVCTL': return { off: cap('exp', CAP_EXP) + R.PCI_EXP_DEVCTL, width: 2 };
   }
   if (typeof reg === 'string' && /^BAR[0-5]$/.test(reg)) return { off: R.PCI_BASE_ADDRESS_0 + 4 * Number(reg[3]), width: 4 };
   return { off: Number(res(reg)), width: 4 };
 }
 
-function le(buf: Uint8Array, width: number): bigint {
+export function le(buf: Uint8Array, width: number): bigint {
   let v = 0n;
   for (let i = width - 1; i >= 0; i--) v = (v << 8n) | BigInt(buf[i]);
   return v;
@@ -74,8 +79,8 @@ function toLe(v: bigint, width: number): Uint8Array {
   return b;
 }
 /** u64-typed values print as hex strings, narrower ones as numbers (DESIGN.md §3). */
-const asJson = (v: bigint, width: number) => (width >= 8 ? hex(v) : Number(v));
-function outFields(layout: Layout, bytes: Uint8Array, skip: string[] = []): { out: Record<string, unknown>; bind: Record<string, bigint> } {
+export const asJson = (v: bigint, width: number) => (width >= 8 ? hex(v) : Number(v));
+export function outFields(layout: Layout, bytes: Uint8Array, skip: string[] = []): { out: Record<string, unknown>; bind: Record<string, bigint> } {
   const d = decode(layout, bytes);
   const out: Record<string, unknown> = {}, bind: Record<string, bigint> = {};
   for (const f of layout.fields) {
@@ -88,7 +93,7 @@ function outFields(layout: Layout, bytes: Uint8Array, skip: string[] = []): { ou
 }
 
 /** Build the ioctl argument for a step: the struct, argsz computed unless given. */
-function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: number; arg: Uint8Array; layout: Layout | null; name: string } {
+export function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: number; arg: Uint8Array; layout: Layout | null; name: string } {
   const opName = typeof a.op === 'string' && a.op in IOCTLS ? (a.op as keyof typeof IOCTLS) : null;
   const cmd = opName ? IOCTLS[opName] : Number(res(a.op));
   const name = opName ?? IOCTL_NAME.get(cmd) ?? `0x${cmd.toString(16)}`;
@@ -138,6 +143,9 @@ function buildFeature(a: Record<string, unknown>, res: Resolver): Uint8Array {
 
 const PROT: Record<string, number> = { read: M.PROT_READ, write: M.PROT_WRITE, exec: M.PROT_EXEC, none: M.PROT_NONE };
 const MAPF: Record<string, number> = { shared: M.MAP_SHARED, private: M.MAP_PRIVATE, shared_validate: M.MAP_SHARED_VALIDATE, fixed: M.MAP_FIXED, fixed_noreplace: M.MAP_FIXED_NOREPLACE, anonymous: M.MAP_ANONYMOUS };
+/** mmap's prot and flags from a step's lists (default read|write, shared) */
+export const mmapProt = (a: Record<string, unknown>) => ((a.prot as string[] | undefined) ?? ['read', 'write']).reduce((x, f) => x | PROT[f], 0);
+export const mmapFlags = (a: Record<string, unknown>) => ((a.flags as string[] | undefined) ?? ['shared']).reduce((x, f) => x | MAPF[f], 0);
 
 export interface OpEnv {
   k: Kernel;
@@ -176,9 +184,7 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       });
     }
     case 'mmap': {
-      const prot = ((a.prot as string[] | undefined) ?? ['read', 'write']).reduce((x, f) => x | PROT[f], 0);
-      const flags = ((a.flags as string[] | undefined) ?? ['shared']).reduce((x, f) => x | MAPF[f], 0);
-      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? Number(res(a.addr)) : 0, Number(res(a.length)), prot, flags, a.fd !== undefined ? Number(res(a.fd)) : -1, Number(res(a.offset ?? 0)));
+      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? Number(res(a.addr)) : 0, Number(res(a.length)), mmapProt(a), mmapFlags(a), a.fd !== undefined ? Number(res(a.fd)) : -1, Number(res(a.offset ?? 0)));
       return errOr(r, () => ({ result: { ok: true, value: hex(r) }, bind: { value: BigInt(r) } }));
     }
     case 'munmap': {
@@ -196,7 +202,10 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     }
     case 'config_read':
     case 'config_write': {
-      const { off, width: w0 } = regOffset(a.reg, res);
+      // a named register is where this device's capability puts it
+      const f = a.device === undefined ? p.files.fds.get(Number(res(a.fd)))?.file : undefined;
+      const dev = a.device !== undefined ? k.vfio.get(a.device as string)?.pdev.desc : f?.private_data instanceof VfioDevice ? k.vfio.get(f.private_data.name)?.pdev.desc : undefined;
+      const { off, width: w0 } = regOffset(a.reg, res, dev);
       const width = a.width !== undefined ? Number(res(a.width)) : w0;
       const write = s.op === 'config_write';
       if (a.device !== undefined) {

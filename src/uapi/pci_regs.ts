@@ -7,7 +7,10 @@ export const PCI_BASE_ADDRESS_0 = 0x10;
 export const PCI_BASE_ADDRESS_SPACE_IO = 0x1, PCI_BASE_ADDRESS_MEM_TYPE_64 = 0x4, PCI_BASE_ADDRESS_MEM_PREFETCH = 0x8;
 export const PCI_ROM_ADDRESS = 0x30, PCI_CAPABILITY_LIST = 0x34;
 export const PCI_SUBSYSTEM_VENDOR_ID = 0x2c, PCI_SUBSYSTEM_ID = 0x2e;
-export const PCI_CAP_ID_PM = 0x01, PCI_CAP_ID_MSIX = 0x11, PCI_CAP_ID_EXP = 0x10;
+export const PCI_CAP_ID_PM = 0x01, PCI_CAP_ID_MSI = 0x05, PCI_CAP_ID_MSIX = 0x11, PCI_CAP_ID_EXP = 0x10;
+export const PCI_INTERRUPT_PIN = 0x3d;
+/** MSI: Message Control; Multiple Message Capable is bits 3:1 (log2 of the vectors), 64-bit is bit 7 */
+export const PCI_MSI_FLAGS = 2, PCI_MSI_FLAGS_QMASK = 0x0e, PCI_MSI_FLAGS_64BIT = 0x80;
 export const PCI_PM_CTRL = 4, PCI_PM_CTRL_STATE_MASK = 0x3, PCI_PM_CTRL_NO_SOFT_RESET = 0x8;
 export const PCI_MSIX_FLAGS = 2, PCI_MSIX_TABLE = 4, PCI_MSIX_PBA = 8;
 export const PCI_EXP_DEVCAP = 4, PCI_EXP_DEVCAP_FLR = 0x10000000;

@@ -36,14 +36,33 @@ export interface PciDevDesc {
   bus: 'bridge' | 'root';
   /** the vfio-pci driver bound: plain vfio-pci, or the nvgrace-gpu variant driver */
   driver?: 'vfio-pci' | 'nvgrace-gpu';
+  /**
+   * Where the capabilities sit in config space, in list order (a real device's layout, e.g. QEMU's
+   * nvme: MSI-X 0x40 -> PCIe 0x80 -> PM 0x60). Left out: PM 0x40, MSI-X 0x50, PCIe 0x60.
+   */
+  capOffsets?: Array<{ cap: CapName; offset: number }>;
+  /** an MSI capability with this many vectors (a power of two, 1..32) */
+  msi?: { vectors: number };
+  /** PCI_INTERRUPT_PIN: 1 (INTA) unless the function has no INTx pin (0) */
+  intPin?: number;
+  /** COMMAND as the firmware left it before vfio-pci enables the function (SeaBIOS: IO|MEMORY|SERR) */
+  command?: number;
 }
+export type CapName = 'pm' | 'msi' | 'msix' | 'exp';
 
 export interface Bar extends BarDesc {
   /** CPU physical address, naturally aligned to the size */
   start: number;
 }
 
-export const CAP_PM = 0x40, CAP_MSIX = 0x50, CAP_EXP = 0x60;
+export const CAP_PM = 0x40, CAP_MSIX = 0x50, CAP_EXP = 0x60, CAP_MSI = 0x70;
+
+/** The capabilities a device has, in list order, with their config-space offsets. */
+export function capLayout(d: PciDevDesc): Array<{ cap: CapName; offset: number }> {
+  const present = (c: CapName) => (c === 'pm' ? d.capabilities.pm : c === 'msi' ? !!d.msi : c === 'msix' ? !!d.msix : d.capabilities.pcie);
+  const list = d.capOffsets ?? [{ cap: 'pm', offset: CAP_PM }, { cap: 'msi', offset: CAP_MSI }, { cap: 'msix', offset: CAP_MSIX }, { cap: 'exp', offset: CAP_EXP }];
+  return list.filter((c) => present(c.cap));
+}
 
 /** Device memory: sparse 4 KiB pages keyed by PFN, allocated on first write. */
 export class SparseMemory {
@@ -90,27 +109,32 @@ export class PciDev {
     c.setUint16(R.PCI_SUBSYSTEM_VENDOR_ID, d.vendor, true);
     c.setUint16(R.PCI_SUBSYSTEM_ID, d.device, true);
     for (const b of this.bars) this.writeBarAddr(c, b);
-    const caps: Array<[number, (o: number) => void]> = [];
-    if (d.capabilities.pm)
-      caps.push([CAP_PM, (o) => {
+    c.setUint8(R.PCI_INTERRUPT_PIN, d.intPin ?? 1);
+    c.setUint16(R.PCI_COMMAND, d.command ?? 0, true);
+    const fill: Record<CapName, (o: number) => void> = {
+      pm: (o) => {
         c.setUint8(o, R.PCI_CAP_ID_PM);
         c.setUint16(o + 2, 0x0003, true); // PMC: version 3
         c.setUint16(o + R.PCI_PM_CTRL, R.PCI_PM_CTRL_NO_SOFT_RESET, true);
-      }]);
-    if (d.msix)
-      caps.push([CAP_MSIX, (o) => {
+      },
+      msi: (o) => {
+        c.setUint8(o, R.PCI_CAP_ID_MSI);
+        c.setUint16(o + R.PCI_MSI_FLAGS, (Math.log2(d.msi!.vectors) << 1) | R.PCI_MSI_FLAGS_64BIT, true);
+      },
+      msix: (o) => {
         c.setUint8(o, R.PCI_CAP_ID_MSIX);
         c.setUint16(o + R.PCI_MSIX_FLAGS, d.msix!.entries - 1, true);
         c.setUint32(o + R.PCI_MSIX_TABLE, d.msix!.offset | d.msix!.bar, true);
         const pba = d.msix!.offset + Math.ceil((d.msix!.entries * 16) / 8) * 8;
         c.setUint32(o + R.PCI_MSIX_PBA, pba | d.msix!.bar, true);
-      }]);
-    if (d.capabilities.pcie)
-      caps.push([CAP_EXP, (o) => {
+      },
+      exp: (o) => {
         c.setUint8(o, R.PCI_CAP_ID_EXP);
         c.setUint16(o + 2, 0x0002, true); // version 2, endpoint
         c.setUint32(o + R.PCI_EXP_DEVCAP, d.capabilities.flr ? R.PCI_EXP_DEVCAP_FLR : 0, true);
-      }]);
+      },
+    };
+    const caps = capLayout(d).map(({ cap, offset }): [number, (o: number) => void] => [offset, fill[cap]]);
     if (caps.length) {
       c.setUint16(R.PCI_STATUS, R.PCI_STATUS_CAP_LIST, true);
       c.setUint8(R.PCI_CAPABILITY_LIST, caps[0][0]);

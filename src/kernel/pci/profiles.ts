@@ -13,6 +13,8 @@ export interface Profile {
 
 const MiB = 2 ** 20, GiB = 2 ** 30, KiB = 1024;
 const allCaps = { pm: true, pcie: true, flr: true };
+/** SeaBIOS enables IO, MEMORY and SERR on every function (read through vfio on 6.12: COMMAND 0x0103) */
+const SEABIOS_COMMAND = 0x0103;
 
 export const PROFILES: Profile[] = [
   {
@@ -62,13 +64,36 @@ export const PROFILES: Profile[] = [
     id: 'ivshmem',
     title: 'QEMU ivshmem-plain: 256-byte register BAR0 and a 2 GiB RAM BAR2 (64-bit prefetchable)',
     source: 'notes/linux-6.12-observed.md: the device real Linux 6.12 was driven with (REGION_INFO: BAR0 size 0x100, BAR2 size 0x80000000)',
-    qemu: 'ivshmem-plain (memory-backend of the BAR2 size)',
+    qemu: 'ivshmem-plain (a memory backend of the BAR2 size; override BAR2 with bars: for another power of two)',
     desc: {
-      bdf: '0000:01:00.0', vendor: 0x1af4, device: 0x1110, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false },
+      bdf: '0000:01:00.0', vendor: 0x1af4, device: 0x1110, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false }, intPin: 0, command: SEABIOS_COMMAND,
       bars: [
         { index: 0, size: 256, prefetchable: false, bits: 32 },
         { index: 2, size: 2 * GiB, prefetchable: true, bits: 64 },
       ],
+    },
+  },
+  {
+    id: 'qemu-nvme',
+    title: 'QEMU\'s NVMe controller: 16 KiB BAR0 holding the MSI-X table (65 vectors at 0x2000) and PBA (0x3000)',
+    source: 'QEMU 7.2 hw/nvme (-device nvme), config space read in the conformance guest: MSI-X at 0x40 (table BAR0+0x2000, PBA BAR0+0x3000, 65 entries), PCIe at 0x80 (DEVCAP FLR), PM at 0x60; reset_method "flr bus"',
+    qemu: 'nvme',
+    desc: {
+      bdf: '0000:02:00.0', vendor: 0x1b36, device: 0x0010, bus: 'bridge', capabilities: allCaps, command: SEABIOS_COMMAND,
+      bars: [{ index: 0, size: 16 * KiB, prefetchable: false, bits: 64 }],
+      msix: { bar: 0, offset: 0x2000, entries: 65 },
+      capOffsets: [{ cap: 'msix', offset: 0x40 }, { cap: 'exp', offset: 0x80 }, { cap: 'pm', offset: 0x60 }],
+    },
+  },
+  {
+    id: 'edu',
+    title: 'QEMU\'s edu device: one 1 MiB 32-bit register BAR0, one MSI vector, conventional PCI',
+    source: 'QEMU 7.2 hw/misc/edu.c (-device edu), read in the conformance guest: BAR0 1 MiB non-prefetchable, an MSI capability at 0x40 and no PM or PCIe capability; reset_method "bus" behind a root port',
+    qemu: 'edu',
+    desc: {
+      bdf: '0000:03:00.0', vendor: 0x1234, device: 0x11e8, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false }, command: SEABIOS_COMMAND,
+      msi: { vectors: 1 }, capOffsets: [{ cap: 'msi', offset: 0x40 }],
+      bars: [{ index: 0, size: MiB, prefetchable: false, bits: 32 }],
     },
   },
 ];

@@ -232,11 +232,14 @@ function getIrqInfo(vdev: VfioPciCoreDevice, arg: Uint8Array): number {
   const index = Number(h.index);
   if (Number(h.argsz) < minsz || index >= VFIO_PCI_NUM_IRQS) return -E.EINVAL;
   if (index === VFIO_PCI_ERR_IRQ_INDEX && !vdev.pdev.desc.capabilities.pcie) return -E.EINVAL;
-  let flags = VFIO_IRQ_INFO_EVENTFD, count = 0;
+  // vfio_pci_get_irq_count: INTx if the function has a pin, MSI and MSI-X from their capabilities
+  const d = vdev.pdev.desc;
+  const count = [vdev.pdev.cfg[R.PCI_INTERRUPT_PIN] ? 1 : 0, d.msi?.vectors ?? 0, d.msix?.entries ?? 0, 1, 1][index];
+  let flags = VFIO_IRQ_INFO_EVENTFD;
   if (index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
-  else flags |= VFIO_IRQ_INFO_NORESIZE;
-  if (index === VFIO_PCI_MSIX_IRQ_INDEX) count = vdev.pdev.desc.msix?.entries ?? 0;
-  if (index === VFIO_PCI_ERR_IRQ_INDEX || index === VFIO_PCI_REQ_IRQ_INDEX) count = 1;
+  // MSI-X vectors can be added while enabled where the platform allocates them dynamically
+  // (pci_msix_can_alloc_dyn: x86 since 6.5); everything else has a fixed count
+  else if (index !== VFIO_PCI_MSIX_IRQ_INDEX || !d.msix) flags |= VFIO_IRQ_INFO_NORESIZE;
   encodeInto(vfio_irq_info, { flags, count }, arg, 0);
   return 0;
 }

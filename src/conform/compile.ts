@@ -1,0 +1,159 @@
+// Compile a scenario for the guest executor (src/conform/guest/exec.c): one line per step, in the
+// order the model's sequential run (`vfio-sim run`) executed them, with every number resolved
+// except the names bound by `as:`, which the executor binds to what the real kernel returned
+// (fds, mmap addresses, ioctl fields). ioctl structs are built by the model's own encoder
+// (buildIoctl), so both kernels get the same bytes.
+import { MAIN_PROC, type Scenario, type Step } from '../scenario/loader.ts';
+import { SETUP } from '../scenario/runner.ts';
+import { buildIoctl, mmapFlags, mmapProt, openFlags, regOffset } from '../scenario/ops.ts';
+import { parseExpr, refsOf } from '../scenario/values.ts';
+import type { PciDevDesc } from '../kernel/pci/device.ts';
+import * as M from '../uapi/mman.ts';
+import type { Slot } from './twins.ts';
+
+export class ConformError extends Error {}
+
+/** Operations the executor can make on a real kernel. */
+export const REAL_OPS = new Set(['open', 'close', 'dup', 'ioctl', 'mmap', 'munmap', 'load', 'store', 'config_read', 'config_write', 'read', 'write', 'fork', 'exit']);
+
+const DEVICE_PATH = '/dev/vfio/devices/';
+
+export interface Compiled {
+  /** the program section for this scenario */
+  text: string;
+  /** step keys ("thread[index]") in program order */
+  order: string[];
+}
+
+/**
+ * `order`: the (thread, index) of every step in the order the model ran them; `slots`: the guest
+ * device backing each scenario device, in the scenario's order.
+ */
+export function compileScenario(scn: Scenario, order: Array<{ thread: string; index: number }>, slots: Slot[]): Compiled {
+  const where = (s: Step, msg: string) => new ConformError(`${scn.file}:${s.line}: ${s.op}: ${msg}`);
+  // every `as:` name gets a number, in the order the scenario binds them
+  const ids = new Map<string, number>();
+  for (const s of [...scn.setup, ...scn.threads.flatMap((t) => t.steps)]) if (s.as && !ids.has(s.as)) ids.set(s.as, ids.size);
+
+  /** "+0x1000+$2.offset-$3": literals resolved, names left for the executor */
+  const expr = (s: Step, v: unknown): string =>
+    parseExpr(v)
+      .map((t) => {
+        const sign = t.sign < 0n ? '-' : '+';
+        if (t.lit !== undefined) return `${sign}0x${BigInt.asUintN(64, t.lit).toString(16)}`;
+        const id = ids.get(t.ref!);
+        if (id === undefined) throw where(s, `"${t.ref}" is not bound by any step`);
+        return `${sign}$${id}${t.field ? `.${t.field}` : ''}`;
+      })
+      .join('');
+  /** a literal only: what the model resolves with no run-time names */
+  const literalOnly = (s: Step) => (v: unknown): bigint => {
+    let sum = 0n;
+    for (const t of parseExpr(v)) {
+      if (t.lit === undefined) throw where(s, `the executor builds ioctl structs before the run, so their fields must be numbers (not "${t.ref}")`);
+      sum += t.sign * t.lit;
+    }
+    return sum;
+  };
+  const plus = (s: Step, a: unknown, b: unknown) => (b === undefined ? expr(s, a) : `${expr(s, a)}${expr(s, b)}`);
+
+  const procs = [MAIN_PROC, ...new Set(scn.threads.map((t) => t.proc))].filter((p, i, all) => all.indexOf(p) === i);
+  const forked = new Set([...scn.setup, ...scn.threads.flatMap((t) => t.steps)].filter((s) => s.op === 'fork').map((s) => s.as!));
+  const setupProc = scn.threads[0].proc;
+  const threadOf = (name: string) => scn.threads.find((t) => t.name === name);
+
+  const lines: string[] = [`scenario ${scn.name}`];
+  for (const p of procs) lines.push(`proc ${p} ${forked.has(p) ? 'forked' : 'start'}`);
+  scn.devices.forEach((d, i) => {
+    const slot = slots[i];
+    const bars = Object.entries(slot.twin.bars).map(([idx, size]) => `${idx}:0x${size.toString(16)}`).join(',');
+    lines.push(`device ${d.name} ${slot.bdf} ${slot.twin.vendor.toString(16)} ${slot.twin.device.toString(16)} ${bars}`);
+  });
+  lines.push('start');
+
+  // which device each fd name refers to (open of a device path, dup), for named config registers
+  const devOf = new Map<string, PciDevDesc>();
+  for (const s of [...scn.setup, ...scn.threads.flatMap((t) => t.steps)]) {
+    if (!s.as) continue;
+    const path = String(s.args.path ?? '');
+    const dev = s.op === 'open' && path.startsWith(DEVICE_PATH) ? scn.devices.find((d) => d.name === path.slice(DEVICE_PATH.length)) : s.op === 'dup' ? devOf.get(refsOf(parseExpr(s.args.fd))[0] ?? '') : undefined;
+    if (dev) devOf.set(s.as, dev);
+  }
+
+  const keys: string[] = [];
+  for (const { thread, index } of order) {
+    const s = thread === SETUP ? scn.setup[index] : threadOf(thread)?.steps[index];
+    if (!s) throw new ConformError(`${scn.file}: no step ${thread}[${index}]`);
+    const proc = thread === SETUP ? setupProc : threadOf(thread)!.proc;
+    const a = s.args;
+    const kv: string[] = [];
+    let op: string = s.op;
+    switch (s.op) {
+      case 'open': {
+        const path = String(a.path);
+        const dev = path.startsWith(DEVICE_PATH) ? scn.devices.find((d) => d.name === path.slice(DEVICE_PATH.length)) : undefined;
+        if (dev) kv.push(`dev=${dev.name}`);
+        else {
+          if (/\s/.test(path)) throw where(s, 'a path with white space');
+          kv.push(`path=${path}`, `flags=0x${openFlags(a.flags, literalOnly(s), M.O_RDWR).toString(16)}`);
+        }
+        break;
+      }
+      case 'close':
+      case 'dup':
+        kv.push(`fd=${expr(s, a.fd)}`);
+        break;
+      case 'ioctl': {
+        const { cmd, arg, layout } = buildIoctl(a, literalOnly(s));
+        kv.push(`fd=${expr(s, a.fd)}`, `cmd=0x${cmd.toString(16)}`);
+        if (arg.length) kv.push(`arg=${Buffer.from(arg).toString('hex')}`);
+        if (layout) kv.push(`fields=${layout.fields.map((f) => `${f.name}:${f.offset}:${{ u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 }[f.type]}`).join(',')}`);
+        break;
+      }
+      case 'mmap':
+        kv.push(`addr=${a.addr !== undefined ? expr(s, a.addr) : '+0x0'}`, `length=${expr(s, a.length)}`, `prot=0x${mmapProt(a).toString(16)}`,
+          `flags=0x${mmapFlags(a).toString(16)}`, `fd=${a.fd !== undefined ? expr(s, a.fd) : '-0x1'}`, `offset=${expr(s, a.offset ?? 0)}`);
+        break;
+      case 'munmap':
+        kv.push(`addr=${plus(s, a.addr, a.offset)}`, `length=${expr(s, a.length)}`);
+        break;
+      case 'load':
+      case 'store':
+        kv.push(`addr=${plus(s, a.addr, a.offset)}`, `width=${Number(a.width ?? 4)}`);
+        if (s.op === 'store') kv.push(`value=${expr(s, a.value)}`);
+        break;
+      case 'config_read':
+      case 'config_write': {
+        const dev = a.device !== undefined ? scn.devices.find((d) => d.name === a.device) : devOf.get(refsOf(parseExpr(a.fd))[0] ?? '');
+        const { off, width: w0 } = regOffset(a.reg, literalOnly(s), dev);
+        const width = a.width !== undefined ? Number(literalOnly(s)(a.width)) : w0;
+        if (a.device !== undefined) {
+          op = s.op === 'config_read' ? 'hwconfig_read' : 'hwconfig_write';
+          kv.push(`dev=${a.device}`);
+        } else kv.push(`fd=${expr(s, a.fd)}`);
+        kv.push(`off=0x${off.toString(16)}`, `width=${width}`);
+        if (s.op === 'config_write') kv.push(`value=${expr(s, a.value)}`);
+        break;
+      }
+      case 'read':
+        kv.push(`fd=${expr(s, a.fd)}`, `offset=${expr(s, a.offset)}`, `length=${expr(s, a.length)}`);
+        if (a.buf !== undefined) kv.push(`buf=${expr(s, a.buf)}`);
+        break;
+      case 'write':
+        kv.push(`fd=${expr(s, a.fd)}`, `offset=${expr(s, a.offset)}`, `width=${a.width !== undefined ? Number(literalOnly(s)(a.width)) : 4}`, `value=${expr(s, a.value)}`);
+        break;
+      case 'fork':
+        kv.push(`as=${a.as}`);
+        break;
+      case 'exit':
+        break;
+      default:
+        throw where(s, `the executor has no ${s.op}: it needs ${s.op.startsWith('iommufd') || s.op.startsWith('dma') || s.op === 'ioas_alloc' ? 'iommufd' : 'a model-only facility'}`);
+    }
+    const bind = s.as !== undefined ? ids.get(s.as)! : -1;
+    lines.push(`step ${proc} ${thread} ${index} ${op} ${bind} ${kv.join(' ')}`.trimEnd());
+    keys.push(`${thread}[${index}]`);
+  }
+  lines.push('end');
+  return { text: `${lines.join('\n')}\n`, order: keys };
+}
