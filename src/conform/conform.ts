@@ -8,7 +8,7 @@ import type { StepOut } from '../scenario/runner.ts';
 import { hex } from '../scenario/values.ts';
 import type { ExpectedEntry } from '../diff/expected.ts';
 import { compileScenario, ConformError } from './compile.ts';
-import { compareStep, faultText, NORMALIZED, parseRaw, realStep, stepOf, type ConformStep } from './compare.ts';
+import { compareStep, faultText, kernelPlaced, NORMALIZED, parseRaw, realStep, stepOf, type ConformStep } from './compare.ts';
 import { boot, buildInitramfs, CACHE, customKernel, debianKernel, GuestError, setup, type GuestKernel } from './guest.ts';
 import { planSlots, twinOf, type Twin } from './twins.ts';
 
@@ -90,7 +90,7 @@ export function runConform(o: ConformOptions): ConformReport {
   const reports: ScenarioReport[] = models.map(({ scn, model }) => {
     const rawSteps = raw.scenarios.get(scn.name) ?? [];
     const byKey = new Map(rawSteps.map((r) => [`${r.thread}[${r.index}]`, r]));
-    const cx = { scenario: scn.name, modelKernel: o.modelKernel, realKernel: label, faultProbe: raw.faultProbe, expected: o.expected, used };
+    const cx = { scenario: scn.name, modelKernel: o.modelKernel, realKernel: label, faultProbe: raw.faultProbe, placed: kernelPlaced(scn), expected: o.expected, used };
     const steps = model.steps.map((ms: StepOut) => {
       const key = `${ms.thread}[${ms.index}]`;
       const step = stepOf(scn, ms.thread, ms.index)!;

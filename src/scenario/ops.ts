@@ -227,9 +227,11 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const len = Number(res(a.length));
       const buf = new Uint8Array(Math.min(len, 1 << 20));
       const r = yield* sys_pread(k, p, Number(res(a.fd)), buf, Number(res(a.offset)), false, a.buf !== undefined ? Number(res(a.buf)) : undefined);
+      // with buf: the bytes went to that user address (load them from there), not to the result
+      const data = r <= 8 && a.buf === undefined;
       return errOr(r, () => ({
-        result: { ok: true, value: r, out: r <= 8 ? { data: asJson(le(buf, r), r) } : {} },
-        bind: { value: BigInt(r), out: r <= 8 ? { data: le(buf, r) } : undefined },
+        result: { ok: true, value: r, out: data ? { data: asJson(le(buf, r), r) } : {} },
+        bind: { value: BigInt(r), out: data ? { data: le(buf, r) } : undefined },
       }));
     }
     case 'write': {
