@@ -114,6 +114,7 @@ export function realStep(raw: RawStep, s: Step): StepOut {
   let r: Result;
   switch (s.op) {
     case 'mmap':
+    case 'mremap':
       r = { ok: true, value: hex(ret) };
       break;
     case 'load':

@@ -5,16 +5,13 @@
 // (buildIoctl), so both kernels get the same bytes.
 import { MAIN_PROC, type Scenario, type Step } from '../scenario/loader.ts';
 import { SETUP } from '../scenario/runner.ts';
-import { buildIoctl, mmapFlags, mmapProt, openFlags, regOffset } from '../scenario/ops.ts';
+import { buildIoctl, MADVICE, mmapFlags, mmapProt, mremapFlags, openFlags, regOffset } from '../scenario/ops.ts';
 import { parseExpr, refsOf } from '../scenario/values.ts';
 import type { PciDevDesc } from '../kernel/pci/device.ts';
 import * as M from '../uapi/mman.ts';
 import type { Slot } from './twins.ts';
 
 export class ConformError extends Error {}
-
-/** Operations the executor can make on a real kernel. */
-export const REAL_OPS = new Set(['open', 'close', 'dup', 'ioctl', 'mmap', 'munmap', 'load', 'store', 'config_read', 'config_write', 'read', 'write', 'fork', 'exit']);
 
 const DEVICE_PATH = '/dev/vfio/devices/';
 
@@ -116,6 +113,15 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
         break;
       case 'munmap':
         kv.push(`addr=${plus(s, a.addr, a.offset)}`, `length=${expr(s, a.length)}`);
+        break;
+      case 'mprotect':
+        kv.push(`addr=${plus(s, a.addr, a.offset)}`, `length=${expr(s, a.length)}`, `prot=0x${mmapProt(a).toString(16)}`);
+        break;
+      case 'madvise':
+        kv.push(`addr=${plus(s, a.addr, a.offset)}`, `length=${expr(s, a.length)}`, `advice=${MADVICE[a.advice as string]}`);
+        break;
+      case 'mremap':
+        kv.push(`addr=${plus(s, a.addr, a.offset)}`, `old_length=${expr(s, a.old_length)}`, `new_length=${expr(s, a.new_length)}`, `flags=0x${mremapFlags(a).toString(16)}`);
         break;
       case 'load':
       case 'store':

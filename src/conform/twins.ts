@@ -13,7 +13,9 @@ export interface Twin {
   device: number;
   /** BAR index -> size the guest must see, checked before the scenario runs */
   bars: Record<number, number>;
-  /** QEMU options for the device, behind PCIe root port `bus` (ids made unique by `n`) */
+  /** behind a PCIe root port (a secondary-bus reset), or on the root bus (no reset method for ivshmem) */
+  bus: 'bridge' | 'root';
+  /** QEMU options for the device on `bus` (a root port id, or "pcie.0,addr=…"); ids made unique by `n` */
   qemu(bus: string, n: number): string[];
 }
 
@@ -29,6 +31,11 @@ const human = (n: number) => (n >= 2 ** 30 ? `${n / 2 ** 30} GiB` : n >= 2 ** 20
  * 1 MiB of registers, MSI only.
  */
 export function twinOf(d: PciDevDesc): Twin | string {
+  const t = twinOfDevice(d);
+  return typeof t === 'string' ? t : { ...t, key: `${t.key}${d.bus === 'root' ? '@root' : ''}`, title: `${t.title}${d.bus === 'root' ? ', on the root bus' : ''}`, bus: d.bus };
+}
+
+function twinOfDevice(d: PciDevDesc): Omit<Twin, 'bus'> | string {
   const id = `${d.vendor.toString(16).padStart(4, '0')}:${d.device.toString(16).padStart(4, '0')}`;
   if (id === '1af4:1110') {
     const bar2 = d.bars.find((b) => b.index === 2)?.size ?? 0;
@@ -73,12 +80,21 @@ export function planSlots(scenarios: Array<{ name: string; twins: Twin[] }>): { 
   }
   const slots: Slot[] = [];
   const qemu: string[] = [];
+  let ports = 0, onRoot = 0;
   for (const { twin, count } of [...need.values()].sort((a, b) => a.twin.key.localeCompare(b.twin.key)))
     for (let i = 0; i < count; i++) {
       const n = slots.length;
-      const bus = `rp${n}`;
-      qemu.push('-device', `pcie-root-port,id=${bus},chassis=${n + 1},slot=${n + 1}`, ...twin.qemu(bus, n));
-      slots.push({ twin, bdf: `0000:${(n + 1).toString(16).padStart(2, '0')}:00.0` });
+      if (twin.bus === 'root') {
+        // on pcie.0 itself, at slot 0x10 and up (below the ICH9 functions at 0x1f)
+        const dev = 0x10 + onRoot++;
+        qemu.push(...twin.qemu(`pcie.0,addr=0x${dev.toString(16)}`, n));
+        slots.push({ twin, bdf: `0000:00:${dev.toString(16)}.0` });
+      } else {
+        // root port i gets secondary bus i + 1 (the firmware numbers buses in slot order)
+        const bus = `rp${ports++}`;
+        qemu.push('-device', `pcie-root-port,id=${bus},chassis=${ports},slot=${ports}`, ...twin.qemu(bus, n));
+        slots.push({ twin, bdf: `0000:${ports.toString(16).padStart(2, '0')}:00.0` });
+      }
     }
   const assign = new Map<string, Slot[]>();
   for (const s of scenarios) {

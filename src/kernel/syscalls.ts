@@ -6,6 +6,9 @@ import { ev, type KGen } from './sched/sched.ts';
 import { fput, get_file } from './fs/file.ts';
 import { dup_mmap, exit_mmap, sys_mmap, sys_munmap } from './mm/mmap.ts';
 import { userAccess, type AccessResult } from './mm/memory.ts';
+import { sys_mprotect } from './mm/mprotect.ts';
+import { sys_madvise } from './mm/madvise.ts';
+import { sys_mremap } from './mm/mremap.ts';
 import { vfio_device_cdev_open } from './vfio/vfio_main.ts';
 import { E } from '../uapi/errno.ts';
 import { O_CLOEXEC, O_RDWR } from '../uapi/mman.ts';
@@ -82,6 +85,18 @@ export function* sys_mmap2(k: Kernel, p: Process, addr: number, len: number, pro
 
 export function* sys_munmap2(k: Kernel, p: Process, addr: number, len: number): KGen<number> {
   return yield* syscall(k, sys_munmap(k, p, addr, len));
+}
+
+export function* sys_mprotect2(k: Kernel, p: Process, addr: number, len: number, prot: number): KGen<number> {
+  return yield* syscall(k, sys_mprotect(k, p, addr, len, prot));
+}
+
+export function* sys_madvise2(k: Kernel, p: Process, addr: number, len: number, advice: number): KGen<number> {
+  return yield* syscall(k, sys_madvise(k, p, addr, len, advice));
+}
+
+export function* sys_mremap2(k: Kernel, p: Process, addr: number, oldLen: number, newLen: number, flags: number): KGen<number> {
+  return yield* syscall(k, sys_mremap(k, p, addr, oldLen, newLen, flags));
 }
 
 /** A user load or store; the deferred work runs if a fault path dropped the last file reference. */

@@ -4,7 +4,7 @@ import type { Kernel } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
 import { ev, type KGen } from '../kernel/sched/sched.ts';
 import {
-  sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_mmap2, sys_munmap2, sys_open, sys_pread, user_access,
+  sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_madvise2, sys_mmap2, sys_mprotect2, sys_mremap2, sys_munmap2, sys_open, sys_pread, user_access,
 } from '../kernel/syscalls.ts';
 import type { Step } from './loader.ts';
 import { hex } from './values.ts';
@@ -18,6 +18,8 @@ import {
   vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info,
   vfio_region_dma_range, vfio_region_info,
 } from '../uapi/vfio.ts';
+import { MADV_DONTNEED } from '../kernel/mm/madvise.ts';
+import { MREMAP_MAYMOVE } from '../kernel/mm/mremap.ts';
 import { CAP_EXP, CAP_PM, capLayout, type CapName, type PciDevDesc } from '../kernel/pci/device.ts';
 import { VfioDevice, vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
 import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
@@ -143,6 +145,8 @@ function buildFeature(a: Record<string, unknown>, res: Resolver): Uint8Array {
 
 const PROT: Record<string, number> = { read: M.PROT_READ, write: M.PROT_WRITE, exec: M.PROT_EXEC, none: M.PROT_NONE };
 const MAPF: Record<string, number> = { shared: M.MAP_SHARED, private: M.MAP_PRIVATE, shared_validate: M.MAP_SHARED_VALIDATE, fixed: M.MAP_FIXED, fixed_noreplace: M.MAP_FIXED_NOREPLACE, anonymous: M.MAP_ANONYMOUS };
+export const MADVICE: Record<string, number> = { dontneed: MADV_DONTNEED };
+export const mremapFlags = (a: Record<string, unknown>) => ((a.flags as string[] | undefined) ?? []).reduce((x, f) => x | (f === 'maymove' ? MREMAP_MAYMOVE : 0), 0);
 /** mmap's prot and flags from a step's lists (default read|write, shared) */
 export const mmapProt = (a: Record<string, unknown>) => ((a.prot as string[] | undefined) ?? ['read', 'write']).reduce((x, f) => x | PROT[f], 0);
 export const mmapFlags = (a: Record<string, unknown>) => ((a.flags as string[] | undefined) ?? ['shared']).reduce((x, f) => x | MAPF[f], 0);
@@ -190,6 +194,18 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'munmap': {
       const r = yield* sys_munmap2(k, p, addrOf(), Number(res(a.length)));
       return errOr(r, () => okValue(r));
+    }
+    case 'mprotect': {
+      const r = yield* sys_mprotect2(k, p, addrOf(), Number(res(a.length)), mmapProt(a));
+      return errOr(r, () => okValue(r));
+    }
+    case 'madvise': {
+      const r = yield* sys_madvise2(k, p, addrOf(), Number(res(a.length)), MADVICE[a.advice as string]);
+      return errOr(r, () => okValue(r));
+    }
+    case 'mremap': {
+      const r = yield* sys_mremap2(k, p, addrOf(), Number(res(a.old_length)), Number(res(a.new_length)), mremapFlags(a));
+      return errOr(r, () => ({ result: { ok: true, value: hex(r) }, bind: { value: BigInt(r) } }));
     }
     case 'load':
     case 'store': {

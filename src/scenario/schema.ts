@@ -68,6 +68,11 @@ export const OPS = {
     })
     .strict(),
   munmap: z.object({ addr: num, offset: num.optional(), length: num, ...common }).strict(),
+  mprotect: z.object({ addr: num, offset: num.optional(), length: num, prot: flagList(['read', 'write', 'exec', 'none']), ...common }).strict(),
+  /** MADV_DONTNEED: refused (EINVAL) on BAR mappings, which are VM_PFNMAP */
+  madvise: z.object({ addr: num, offset: num.optional(), length: num, advice: z.enum(['dontneed']), ...common }).strict(),
+  /** resize in place; the value is the (unchanged) address */
+  mremap: z.object({ addr: num, offset: num.optional(), old_length: num, new_length: num, flags: flagList(['maymove']).optional(), ...common }).strict(),
   load: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), ...common }).strict(),
   store: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), value: num, ...common }).strict(),
   config_read: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), width: num.optional(), ...common }).strict(),

@@ -552,7 +552,8 @@ static void worker_loop(int first)
 			ret = -1;
 			errno = ENOSYS;
 		}
-		if (ret < 0 && !fault_sig) {
+		/* a load returns data, any 64-bit value; everything else is a system call */
+		if (ret < 0 && !fault_sig && strcmp(op, "access")) {
 			/* opendev returns -errno itself; the others return -1 and set errno */
 			err = !strcmp(op, "opendev") ? (int)-ret : errno;
 		}

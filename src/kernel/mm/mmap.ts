@@ -155,7 +155,7 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
  * __split_vma: `v` keeps [vm_start, at) and a new VMA takes [at, vm_end) with vm_pgoff advanced by
  * the pages it moved: the arithmetic find_pfn must get right after a split.
  */
-function* split_vma(k: Kernel, mm: MmStruct, v: Vma, at: number): KGen {
+export function* split_vma(k: Kernel, mm: MmStruct, v: Vma, at: number): KGen {
   const n = mm.newVma(at, v.vm_end, v.vm_pgoff + (at - v.vm_start) / PAGE_SIZE, v.vm_file, { ...v.flags });
   n.vm_ops = v.vm_ops;
   n.vm_private_data = v.vm_private_data;

@@ -134,6 +134,47 @@ export class PageTable {
   }
 
   /**
+   * change_protection with the VMA's new vm_page_prot: every leaf wholly inside [start, end) gets the
+   * write bit `write` (pte_modify / pmd_modify: a shared PFN map wants no write notification, so its
+   * entries become writable as soon as the VMA is); a huge leaf that overlaps only partly is zapped,
+   * as splitting a PFN-map PMD/PUD does (it refaults at a smaller order). Returns the leaves changed.
+   */
+  protectRange(start: number, end: number, write: boolean): number {
+    let n = 0;
+    const huge = (leaf: Leaf, base: number, size: number, drop: () => void) => {
+      if (base >= start && base + size <= end) leaf.write = write;
+      else drop();
+      n++;
+    };
+    for (let pi = pudIdx(start); pi <= pudIdx(end - 1); pi++) {
+      const pud = this.puds.get(pi);
+      if (!pud) continue;
+      const base = pi * PUD_SIZE;
+      if ('huge' in pud) {
+        huge(pud.huge, base, PUD_SIZE, () => this.puds.delete(pi));
+        continue;
+      }
+      const lo = Math.max(start, base), hi = Math.min(end, base + PUD_SIZE);
+      for (let mi = pmdIdx(lo); mi <= pmdIdx(hi - 1); mi++) {
+        const pmd = pud.pmds.slots.get(mi);
+        if (!pmd) continue;
+        const mbase = base + mi * PMD_SIZE;
+        if ('huge' in pmd) {
+          huge(pmd.huge, mbase, PMD_SIZE, () => pud.pmds.slots.delete(mi));
+          continue;
+        }
+        const t = pmd.ptes, a = Math.max(lo, mbase), b = Math.min(hi, mbase + PMD_SIZE);
+        for (let i = pteIdx(a), last = pteIdx(b - 1); i <= last; i++)
+          if (t.flags[i] & F_PRESENT) {
+            t.flags[i] = write ? t.flags[i] | F_WRITE : t.flags[i] & ~F_WRITE;
+            n++;
+          }
+      }
+    }
+    return n;
+  }
+
+  /**
    * free_pgtables after munmap: drop PTE tables whose 2 MiB span and PMD tables whose 1 GiB span
    * no longer meet any VMA (`used` answers whether [a, b) meets one).
    */
