@@ -17,6 +17,7 @@ import type { Scenario } from '../scenario/loader.ts';
 import { describe } from '../scenario/runner.ts';
 import { registerDiff } from './diff.ts';
 import { registerConform } from './conform.ts';
+import { twinOf, type Twin } from '../conform/twins.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_SCENARIO = join(ROOT, 'scenarios', 'quickstart.yaml');
@@ -227,12 +228,14 @@ export function main(argv: string[]): void {
     .description('list the example device profiles (use with "profile:" in a scenario)')
     .option('--json', 'machine-readable')
     .action((o: { json?: boolean }) => {
-      if (o.json) return void process.stdout.write(JSON.stringify(PROFILES, null, 2) + '\n');
+      const twin = (p: (typeof PROFILES)[number]) => twinOf({ name: p.id, ...p.desc });
+      if (o.json) return void process.stdout.write(JSON.stringify(PROFILES.map((p) => ({ ...p, qemu_twin: typeof twin(p) === 'string' ? null : (twin(p) as Twin).title })), null, 2) + '\n');
       for (const p of PROFILES) {
-        process.stdout.write(`${p.id.padEnd(8)} ${p.title}\n`);
+        process.stdout.write(`${p.id.padEnd(9)} ${p.title}\n`);
         for (const b of p.desc.bars) process.stdout.write(`         BAR${b.index}: ${fmtSize(b.size)}, ${b.bits}-bit${b.prefetchable ? ' prefetchable' : ''}\n`);
         if (p.desc.msix) process.stdout.write(`         MSI-X: ${p.desc.msix.entries} entries in BAR${p.desc.msix.bar} at 0x${p.desc.msix.offset.toString(16)}\n`);
-        process.stdout.write(`         QEMU twin: ${p.qemu ?? 'none'}\n         source: ${p.source}\n`);
+        const t = twin(p);
+        process.stdout.write(`         QEMU twin: ${typeof t === 'string' ? `none (${t})` : `${t.title} (vfio-sim conform can run it)`}\n         source: ${p.source}\n`);
       }
     });
 

@@ -3,12 +3,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Scenario } from '../scenario/loader.ts';
-import { runScenario } from '../scenario/report.ts';
+import { runScenario, type RunResult } from '../scenario/report.ts';
 import type { StepOut } from '../scenario/runner.ts';
 import { hex } from '../scenario/values.ts';
 import type { ExpectedEntry } from '../diff/expected.ts';
 import { compileScenario, ConformError } from './compile.ts';
-import { compareStep, faultText, kernelPlaced, NORMALIZED, parseRaw, realStep, stepOf, type ConformStep } from './compare.ts';
+import { compareStep, faultText, kernelPlaced, NORMALIZED, parseRaw, realStep, stepOf, type ConformStep, type RawRun } from './compare.ts';
 import { boot, buildInitramfs, CACHE, customKernel, debianKernel, GuestError, setup, type GuestKernel } from './guest.ts';
 import { planSlots, twinOf, type Twin } from './twins.ts';
 
@@ -16,6 +16,8 @@ export interface ConformOptions {
   scenarios: Scenario[];
   /** the model's kernel to compare with (v7.1: the closest to 6.12 for BAR mmap) */
   modelKernel: string;
+  /** run the model with a design variant (a model broken on purpose must disagree with the real kernel) */
+  mutant?: string;
   kernelImage?: string;
   modules?: string;
   accel: 'tcg' | 'kvm';
@@ -40,6 +42,7 @@ export interface ScenarioReport {
 export interface ConformReport {
   kernel: { label: string; source: string; faultProbe: boolean };
   modelKernel: string;
+  mutant?: string;
   bootMs: number;
   qemu: string[];
   normalized: typeof NORMALIZED;
@@ -61,10 +64,15 @@ export function twinsOf(scn: Scenario): Twin[] {
   });
 }
 
-export function runConform(o: ConformOptions): ConformReport {
-  const log = o.log;
-  // the model first: its sequential run fixes the order of the steps on both sides
-  const models = o.scenarios.map((scn) => ({ scn, twins: twinsOf(scn), model: runScenario(scn, { kernel: o.modelKernel }).result }));
+/** What both sides run: the model's results (which fix the step order), the device plan, the program. */
+export interface Prepared {
+  models: Array<{ scn: Scenario; model: RunResult }>;
+  plan: ReturnType<typeof planSlots>;
+  program: string;
+}
+
+export function prepare(scenarios: Scenario[], modelKernel: string, mutant?: string): Prepared {
+  const models = scenarios.map((scn) => ({ scn, twins: twinsOf(scn), model: runScenario(scn, { kernel: modelKernel, mutant }).result }));
   const ids = new Set<string>();
   for (const m of models) {
     if (ids.has(m.scn.name)) throw new ConformError(`two scenarios are named ${m.scn.name}: conform reports by name`);
@@ -72,22 +80,31 @@ export function runConform(o: ConformOptions): ConformReport {
   }
   const plan = planSlots(models.map((m) => ({ name: m.scn.name, twins: m.twins })));
   const program = models.map((m) => compileScenario(m.scn, m.model.steps, plan.assign.get(m.scn.name)!).text).join('');
+  return { models, plan, program };
+}
 
+export function runConform(o: ConformOptions): ConformReport {
+  const log = o.log;
+  const p = prepare(o.scenarios, o.modelKernel, o.mutant);
   setup(log);
   const k: GuestKernel = o.kernelImage ? customKernel(o.kernelImage, o.modules ?? '') : debianKernel(log);
   const work = join(CACHE, 'run');
   mkdirSync(work, { recursive: true });
-  const initramfs = buildInitramfs(k, program, work);
-  log(`boot: ${k.source}, ${plan.slots.length} device(s): ${plan.slots.map((s) => `${s.bdf} ${s.twin.title}`).join('; ')}`);
-  const b = boot(k, initramfs, plan.qemu, work, { accel: o.accel, timeoutS: o.timeoutS });
+  const initramfs = buildInitramfs(k, p.program, work);
+  log(`boot: ${k.source}, ${p.plan.slots.length} device(s): ${p.plan.slots.map((s) => `${s.bdf} ${s.twin.title}`).join('; ')}`);
+  const b = boot(k, initramfs, p.plan.qemu, work, { accel: o.accel, timeoutS: o.timeoutS });
   const raw = parseRaw(b.results);
   if (raw.fatal) throw new GuestError(`the guest stopped: ${raw.fatal}; its console ends:\n${b.console.trim().split('\n').slice(-15).join('\n')}`);
   if (raw.kernel === '?') throw new GuestError(`the executor wrote nothing; the guest console ends:\n${b.console.trim().split('\n').slice(-15).join('\n')}`);
-  const label = `linux-${raw.kernel}`;
-  log(`ran ${raw.scenarios.size} scenario(s) on ${label} in ${(b.ms / 1000).toFixed(1)} s (boot included)`);
+  log(`ran ${raw.scenarios.size} scenario(s) on linux-${raw.kernel} in ${(b.ms / 1000).toFixed(1)} s (boot included)`);
+  return { ...compareRun(p, raw, o), kernel: { label: `linux-${raw.kernel}`, source: k.source, faultProbe: raw.faultProbe }, bootMs: b.ms, qemu: b.command };
+}
 
+/** The comparison of what the executor reported (`raw`) with the model, scenario by scenario. */
+export function compareRun(p: Prepared, raw: RawRun, o: Pick<ConformOptions, 'modelKernel' | 'mutant' | 'expected'>): ConformReport {
+  const label = `linux-${raw.kernel}`;
   const used = new Map<string, number>();
-  const reports: ScenarioReport[] = models.map(({ scn, model }) => {
+  const reports: ScenarioReport[] = p.models.map(({ scn, model }) => {
     const rawSteps = raw.scenarios.get(scn.name) ?? [];
     const byKey = new Map(rawSteps.map((r) => [`${r.thread}[${r.index}]`, r]));
     const cx = { scenario: scn.name, modelKernel: o.modelKernel, realKernel: label, faultProbe: raw.faultProbe, placed: kernelPlaced(scn), expected: o.expected, used };
@@ -99,16 +116,17 @@ export function runConform(o: ConformOptions): ConformReport {
     });
     const all = steps.flatMap((s) => s.differences);
     const flagged = all.filter((d) => d.class === 'flagged').length;
+    const slots = p.plan.assign.get(scn.name)!;
     return {
       scenario: scn.name, file: scn.file,
-      devices: scn.devices.map((d, i) => ({ name: d.name, twin: plan.assign.get(scn.name)![i].twin.title, bdf: plan.assign.get(scn.name)![i].bdf })),
+      devices: scn.devices.map((d, i) => ({ name: d.name, twin: slots[i].twin.title, bdf: slots[i].bdf })),
       steps, modelProblems: model.problems, flagged, expected: all.length - flagged,
       unfinished: raw.unfinished.includes(scn.name) || !raw.scenarios.has(scn.name),
     };
   });
   const flagged = reports.reduce((a, r) => a + r.flagged + (r.unfinished ? 1 : 0), 0);
   return {
-    kernel: { label, source: k.source, faultProbe: raw.faultProbe }, modelKernel: o.modelKernel, bootMs: b.ms, qemu: b.command, normalized: NORMALIZED,
+    kernel: { label, source: 'the executor\'s output', faultProbe: raw.faultProbe }, modelKernel: o.modelKernel, ...(o.mutant ? { mutant: o.mutant } : {}), bootMs: 0, qemu: [], normalized: NORMALIZED,
     scenarios: reports,
     rules: [...used].map(([id, count]) => {
       const e = o.expected.find((x) => x.id === id)!;
@@ -134,7 +152,7 @@ function resultText(s: StepOut | null): string {
 
 export function formatConform(r: ConformReport): string {
   const L: string[] = [];
-  L.push(`vfio-sim conform: ${r.kernel.label} (${r.kernel.source}) vs the model's ${r.modelKernel}`);
+  L.push(`vfio-sim conform: ${r.kernel.label} (${r.kernel.source}) vs the model's ${r.modelKernel}${r.mutant ? ` with mutant ${r.mutant}` : ''}`);
   L.push(`${r.scenarios.length} scenario(s) in one boot, ${(r.bootMs / 1000).toFixed(1)} s; fault probe: ${r.kernel.faultProbe ? 'kprobe on vfio_pci_mmap_huge_fault' : 'NONE (faults not compared)'}`);
   L.push('legend: "=" the same on both, "~" only listed differences, "!" a flagged difference; faults are order@pgoff->outcome');
   for (const s of r.scenarios) {

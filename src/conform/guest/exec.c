@@ -3,7 +3,10 @@
  * guest) and writes one JSON line of raw facts per step. The host side (src/conform/) compiles the
  * scenarios, turns these facts into DESIGN.md §3 results and diffs them with the model's.
  *
- *   vfio-sim-exec PROGRAM [OUTPUT]       (OUTPUT defaults to stdout)
+ *   vfio-sim-exec [--no-probe] PROGRAM [OUTPUT]   (OUTPUT defaults to stdout)
+ *
+ * --no-probe leaves tracefs alone (faults are then reported as null): for running programs without
+ * devices on a host, as the test suite does.
  *
  * Processes: the executor is the *driver*. Each process of a scenario is a worker process that
  * reads one command at a time from its pipe and answers on another; the driver resolves every
@@ -985,8 +988,14 @@ static void bind_device(struct device *d, char *bars)
 int main(int argc, char **argv)
 {
 	static char line[LINE];
+	int probe = 1;
+	if (argc > 1 && !strcmp(argv[1], "--no-probe")) {
+		probe = 0;
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: vfio-sim-exec PROGRAM [OUTPUT]\n");
+		fprintf(stderr, "usage: vfio-sim-exec [--no-probe] PROGRAM [OUTPUT]\n");
 		return 2;
 	}
 	FILE *in = fopen(argv[1], "r");
@@ -999,7 +1008,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* forked workers are the driver's grandchildren: reap them here, not in init */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	probe_setup();
+	if (probe)
+		probe_setup();
 	char uts[256] = "";
 	read_file("/proc/sys/kernel/osrelease", uts, sizeof(uts));
 	uts[strcspn(uts, "\n")] = 0;

@@ -224,6 +224,21 @@ export class PageTable {
 
   /** copy_page_range for fork: copy the leaves of [start, end) into `dst`. */
   copyRange(dst: PageTable, start: number, end: number): void {
+    // copy_pmd_range / copy_pte_range allocate the child's tables wherever the parent has a table
+    // over the range, empty ones included (a zap leaves them), so the child's walk takes the same
+    // levels: no PUD-order attempt under a PUD that points to a PMD table, and so on
+    for (let pi = pudIdx(start); pi <= pudIdx(end - 1); pi++) {
+      const pud = this.puds.get(pi);
+      if (!pud || 'huge' in pud) continue;
+      const base = pi * PUD_SIZE;
+      dst.pmdAlloc(base);
+      const lo = Math.max(start, base), hi = Math.min(end, base + PUD_SIZE);
+      for (let mi = pmdIdx(lo); mi <= pmdIdx(hi - 1); mi++) {
+        const pmd = pud.pmds.slots.get(mi);
+        const dpud = dst.puds.get(pi);
+        if (pmd && 'ptes' in pmd && dpud && 'pmds' in dpud && !dpud.pmds.slots.has(mi)) dpud.pmds.slots.set(mi, { ptes: new PteTable() });
+      }
+    }
     for (const e of this.entries(start, end)) {
       const leaf = { pfn: e.pfn, write: e.write, cache: e.cache };
       if (e.order === 18) dst.insertPud(e.va, leaf);

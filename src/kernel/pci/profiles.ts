@@ -6,8 +6,6 @@ export interface Profile {
   id: string;
   title: string;
   source: string;
-  /** a QEMU device that shows the same BAR layout, for running the scenario on a real kernel */
-  qemu: string | null;
   desc: Omit<PciDevDesc, 'name'>;
 }
 
@@ -21,7 +19,6 @@ export const PROFILES: Profile[] = [
     id: 'h100',
     title: 'NVIDIA H100 (HGX): 16 MiB + 128 GiB + 32 MiB, all 64-bit prefetchable',
     source: 'lspci in fastfetch-cli/fastfetch#1658 (Region 0: 16M, Region 2: 128G, Region 4: 32M); the H20 in NVIDIA/nvtrust#128 has the same layout and MSI-X Count=9',
-    qemu: null,
     desc: {
       bdf: '0000:3b:00.0', vendor: 0x10de, device: 0x2330, bus: 'bridge', capabilities: allCaps,
       bars: [
@@ -36,7 +33,6 @@ export const PROFILES: Profile[] = [
     id: 'nvme',
     title: 'NVMe SSD (WD Green SN350): 16 KiB BAR0 with the MSI-X table at 0x2000, 256-byte BAR4',
     source: 'lspci in raspberrypi/linux#6190 (Region 0: 16K 64-bit non-pref; Region 4: 256 bytes; MSI-X Count=17, table in BAR0 at 0x2000, PBA in BAR4)',
-    qemu: 'nvme (QEMU\'s NVMe controller: 16 KiB BAR0 with its MSI-X table)',
     desc: {
       bdf: '0000:01:00.0', vendor: 0x15b7, device: 0x5019, bus: 'bridge', capabilities: allCaps,
       bars: [
@@ -50,7 +46,6 @@ export const PROFILES: Profile[] = [
     id: 'nic',
     title: 'Intel X722 10GbE: 16 MiB BAR0 and a 32 KiB BAR3 holding the MSI-X table',
     source: 'lspci in projectacrn/acrn-hypervisor#4443 (Region 0: 16M 64-bit pref; Region 3: 32K 64-bit pref; MSI-X Count=129, table in BAR3 at 0)',
-    qemu: null,
     desc: {
       bdf: '0000:18:00.0', vendor: 0x8086, device: 0x37d2, bus: 'bridge', capabilities: allCaps,
       bars: [
@@ -64,7 +59,6 @@ export const PROFILES: Profile[] = [
     id: 'ivshmem',
     title: 'QEMU ivshmem-plain: 256-byte register BAR0 and a 2 GiB RAM BAR2 (64-bit prefetchable)',
     source: 'notes/linux-6.12-observed.md: the device real Linux 6.12 was driven with (REGION_INFO: BAR0 size 0x100, BAR2 size 0x80000000)',
-    qemu: 'ivshmem-plain (a memory backend of the BAR2 size; override BAR2 with bars: for another power of two)',
     desc: {
       bdf: '0000:01:00.0', vendor: 0x1af4, device: 0x1110, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false }, intPin: 0, command: SEABIOS_COMMAND,
       bars: [
@@ -77,7 +71,6 @@ export const PROFILES: Profile[] = [
     id: 'qemu-nvme',
     title: 'QEMU\'s NVMe controller: 16 KiB BAR0 holding the MSI-X table (65 vectors at 0x2000) and PBA (0x3000)',
     source: 'QEMU 7.2 hw/nvme (-device nvme), config space read in the conformance guest: MSI-X at 0x40 (table BAR0+0x2000, PBA BAR0+0x3000, 65 entries), PCIe at 0x80 (DEVCAP FLR), PM at 0x60; reset_method "flr bus"',
-    qemu: 'nvme',
     desc: {
       bdf: '0000:02:00.0', vendor: 0x1b36, device: 0x0010, bus: 'bridge', capabilities: allCaps, command: SEABIOS_COMMAND,
       bars: [{ index: 0, size: 16 * KiB, prefetchable: false, bits: 64 }],
@@ -89,7 +82,6 @@ export const PROFILES: Profile[] = [
     id: 'edu',
     title: 'QEMU\'s edu device: one 1 MiB 32-bit register BAR0, one MSI vector, conventional PCI',
     source: 'QEMU 7.2 hw/misc/edu.c (-device edu), read in the conformance guest: BAR0 1 MiB non-prefetchable, an MSI capability at 0x40 and no PM or PCIe capability; reset_method "bus" behind a root port',
-    qemu: 'edu',
     desc: {
       bdf: '0000:03:00.0', vendor: 0x1234, device: 0x11e8, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false }, command: SEABIOS_COMMAND,
       msi: { vectors: 1 }, capOffsets: [{ cap: 'msi', offset: 0x40 }],

@@ -303,7 +303,7 @@ function* vfio_pci_core_mmap(k: Kernel, vdev: VfioPciCoreDevice, vma: Vma): KGen
   const index = Math.floor(vma.vm_pgoff / PGOFF_INDEX_SHIFT);
   if (index >= VFIO_PCI_NUM_REGIONS) return -E.EINVAL;
   if (vma.vm_end < vma.vm_start) return -E.EINVAL;
-  if (!vma.flags.shared) return -E.EINVAL;
+  if (!vma.flags.shared && !k.mut('mmap-private-ok')) return -E.EINVAL;
   if (index >= VFIO_PCI_ROM_REGION_INDEX) return -E.EINVAL;
   if (!vdev.bar_mmap_supported[index]) return -E.EINVAL;
   const bar = vdev.pdev.bar(index)!;
