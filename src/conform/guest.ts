@@ -250,7 +250,8 @@ export function boot(k: GuestKernel, initramfs: string, devices: string[], work:
     '-machine', 'q35', '-accel', o.accel, '-cpu', o.accel === 'kvm' ? 'host' : 'max', '-smp', '1', '-m', String(o.memMiB ?? 1024),
     '-nodefaults', '-display', 'none', '-no-reboot',
     '-kernel', k.image, '-initrd', initramfs,
-    '-append', 'console=ttyS0 loglevel=4 intel_iommu=on transparent_hugepage=always panic=-1',
+    // the module parameter also reaches a type1 built into the kernel
+    '-append', 'console=ttyS0 loglevel=4 intel_iommu=on transparent_hugepage=always panic=-1 vfio_iommu_type1.allow_unsafe_interrupts=1',
     '-serial', `file:${consoleLog}`, '-serial', `file:${results}`,
     '-device', 'intel-iommu,intremap=off',
     ...devices,

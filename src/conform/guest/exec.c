@@ -131,12 +131,21 @@ static void probe_setup(void)
 	write_file(TRACE "/events/vfiosim/enable", "0", 0);
 	write_file(TRACE "/kprobe_events", "-:vfiosim/vfiosim_fault\n", O_APPEND);
 	write_file(TRACE "/kprobe_events", "-:vfiosim/vfiosim_fault_ret\n", O_APPEND);
-	/* struct vm_fault: vma at 0, address at 24; vm_area_struct: vm_start at 0 */
-	int a = write_file(TRACE "/kprobe_events",
-			   "p:vfiosim/vfiosim_fault vfio_pci_core:vfio_pci_mmap_huge_fault "
-			   "addr=+24(%di):x64 start=+0(+0(%di)):x64 order=%si:u32\n", O_APPEND);
-	int b = write_file(TRACE "/kprobe_events",
-			   "r:vfiosim/vfiosim_fault_ret vfio_pci_core:vfio_pci_mmap_huge_fault ret=$retval:x32\n", O_APPEND);
+	/* struct vm_fault: vma at 0, address at 24; vm_area_struct: vm_start at 0. The handler lives in
+	 * the vfio_pci_core module, or in the kernel itself when vfio-pci is built in. */
+	int a = -1, b = -1;
+	for (int builtin = 0; builtin < 2 && (a || b); builtin++) {
+		char ev[512];
+		const char *sym = builtin ? "vfio_pci_mmap_huge_fault" : "vfio_pci_core:vfio_pci_mmap_huge_fault";
+		snprintf(ev, sizeof(ev), "p:vfiosim/vfiosim_fault %s addr=+24(%%di):x64 start=+0(+0(%%di)):x64 order=%%si:u32\n", sym);
+		a = write_file(TRACE "/kprobe_events", ev, O_APPEND);
+		snprintf(ev, sizeof(ev), "r:vfiosim/vfiosim_fault_ret %s ret=$retval:x32\n", sym);
+		b = write_file(TRACE "/kprobe_events", ev, O_APPEND);
+		if (a || b) {
+			write_file(TRACE "/kprobe_events", "-:vfiosim/vfiosim_fault\n", O_APPEND);
+			write_file(TRACE "/kprobe_events", "-:vfiosim/vfiosim_fault_ret\n", O_APPEND);
+		}
+	}
 	int c = write_file(TRACE "/buffer_size_kb", "4096", 0);
 	int d = write_file(TRACE "/events/vfiosim/enable", "1", 0);
 	have_probe = !a && !b && !d;
