@@ -121,6 +121,8 @@ export function realStep(raw: RawStep, s: Step): StepOut {
       r = { ok: true, value: asJson(ret, Number(a.width ?? 4)) };
       break;
     case 'store':
+    case 'post':
+    case 'wait':
       r = { ok: true };
       break;
     case 'config_read':

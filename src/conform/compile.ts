@@ -153,6 +153,10 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
         break;
       case 'exit':
         break;
+      case 'post':
+      case 'wait':
+        kv.push(`event=${a.event}`);
+        break;
       default:
         throw where(s, `the executor has no ${s.op}: it needs ${s.op.startsWith('iommufd') || s.op.startsWith('dma') || s.op === 'ioas_alloc' ? 'iommufd' : 'a model-only facility'}`);
     }

@@ -13,6 +13,8 @@ import { Execution, type ExecOptions, type Failure } from './execution.ts';
 export interface ExploreOptions extends ExecOptions {
   /** stop after this many executions (the result says it was cut short) */
   maxExecutions?: number;
+  /** stop after this many milliseconds, checked after each execution (cut short, like maxExecutions) */
+  maxMs?: number;
   /** steps in one execution before it is called a livelock */
   maxDepth?: number;
   /** called now and then with progress */
@@ -272,7 +274,10 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
       results.push({ ...results[0], executions: 0, complete: false, counterexample: null });
       break;
     }
-    const r = exploreDpor(scn, { ...opts, job, maxExecutions: left });
+    // a job counts from zero: report the running total over the jobs before it
+    const before = total, stepsBefore = results.reduce((a, x) => a + x.steps, 0);
+    const progress = opts.progress && ((p: Progress) => opts.progress!({ ...p, executions: before + p.executions, steps: stepsBefore + p.steps, elapsedMs: Date.now() - t0 }));
+    const r = exploreDpor(scn, { ...opts, job, maxExecutions: left, progress: progress || undefined });
     results.push(r);
     total += r.executions;
     if (r.counterexample) break;
@@ -334,7 +339,7 @@ export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBou
       if (!opts.all) break;
     }
     if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
-    if (executions >= maxExec) return result(false);
+    if (executions >= maxExec || (opts.maxMs !== undefined && Date.now() - t0 >= opts.maxMs)) return result(false);
     stack.length = ex.choices.length;
     let d = stack.length - 1;
     while (d >= 0 && stack[d].idx + 1 >= stack[d].options.length) d--;

@@ -62,6 +62,8 @@ export function formatSummary(scn: Scenario, r: ExploreResult, extra: string[] =
     `${scn.name}: ${r.mode}, ${r.executions} execution(s)${r.sleepBlocked ? ` (+${r.sleepBlocked} cut by sleep sets)` : ''}, ${r.steps} steps, max depth ${r.maxDepth}, ${secs} s (${rate}/s)`,
     ...extra,
   ];
-  if (!r.counterexample) lines.push(r.complete ? 'no violation: every interleaving explored' : 'no violation found (the space was not exhausted)');
+  const bounded = /^bounded\((\d+)\)$/.exec(r.mode);
+  if (!r.counterexample)
+    lines.push(!r.complete ? 'no violation found (the space was not exhausted)' : bounded ? `no violation: every interleaving with at most ${bounded[1]} preemption(s) explored` : 'no violation: every interleaving explored');
   return lines.join('\n');
 }

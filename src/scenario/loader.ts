@@ -128,7 +128,7 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
   const walk = (steps: Step[], path: Array<string | number>) =>
     steps.forEach((s, i) => {
       for (const [key, v] of Object.entries(s.args)) {
-        if (key === 'as' || key === 'expect' || key === 'path' || key === 'device' || key === 'op' || key === 'feature' || key === 'reg' || key === 'memattr' || key === 'advice') continue;
+        if (key === 'as' || key === 'expect' || key === 'path' || key === 'device' || key === 'op' || key === 'feature' || key === 'reg' || key === 'memattr' || key === 'advice' || key === 'event') continue;
         const vals = key === 'ranges' ? (v as Array<Record<string, unknown>>).flatMap((r) => Object.values(r)) : Array.isArray(v) ? [] : [v];
         for (const x of vals)
           for (const r of refsOf(parseExpr(x)))

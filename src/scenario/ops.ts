@@ -2,7 +2,7 @@
 // computed unless given, mmap flags, config-space offsets) and makes the system call.
 import type { Kernel } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
-import { ev, type KGen } from '../kernel/sched/sched.ts';
+import { Completion, ev, type KGen } from '../kernel/sched/sched.ts';
 import {
   sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_madvise2, sys_mmap2, sys_mprotect2, sys_mremap2, sys_munmap2, sys_open, sys_pread, user_access,
 } from '../kernel/syscalls.ts';
@@ -159,6 +159,8 @@ export interface OpEnv {
   fork(name: string): Process;
   forked(name: string): void;
   maps(p: Process): string[];
+  /** the scenario's synchronization events (post/wait), one counting completion per name */
+  event(name: string): Completion;
 }
 
 export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
@@ -269,6 +271,17 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const vdev = k.vfio.get(a.device as string)!;
       if (vdev.vfio.freed) return { result: { errno: 'ENODEV' } };
       yield* vfio_unregister_device(k, vdev.vfio);
+      return { result: { ok: true } };
+    }
+    case 'post': {
+      // user-space synchronization between the scenario's threads (a pipe write, an eventfd)
+      const c = env.event(a.event as string);
+      yield ev('post', c.name);
+      c.complete();
+      return { result: { ok: true } };
+    }
+    case 'wait': {
+      yield* env.event(a.event as string).wait_for_completion();
       return { result: { ok: true } };
     }
     case 'maps': {

@@ -3,7 +3,7 @@
 // programs; a driver decides which task takes the next step.
 import { Kernel, type Violation } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
-import type { FaultRecord, KGen, StepRecord, Task } from '../kernel/sched/sched.ts';
+import { Completion, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
 import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
@@ -54,6 +54,8 @@ export class ScenarioRun {
   readonly steps: StepOut[] = [];
   readonly procs = new Map<string, Process>();
   readonly bindings = new Map<string, { value: bigint; out?: Record<string, bigint> }>();
+  /** post/wait events, by name */
+  readonly events = new Map<string, Completion>();
   readonly threads: ThreadState[] = [];
   /** the thread tasks, in the order they were spawned (the scheduler's thread ids) */
   readonly tasks: Task[] = [];
@@ -127,6 +129,11 @@ export class ScenarioRun {
         for (const other of this.threads) if (other.def.proc === name && !other.task) this.startThread(other);
       },
       maps: (p) => procMaps(p),
+      event: (name) => {
+        let c = this.events.get(name);
+        if (!c) this.events.set(name, (c = new Completion(this.k.sched, `event.${name}`)));
+        return c;
+      },
     };
     for (let i = 0; i < def.steps.length; i++) {
       const s = def.steps[i];

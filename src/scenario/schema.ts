@@ -83,6 +83,14 @@ export const OPS = {
   fork: z.object({ as: name, expect: expect.optional() }).strict(),
   exit: z.object({ expect: expect.optional() }).strict(),
   maps: z.object({ ...common }).strict(),
+  /**
+   * Synchronization between the scenario's threads, as user programs do with a pipe or an eventfd:
+   * post counts an event up, wait blocks until it is above zero and counts it down. A wait that is
+   * never posted is a deadlock. The real-kernel executor runs the steps in the model's order, where
+   * every wait already comes after its post.
+   */
+  post: z.object({ event: name, expect: expect.optional() }).strict(),
+  wait: z.object({ event: name, expect: expect.optional() }).strict(),
   /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
 

@@ -139,7 +139,10 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
     }
     doomed.push(cur);
   }
-  yield ev('unmap_region', mm.vmasKey, 'w', mm.ptSpan(start, Math.min(end, hit.at(-1)!.vm_end), 'w'));
+  // the page-table objects touched are those under the VMAs, not the whole (maybe 128 TiB) range
+  const span = new Map<string, { obj: string; acc: 'w' }>();
+  for (const v of hit) for (const o of mm.ptSpan(Math.max(start, v.vm_start), Math.min(end, v.vm_end), 'w')) span.set(o.obj, { obj: o.obj, acc: 'w' });
+  yield ev('unmap_region', mm.vmasKey, 'w', [...span.values()]);
   mm.pt.zapRange(start, end);
   for (const v of doomed) {
     mm.remove(v);

@@ -402,7 +402,10 @@ export function vfio_pci_dma_buf_iommufd_map(attach: DmaBufAttachment): PhysVec 
 
 // ---- VFIO_DEVICE_FEATURE_DMA_BUF (11), _REVOKE (13), _MEMATTR (14) ----
 
-const DMA_IOVA_USE_SWIOTLB = 2 ** 63;
+const DMA_IOVA_USE_SWIOTLB = 1n << 63n;
+const U64_LIMIT = 1n << 64n;
+/** the largest kmalloc on x86-64: PAGE_SIZE << MAX_PAGE_ORDER (10) */
+const KMALLOC_MAX_SIZE = 4 * 1024 * 1024;
 
 /** vfio_pci_core_feature_dma_buf: validation in the kernel's order, then a new DMABUF fd. */
 export function* vfio_pci_core_feature_dma_buf(k: Kernel, p: Process, vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number): KGen<number> {
@@ -415,29 +418,34 @@ export function* vfio_pci_core_feature_dma_buf(k: Kernel, p: Process, vdev: Vfio
   const nr = Number(h.nr_ranges), index = Number(h.region_index);
   if (nr === 0 || Number(h.flags) !== 0) return -E.EINVAL;
   if (index >= VFIO_PCI_ROM_REGION_INDEX || !vdev.barmapOk(index)) return -E.ENODEV;
-  // memdup_array_user: the kernel trusts nr_ranges, not argsz
+  // memdup_array_user: the kernel trusts nr_ranges, not argsz. kmalloc refuses more than
+  // KMALLOC_MAX_SIZE (-ENOMEM); the copy then faults past the end of what the caller passed (-EFAULT:
+  // the model's ioctl argument is the whole user buffer)
+  if (nr * vfio_region_dma_range.size > KMALLOC_MAX_SIZE) return -E.ENOMEM;
   if (payload.length < hdrsz + nr * vfio_region_dma_range.size) return -E.EFAULT;
-  const ranges: Array<{ offset: number; length: number }> = [];
-  let total = 0;
+  // u64 arithmetic, exactly (offsets and lengths near 2^64 must overflow as they do in C)
+  const ranges: Array<{ offset: bigint; length: bigint }> = [];
+  let total = 0n;
   for (let i = 0; i < nr; i++) {
     const d = decode(vfio_region_dma_range, payload, hdrsz + i * vfio_region_dma_range.size);
-    const offset = Number(d.offset as bigint), length = Number(d.length as bigint);
-    if ((d.length as bigint) === 0n) return -E.EINVAL;
-    if ((d.offset as bigint) % BigInt(PAGE_SIZE) !== 0n || (d.length as bigint) % BigInt(PAGE_SIZE) !== 0n) return -E.EINVAL;
-    if (total + length >= 2 ** 64) return -E.EINVAL;
+    const offset = d.offset as bigint, length = d.length as bigint;
+    if (length === 0n) return -E.EINVAL;
+    if (offset % BigInt(PAGE_SIZE) !== 0n || length % BigInt(PAGE_SIZE) !== 0n) return -E.EINVAL;
+    if (total + length >= U64_LIMIT) return -E.EINVAL; // check_add_overflow
     total += length;
     ranges.push({ offset, length });
   }
   if (total >= DMA_IOVA_USE_SWIOTLB) return -E.EINVAL;
   if (!vdev.provider(index)) return -E.EINVAL;
   const bar = vdev.pdev.bar(index)!;
+  const start = BigInt(bar.start), end = start + BigInt(bar.size);
   const phys: PhysVec[] = [];
   for (const rg of ranges) {
-    if (bar.start + rg.offset >= 2 ** 64 || bar.start + rg.offset + rg.length >= 2 ** 64) return -E.EOVERFLOW;
-    if (bar.start + rg.offset + rg.length > bar.start + bar.size) return -E.EINVAL;
-    phys.push({ paddr: bar.start + rg.offset, len: rg.length });
+    if (start + rg.offset >= U64_LIMIT || start + rg.offset + rg.length >= U64_LIMIT) return -E.EOVERFLOW;
+    if (start + rg.offset + rg.length > end) return -E.EINVAL;
+    phys.push({ paddr: bar.start + Number(rg.offset), len: Number(rg.length) });
   }
-  const priv = new VfioPciDmaBuf(k, vdev, total, phys, 0, index, 'exported');
+  const priv = new VfioPciDmaBuf(k, vdev, Number(total), phys, 0, index, 'exported');
   const openFlags = Number(h.open_flags);
   const e = yield* vfio_pci_dmabuf_export(k, vdev, priv, openFlags);
   if (e < 0) return e;
