@@ -89,7 +89,11 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
       case 'open': {
         const path = String(a.path);
         const dev = path.startsWith(DEVICE_PATH) ? scn.devices.find((d) => d.name === path.slice(DEVICE_PATH.length)) : undefined;
-        if (dev) kv.push(`dev=${dev.name}`);
+        if (dev) {
+          // GROUP_GET_DEVICE_FD always returns an O_RDWR fd: the access mode cannot be reproduced
+          if (((openFlags(a.flags, literalOnly(s), M.O_RDWR) & M.O_ACCMODE) !== M.O_RDWR)) throw where(s, 'the executor opens devices through the group API, whose fds are always O_RDWR: open flags [rdonly] or [wronly] cannot be reproduced');
+          kv.push(`dev=${dev.name}`);
+        }
         else {
           if (/\s/.test(path)) throw where(s, 'a path with white space');
           kv.push(`path=${path}`, `flags=0x${openFlags(a.flags, literalOnly(s), M.O_RDWR).toString(16)}`);
