@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadScenarioFile, parseScenario, type Scenario } from '../src/scenario/loader.ts';
+import { loadScenarioFile, type Scenario } from '../src/scenario/loader.ts';
 import { exploreDfs, exploreDpor, type ExploreResult } from '../src/explore/explorer.ts';
 import type { Execution } from '../src/explore/execution.ts';
 import { MUTANTS } from '../src/explore/mutants.ts';
@@ -22,36 +22,12 @@ export interface ExploreBenchOptions {
   out: (s?: string) => void;
 }
 
-// test/explorer.test.ts's race: a store through a BAR0 mapping against a pwrite of the same bytes
-// through the device fd. Small enough that naive enumeration is exhaustive in well under a second.
-const STORE_VS_PWRITE = `
-name: store-vs-pwrite
-devices:
-  - { name: gpu0, profile: h100 }
-setup:
-  - open: { path: /dev/vfio/devices/gpu0, as: dev }
-  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
-  - store: { addr: m, width: 4, value: 0x1 }
-threads:
-  cpu:
-    - store: { addr: m, width: 4, value: 0x11 }
-    - load: { addr: m, width: 4 }
-  vmm:
-    - write: { fd: dev, offset: 0, value: 0x22, width: 4 }
-`;
-// The same race with a third thread closing the device fd (the BAR-mmap DMABUF keeps the device
-// open), as that test's comment describes: naive is still exhaustive, in a few seconds.
-const STORE_VS_PWRITE_CLOSE = `${STORE_VS_PWRITE.replace('name: store-vs-pwrite', 'name: store-vs-pwrite-vs-close')}  closer:
-    - close: { fd: dev }
-`;
-
-/** safety cap for the exhaustive naive runs of the inline scenarios */
-const INLINE_CAP = 100_000;
-
-export const INLINE: Array<{ name: string; scn: () => Scenario }> = [
-  { name: 'store-vs-pwrite (inline)', scn: () => parseScenario(STORE_VS_PWRITE, 'store-vs-pwrite.yaml') },
-  { name: 'store-vs-pwrite-vs-close (inline)', scn: () => parseScenario(STORE_VS_PWRITE_CLOSE, 'store-vs-pwrite-vs-close.yaml') },
-];
+/**
+ * Race scenarios small enough for naive enumeration to finish: these run naive to the end (with a
+ * safety cap), so their reduction factor is measured, not bounded.
+ */
+const SMALL = new Set(['store-vs-pwrite', 'store-vs-pwrite-vs-close']);
+const SMALL_CAP = 100_000;
 
 /** The kernel a scenario is explored on: the default kernel if the scenario holds there. */
 const kernelFor = (scn: Scenario) => (scn.kernels.includes(DEFAULT_KERNEL) ? DEFAULT_KERNEL : scn.kernels[0]);
@@ -151,14 +127,12 @@ const verdict = (r: ExploreResult) => (r.counterexample ? `FAILS ${r.counterexam
 export function runExploreBench(o: ExploreBenchOptions): void {
   const out = o.out;
   const files = readdirSync(RACES).filter((f) => f.endsWith('.yaml')).sort();
-  const scenarios: Array<{ name: string; scn: Scenario; inline: boolean }> = [
-    ...INLINE.map((s) => ({ name: s.name, scn: s.scn(), inline: true })),
-    ...files.map((f) => ({ name: f.replace(/\.yaml$/, ''), scn: loadScenarioFile(join(RACES, f)), inline: false })),
-  ];
+  const scenarios = files.map((f) => ({ name: f.replace(/\.yaml$/, ''), scn: loadScenarioFile(join(RACES, f)) }));
 
   // warm the JIT on the explorer, the scenario runner and a fault/revoke race before timing
-  exploreDpor(scenarios[0].scn, {});
-  exploreDfs(scenarios[0].scn, {});
+  const small = loadScenarioFile(join(RACES, 'store-vs-pwrite.yaml'));
+  exploreDpor(small, {});
+  exploreDfs(small, {});
   exploreDpor(loadScenarioFile(join(RACES, 'fault-vs-perm-revoke.yaml')), {});
 
   // ---- 5 ----
@@ -191,15 +165,14 @@ export function runExploreBench(o: ExploreBenchOptions): void {
   out('  Mazurkiewicz trace explored; FAILS = stopped at the first counterexample (the row after it explores the next');
   out('  kernel the scenario lists). kernel: the default kernel unless the scenario\'s kernels: list leaves it out.');
   out('  steps per thread: in DPOR\'s first execution / the most over its executions (sleep-set-cut ones excluded).');
-  out('  The two inline scenarios are written in bench/explore.ts (the first is test/explorer.test.ts\'s race).');
 
   // ---- 5b ----
   out(heading(`5b. Naive enumeration (exploreDfs, no bound) vs DPOR: cap ${int(o.naiveCap)} executions or ${fixed(o.naiveMs / 1000, 1)} s per bundled scenario`));
   const nrows: string[][] = [];
   for (const x of rows) {
     const s = scenarios.find((y) => y.name === x.scenario)!;
-    // the inline scenarios run to the end (with a safety cap): their reduction factor is measured
-    const n = s.inline ? naive(s.scn, x.kernel, INLINE_CAP, Infinity) : naive(s.scn, x.kernel, o.naiveCap, o.naiveMs);
+    // the small scenarios run to the end (with a safety cap): their reduction factor is measured
+    const n = SMALL.has(s.name) ? naive(s.scn, x.kernel, SMALL_CAP, Infinity) : naive(s.scn, x.kernel, o.naiveCap, o.naiveMs);
     const factor = n.executions / Math.max(1, x.r.executions);
     let naiveCell: string, factorCell: string;
     if (n.end === 'complete') {
@@ -222,8 +195,8 @@ export function runExploreBench(o: ExploreBenchOptions): void {
     ]);
   }
   out(table(['<scenario', '<kernel', 'DPOR executions', '<naive executions', 'naive steps', 'naive time', 'naive exec/s', 'naive steps/s', 'naive ÷ DPOR', '<multinomial, 1st execution', '<multinomial, max (upper bound)'], nrows));
-  out(`  naive: every interleaving, depth first, the running thread first; no reduction. "(all)" = exhausted (the inline`);
-  out(`  scenarios have no time budget, only a cap of ${int(INLINE_CAP)}), so naive ÷ DPOR is the measured reduction factor (DPOR`);
+  out(`  naive: every interleaving, depth first, the running thread first; no reduction. "(all)" = exhausted (${[...SMALL].join(' and ')}`);
+  out(`  have no time budget, only a cap of ${int(SMALL_CAP)}), so naive ÷ DPOR is the measured reduction factor (DPOR`);
   out('  executions include the sleep-set-cut ones). "> N (cap)" / "> N (time)": stopped after N executions by the');
   out('  execution cap / the time budget, so N and N ÷ DPOR are lower bounds. "(to 1st failure)": naive stops at the');
   out('  first counterexample too, so there is no factor.');

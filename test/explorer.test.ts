@@ -7,23 +7,9 @@ import { exploreBounded, exploreDfs, exploreDpor, explorePct, replay } from '../
 import { decodeSchedule, encodeSchedule } from '../src/explore/schedule.ts';
 import type { Execution } from '../src/explore/execution.ts';
 
-// A store through a mapping races a pwrite of the same BAR bytes through the device fd, and a
-// device close races both: the final load sees one value or the other.
-const RACE = parseScenario(`
-name: store-vs-pwrite
-devices:
-  - { name: gpu0, profile: h100 }
-setup:
-  - open: { path: /dev/vfio/devices/gpu0, as: dev }
-  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
-  - store: { addr: m, width: 4, value: 0x1 }
-threads:
-  cpu:
-    - store: { addr: m, width: 4, value: 0x11 }
-    - load: { addr: m, width: 4 }
-  vmm:
-    - write: { fd: dev, offset: 0, value: 0x22, width: 4 }
-`, 'store-vs-pwrite.yaml');
+// A store through a mapping races a pwrite of the same BAR bytes through the device fd: the final
+// load sees one value or the other.
+const RACE = loadScenarioFile('scenarios/races/store-vs-pwrite.yaml');
 
 const outcome = (ex: Execution) => JSON.stringify(ex.run.steps.map((s) => [s.thread, s.index, s.result]).sort());
 
