@@ -154,7 +154,7 @@ export function formatConform(r: ConformReport): string {
   const L: string[] = [];
   L.push(`vfio-sim conform: ${r.kernel.label} (${r.kernel.source}) vs the model's ${r.modelKernel}${r.mutant ? ` with mutant ${r.mutant}` : ''}`);
   L.push(`${r.scenarios.length} scenario(s) in one boot, ${(r.bootMs / 1000).toFixed(1)} s; fault probe: ${r.kernel.faultProbe ? 'kprobe on vfio_pci_mmap_huge_fault' : 'NONE (faults not compared)'}`);
-  L.push('legend: "=" the same on both, "~" only listed differences, "!" a flagged difference; faults are order@pgoff->outcome');
+  L.push('legend: "=" the same on both (the real result; the model\'s beside it where they are equal only once normalized), "~" only listed differences, "!" a flagged difference; faults are order@pgoff->outcome');
   for (const s of r.scenarios) {
     const mark = s.unfinished || s.flagged ? 'DIFFERS' : s.expected ? 'agrees (listed differences only)' : 'agrees';
     L.push('', `${s.scenario} (${s.file}): ${mark}`);
@@ -165,7 +165,9 @@ export function formatConform(r: ConformReport): string {
       const m = st.differences.some((d) => d.class === 'flagged') ? '!' : st.differences.length ? '~' : '=';
       const head = `  ${m} ${st.where.padEnd(w)}  ${st.op.padEnd(12)}`;
       if (m === '=') {
-        L.push(`${head} ${resultText(st.real)}`);
+        // equal once normalized (an fd number, a kernel-chosen VA): show the model's value too
+        const rt = resultText(st.real), mt = resultText(st.model);
+        L.push(`${head} ${rt}${rt !== mt ? `   (model: ${mt})` : ''}`);
         continue;
       }
       L.push(`${head} model ${resultText(st.model)}`);
