@@ -14,7 +14,6 @@ import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } f
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
 import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
-import { describe } from '../scenario/runner.ts';
 import { registerDiff } from './diff.ts';
 import { registerConform } from './conform.ts';
 import { twinOf, type Twin } from '../conform/twins.ts';

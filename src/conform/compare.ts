@@ -3,11 +3,10 @@
 // normalized, each for the reason given at NORMALIZED; every other difference is either covered
 // by an entry of the reviewed data file (data/conform-differences.yaml) or flagged.
 import type { Scenario, Step } from '../scenario/loader.ts';
-import { SETUP, type FaultJson, type StepOut } from '../scenario/runner.ts';
+import { describe, outcomeOf, type FaultJson, type StepOut } from '../scenario/runner.ts';
 import { asJson, buildIoctl, le, mmapFlags, outFields, type Result } from '../scenario/ops.ts';
-import { describe } from '../scenario/runner.ts';
 import { show } from '../scenario/report.ts';
-import { hex, parseExpr, refsOf } from '../scenario/values.ts';
+import { hex, literal, parseExpr, refsOf } from '../scenario/values.ts';
 import { errnoName } from '../uapi/errno.ts';
 import * as M from '../uapi/mman.ts';
 import { classify, type ExpectedEntry, type Kind } from '../diff/expected.ts';
@@ -184,16 +183,14 @@ export interface ConformStep {
   differences: ConformDifference[];
 }
 
-const outcome = (r: Result) => ('ok' in r ? 'ok' : 'errno' in r ? `errno ${r.errno}` : r.signal);
 export const faultText = (f: FaultJson) => `${f.order}@${f.pgoff}->${f.outcome}`;
 const isFixed = (s: Step) => (mmapFlags(s.args) & (M.MAP_FIXED | M.MAP_FIXED_NOREPLACE)) !== 0;
-const PMD = (1n << 21n) - 1n;
+const PMD_MASK = BigInt(M.PMD_SIZE) - 1n;
 
 /** A number written in the scenario, or null when it names a run-time value. */
 function literalOf(v: unknown): bigint | null {
   try {
-    const e = parseExpr(v);
-    return e.some((t) => t.ref !== undefined) ? null : e.reduce((a, t) => a + t.sign * t.lit!, 0n);
+    return literal(v, '');
   } catch {
     return null;
   }
@@ -207,8 +204,8 @@ function comparable(s: StepOut, step: Step): string {
   if (step.op === 'fork') return 'ok <pid>';
   if (step.op === 'mmap' && !isFixed(step) && typeof r.value === 'string') {
     const len = literalOf(step.args.length);
-    if (len !== null && len < PMD + 1n) return `ok VA ${BigInt(r.value) % 4096n ? 'not ' : ''}page-aligned`;
-    return `ok VA ≡ 0x${(BigInt(r.value) & PMD).toString(16)} mod 2 MiB`;
+    if (len !== null && len < BigInt(M.PMD_SIZE)) return `ok VA ${BigInt(r.value) % 4096n ? 'not ' : ''}page-aligned`;
+    return `ok VA ≡ 0x${(BigInt(r.value) & PMD_MASK).toString(16)} mod 2 MiB`;
   }
   return show(s);
 }
@@ -239,7 +236,7 @@ export function compareStep(cx: CompareContext, where: string, step: Step, m: St
   const d = (kind: Kind, field: string, model: string, real: string) => diffs.push({ where, op: step.op, line, kind, field, values: { model, real } });
   if (!m || !r) d('result', 'outcome', m ? show(m) : 'did not run', r ? show(r) : 'did not run');
   else {
-    if (outcome(m.result) !== outcome(r.result)) d('result', 'outcome', show(m), `${show(r)}${r.detail && r.result && 'errno' in r.result && r.result.errno === 'EXECUTOR' ? ` (${r.detail})` : ''}`);
+    if (outcomeOf(m.result) !== outcomeOf(r.result)) d('result', 'outcome', show(m), `${show(r)}${r.detail && r.result && 'errno' in r.result && r.result.errno === 'EXECUTOR' ? ` (${r.detail})` : ''}`);
     else if ('ok' in m.result && 'ok' in r.result) {
       const cm = comparable(m, step), cr = comparable(r, step);
       if (cm !== cr) d('result', 'value', cm, cr);
@@ -265,8 +262,4 @@ export function compareStep(cx: CompareContext, where: string, step: Step, m: St
     return { ...x, class: 'expected', rule: rule.id };
   });
   return { where, op: step.op, line, model: m ?? null, real: r ?? null, differences: classified };
-}
-
-export function stepOf(scn: Scenario, thread: string, index: number): Step | undefined {
-  return thread === SETUP ? scn.setup[index] : scn.threads.find((t) => t.name === thread)?.steps[index];
 }

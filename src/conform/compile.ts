@@ -4,10 +4,11 @@
 // (fds, mmap addresses, ioctl fields). ioctl structs are built by the model's own encoder
 // (buildIoctl), so both kernels get the same bytes.
 import { MAIN_PROC, type Scenario, type Step } from '../scenario/loader.ts';
-import { SETUP } from '../scenario/runner.ts';
+import { SETUP, stepAt } from '../scenario/runner.ts';
 import { buildIoctl, MADVICE, mmapFlags, mmapProt, mremapFlags, openFlags, regOffset } from '../scenario/ops.ts';
-import { parseExpr, refsOf } from '../scenario/values.ts';
+import { literal, parseExpr, refsOf } from '../scenario/values.ts';
 import type { PciDevDesc } from '../kernel/pci/device.ts';
+import { fieldSize } from '../uapi/struct.ts';
 import * as M from '../uapi/mman.ts';
 import type { Slot } from './twins.ts';
 
@@ -45,12 +46,11 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
       .join('');
   /** a literal only: what the model resolves with no run-time names */
   const literalOnly = (s: Step) => (v: unknown): bigint => {
-    let sum = 0n;
-    for (const t of parseExpr(v)) {
-      if (t.lit === undefined) throw where(s, `the executor builds ioctl structs before the run, so their fields must be numbers (not "${t.ref}")`);
-      sum += t.sign * t.lit;
+    try {
+      return literal(v, '');
+    } catch {
+      throw where(s, `the executor builds ioctl structs before the run, so their fields must be numbers (not "${String(v)}")`);
     }
-    return sum;
   };
   const plus = (s: Step, a: unknown, b: unknown) => (b === undefined ? expr(s, a) : `${expr(s, a)}${expr(s, b)}`);
 
@@ -79,7 +79,7 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
 
   const keys: string[] = [];
   for (const { thread, index } of order) {
-    const s = thread === SETUP ? scn.setup[index] : threadOf(thread)?.steps[index];
+    const s = stepAt(scn, thread, index);
     if (!s) throw new ConformError(`${scn.file}: no step ${thread}[${index}]`);
     const proc = thread === SETUP ? setupProc : threadOf(thread)!.proc;
     const a = s.args;
@@ -108,7 +108,7 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
         const { cmd, arg, layout } = buildIoctl(a, literalOnly(s));
         kv.push(`fd=${expr(s, a.fd)}`, `cmd=0x${cmd.toString(16)}`);
         if (arg.length) kv.push(`arg=${Buffer.from(arg).toString('hex')}`);
-        if (layout) kv.push(`fields=${layout.fields.map((f) => `${f.name}:${f.offset}:${{ u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 }[f.type]}`).join(',')}`);
+        if (layout) kv.push(`fields=${layout.fields.map((f) => `${f.name}:${f.offset}:${fieldSize(f)}`).join(',')}`);
         break;
       }
       case 'mmap':

@@ -4,11 +4,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Scenario } from '../scenario/loader.ts';
 import { runScenario, type RunResult } from '../scenario/report.ts';
-import type { StepOut } from '../scenario/runner.ts';
+import { stepAt, type StepOut } from '../scenario/runner.ts';
 import { hex } from '../scenario/values.ts';
 import type { ExpectedEntry } from '../diff/expected.ts';
 import { compileScenario, ConformError } from './compile.ts';
-import { compareStep, faultText, kernelPlaced, NORMALIZED, parseRaw, realStep, stepOf, type ConformStep, type RawRun } from './compare.ts';
+import { compareStep, faultText, kernelPlaced, NORMALIZED, parseRaw, realStep, type ConformStep, type RawRun } from './compare.ts';
 import { boot, buildInitramfs, CACHE, customKernel, debianKernel, GuestError, setup, type GuestKernel } from './guest.ts';
 import { planSlots, twinOf, type Twin } from './twins.ts';
 
@@ -110,7 +110,7 @@ export function compareRun(p: Prepared, raw: RawRun, o: Pick<ConformOptions, 'mo
     const cx = { scenario: scn.name, modelKernel: o.modelKernel, realKernel: label, faultProbe: raw.faultProbe, placed: kernelPlaced(scn), expected: o.expected, used };
     const steps = model.steps.map((ms: StepOut) => {
       const key = `${ms.thread}[${ms.index}]`;
-      const step = stepOf(scn, ms.thread, ms.index)!;
+      const step = stepAt(scn, ms.thread, ms.index)!;
       const r = byKey.get(key);
       return compareStep(cx, key, step, ms, r ? realStep(r, step) : undefined);
     });

@@ -5,8 +5,7 @@
 // and "flagged" otherwise.
 import type { Scenario, Step } from '../scenario/loader.ts';
 import { runScenario, show, type RunResult } from '../scenario/report.ts';
-import { procMaps, SETUP, type StepOut } from '../scenario/runner.ts';
-import type { Result } from '../scenario/ops.ts';
+import { outcomeOf, procMaps, stepAt, type StepOut } from '../scenario/runner.ts';
 import { exploreDpor } from '../explore/explorer.ts';
 import { encodeSchedule } from '../explore/schedule.ts';
 import { parseExpr, refsOf } from '../scenario/values.ts';
@@ -179,11 +178,6 @@ function targetOf(step: Step | undefined, names: Map<string, string>): string | 
   return undefined;
 }
 
-function scenarioStep(scn: Scenario, thread: string, index: number): Step | undefined {
-  if (thread === SETUP) return scn.setup[index];
-  return scn.threads.find((t) => t.name === thread)?.steps[index];
-}
-
 const fmtArg = (v: unknown): string => {
   if (typeof v === 'bigint' || typeof v === 'number') return BigInt(v) >= 16n ? `0x${BigInt(v).toString(16)}` : String(v);
   if (Array.isArray(v)) return `[${v.map(fmtArg).join(',')}]`;
@@ -198,7 +192,6 @@ function argsText(step: Step | undefined): string {
     .join(' ');
 }
 
-const outcome = (r: Result) => ('ok' in r ? 'ok' : 'errno' in r ? `errno ${r.errno}` : r.signal);
 const installedOf = (s: StepOut) => new Map((s.faults ?? []).filter((f) => f.outcome === 'NOPAGE').map((f) => [f.va, `order ${f.order} pfn ${f.pfn}`]));
 const mapsOf = (s: StepOut) => ('ok' in s.result && Array.isArray(s.result.out?.lines) ? (s.result.out.lines as string[]) : undefined);
 
@@ -239,7 +232,7 @@ function compareStep(where: string, op: string, line: number | null, a: KernelRu
     out.push({ where, op, line, kind: 'result', field: 'outcome', values: both(sa ? show(sa) : 'did not run', sb ? show(sb) : 'did not run') });
   } else {
     const ra = sa.result, rb = sb.result;
-    if (outcome(ra) !== outcome(rb)) out.push({ where, op, line, kind: 'result', field: 'outcome', values: both(show(sa), show(sb)) });
+    if (outcomeOf(ra) !== outcomeOf(rb)) out.push({ where, op, line, kind: 'result', field: 'outcome', values: both(show(sa), show(sb)) });
     else if ('ok' in ra && 'ok' in rb) {
       if (show(sa) !== show(sb)) out.push({ where, op, line, kind: 'result', field: 'value', values: both(show(sa), show(sb)) });
       const oa = (ra.out ?? {}) as Record<string, unknown>, ob = (rb.out ?? {}) as Record<string, unknown>;
@@ -310,7 +303,7 @@ export function diffScenario(scn: Scenario, o: DiffOptions): DiffReport {
   const steps: StepDiff[] = keys.map((key) => {
     const sa = a.byKey.get(key), sb = b.byKey.get(key);
     const any = (sa ?? sb)!;
-    const step = scenarioStep(scn, any.thread, any.index);
+    const step = stepAt(scn, any.thread, any.index);
     const line = any.line ?? null;
     const diffs = compareStep(key, any.op, line, a, b, sa, sb).map((d) => judge(d, step));
     return { where: key, thread: any.thread, index: any.index, op: any.op, line, args: argsText(step), per: { [ka]: sideOf(a, sa, key), [kb]: sideOf(b, sb, key) }, differences: diffs };

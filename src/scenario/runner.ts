@@ -243,6 +243,15 @@ function faultJson(f: FaultRecord): FaultJson {
   return { va: hex(f.va), order: f.order, pgoff: hex(BigInt(f.pgoff)), pfn: f.pfn === null ? null : hex(f.pfn), outcome: f.outcome };
 }
 
+/** A result's class without its value: ok, errno NAME, or the signal. */
+export const outcomeOf = (r: Result) => ('ok' in r ? 'ok' : 'errno' in r ? `errno ${r.errno}` : r.signal);
+
+/** The scenario step a result belongs to: setup[index] or thread[index]. */
+export function stepAt(scn: Scenario, thread: string, index: number): Step | undefined {
+  if (thread === SETUP) return scn.setup[index];
+  return scn.threads.find((t) => t.name === thread)?.steps[index];
+}
+
 export function describe(r: Result): string {
   if ('errno' in r) return `errno ${r.errno}`;
   if ('signal' in r) return r.signal;

@@ -5,6 +5,8 @@ export interface Layout { name: string; size: number; fields: readonly Field[] }
 export type StructValue = Record<string, number | bigint>;
 
 const WIDTH: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
+/** A field's size in bytes. */
+export const fieldSize = (f: Field) => WIDTH[f.type];
 
 /** Build a layout from [name, type] pairs with C natural alignment (what gcc does on x86-64). */
 export function cstruct(name: string, members: ReadonlyArray<readonly [string, FieldType]>): Layout {
