@@ -21,7 +21,7 @@ export interface ExploreOptions extends ExecOptions {
   progress?: (p: Progress) => void;
   /** called with every finished execution (tests compare what different modes reach) */
   onExecution?: (ex: Execution) => void;
-  /** naive/bounded: run every execution to its end and go on after failures (the first is reported) */
+  /** run every execution to its end and go on after failures (the first is reported); `complete` then says the space was exhausted */
   all?: boolean;
 }
 
@@ -74,11 +74,6 @@ type Clock = number[];
 const join = (a: Clock, b: Clock) => {
   for (let i = 0; i < b.length; i++) if ((a[i] ?? -1) < b[i]) a[i] = b[i];
 };
-function accesses(e: Ev): Array<{ obj: string; acc: 'r' | 'w' }> {
-  const out = e.obj ? [{ obj: e.obj, acc: e.acc }] : [];
-  if (e.also) out.push(...e.also);
-  return out;
-}
 
 interface DporNode {
   enabled: number[];
@@ -106,12 +101,11 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     const ex = new Execution(scn, opts);
     const enabledAt: number[][] = [];
     const taskClock: Clock[] = [];
-    const objs = new Map<string, { w: Clock | null; rs: Clock }>();
     let lastTask = -1;
     let ended = false;
 
     for (let depth = 0; ; depth++) {
-      if (ex.failure) break;
+      if (ex.failure && !opts.all) break;
       const en = ex.enabled();
       if (!en.length) break;
       if (depth >= maxDepth) {
@@ -129,7 +123,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
         stack[depth] = node;
         for (let p = 0; p < pending.length; p++) {
           const e = pending[p];
-          if (!e || !e.obj) continue;
+          if (!e || (!e.obj && !e.also && !e.spans)) continue;
           const pc = taskClock[p] ?? [];
           for (let i = depth - 1; i >= 0; i--) {
             const s = stack[i];
@@ -157,23 +151,14 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       const e = ex.pending(p)!;
       node.ev = e;
       node.task = p;
-      // happens-before of this step
+      // happens-before of this step: after every earlier dependent step (and its own thread's)
       const c: Clock = [...(taskClock[p] ?? [])];
-      for (const a of accesses(e)) {
-        const rec = objs.get(a.obj);
-        if (!rec) continue;
-        if (rec.w) join(c, rec.w);
-        if (a.acc === 'w') join(c, rec.rs);
+      for (let i = depth - 1; i >= 0; i--) {
+        const s = stack[i];
+        if ((c[s.task] ?? -1) >= i) continue;
+        if (s.task !== p && s.ev && dependent(s.ev, e)) join(c, s.clock);
       }
       c[p] = depth;
-      for (const a of accesses(e)) {
-        let rec = objs.get(a.obj);
-        if (!rec) objs.set(a.obj, (rec = { w: null, rs: [] }));
-        if (a.acc === 'w') {
-          rec.w = c;
-          rec.rs = [];
-        } else join(rec.rs, c);
-      }
       taskClock[p] = c;
       node.clock = c;
       ex.step(p);
@@ -186,11 +171,11 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     threadSteps = ex.tasks.map((_, i) => Math.max(threadSteps?.[i] ?? 0, ex.choices.filter((c) => c === i).length));
     if (!ended) opts.onExecution?.(ex);
     if (ex.failure) {
-      counterexample = { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
-      break;
+      counterexample ??= { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
+      if (!opts.all) break;
     }
     if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
-    if (executions >= maxExec) return done(false);
+    if (executions >= maxExec || (opts.maxMs !== undefined && Date.now() - t0 >= opts.maxMs)) return done(false);
     // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
     // execution left one extra node, with no choice, at its end)
     stack.length = ex.choices.length + (ended ? 1 : 0);
@@ -215,7 +200,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
   return done(false);
 
   function done(complete: boolean): ExploreResult {
-    return { mode: 'dpor', threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
+    return { mode: 'dpor', threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };
   }
 }
 
@@ -351,7 +336,7 @@ export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBou
   return result(false);
 
   function result(complete: boolean): ExploreResult {
-    return { mode: bound === Infinity ? 'naive' : `bounded(${bound})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: complete && !counterexample, counterexample, elapsedMs: Date.now() - t0 };
+    return { mode: bound === Infinity ? 'naive' : `bounded(${bound})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };
   }
 }
 

@@ -233,7 +233,7 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
           yield* pdev.hwConfigWrite(off, width, Number(res(a.value)));
           return { result: { ok: true } };
         }
-        yield ev('pci_read_config', 'pci.hw', 'r');
+        yield ev('pci_read_config', '', 'r', undefined, [pdev.cfgSpan(off, width, 'r')]);
         const v = pdev.hwConfigRead(off, width);
         return { result: { ok: true, value: v }, bind: { value: BigInt(v) } };
       }

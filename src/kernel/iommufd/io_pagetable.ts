@@ -330,7 +330,19 @@ export type DmaResult = { ok: true; value: bigint } | { fault: string };
  * Translation and access are one step: the device's transaction cannot be split by a domain update.
  */
 export function* peer_dma(k: Kernel, ioas: Ioas, iova: number, width: number, write: boolean, value: bigint): KGen<DmaResult> {
-  yield ev(write ? 'dma_write' : 'dma_read', ioas.domain.key, 'r', [{ obj: 'pci.hw', acc: write ? 'w' : 'r' }]);
+  // the event names the translation and what it reaches now; a translation changed before the step
+  // runs makes the step only re-read it and announce the new target
+  const target = () => {
+    const t = ioas.domain.lookup(iova, width);
+    return t ? t.pa + (iova - t.iova) : -1;
+  };
+  const dmaEv = (pa: number) => {
+    const a = pa < 0 ? { also: [], spans: [] } : k.pci.accessEv(pa, width, write);
+    return ev(write ? 'dma_write' : 'dma_read', ioas.domain.key, 'r', a.also, a.spans);
+  };
+  let seen = target();
+  yield dmaEv(seen);
+  for (let now = target(); now !== seen; now = target()) yield dmaEv((seen = now));
   // the device sees only its domain: a destroyed IOAS has an empty one
   const t = ioas.domain.lookup(iova, width);
   if (!t) {

@@ -5,6 +5,7 @@
 import type { Kernel } from '../kernel.ts';
 import { ev } from '../sched/sched.ts';
 import { VM_FAULT_NOPAGE, VM_FAULT_RETRY, type VmOps } from './vma.ts';
+import { insertSpans } from './memory.ts';
 import { PAGE_SIZE } from '../../uapi/mman.ts';
 
 export function anonVmOps(k: Kernel): VmOps {
@@ -19,7 +20,7 @@ export function anonVmOps(k: Kernel): VmOps {
       }
       vma.anon_vma = true;
       const mm = vma.mm;
-      yield ev('do_anonymous_page', mm.ptG(vmf.address), 'r', [{ obj: mm.ptM(vmf.address), acc: 'w' }]);
+      yield ev('do_anonymous_page', 'ram.alloc', 'w', undefined, insertSpans(mm, vmf.address, 0));
       const va = vmf.address - (vmf.address % PAGE_SIZE);
       if (mm.pt.insertPte(va, { pfn: k.pci.allocRamPage(), write: vma.flags.write, cache: 'UC' })) k.note(`anonymous page at va 0x${va.toString(16)} (mm${mm.id})`);
       return VM_FAULT_NOPAGE;

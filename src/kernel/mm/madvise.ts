@@ -20,7 +20,7 @@ export function* sys_madvise(k: Kernel, p: Process, start: number, len: number, 
   try {
     const hit = mm.overlapping(start, end);
     if (hit.some((v) => v.flags.pfnmap)) return -E.EINVAL;
-    yield ev('zap_page_range', mm.ptG(start), 'r', mm.ptSpan(start, end, 'w'));
+    yield ev('zap_page_range', '', 'w', undefined, [mm.ptRange(start, end, 'w')]);
     mm.pt.zapRange(start, end);
     // a hole in the range is -ENOMEM after the mapped parts were advised, as madvise_walk_vmas does
     let at = start;

@@ -1,6 +1,6 @@
 // mm/memory.c: user accesses, fault dispatch by order, and unmap_mapping_range.
 import type { Kernel } from '../kernel.ts';
-import { ev, type KGen } from '../sched/sched.ts';
+import { ev, type Ev, type KGen, type Span } from '../sched/sched.ts';
 import type { AddressSpace, UserBuf } from '../fs/file.ts';
 import { E } from '../../uapi/errno.ts';
 import {
@@ -22,7 +22,14 @@ const MAX_FAULT_RETRIES = 16;
  */
 export function* userAccess(k: Kernel, mm: MmStruct, va: number, width: number, write: boolean, data: bigint): KGen<AccessResult> {
   for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
-    yield ev(write ? 'user_store' : 'user_load', mm.ptG(va), 'r', [{ obj: mm.ptM(va), acc: 'r' }, { obj: 'pci.hw', acc: write ? 'w' : 'r' }]);
+    // The event names the walk and what the entry seen now would reach; if another thread changed
+    // the entry before this step runs, the step only re-reads it and announces the new target.
+    let seen = accessTarget(mm, va, write);
+    yield accessEv(k, mm, va, width, write, seen);
+    for (let now = accessTarget(mm, va, write); now !== seen; now = accessTarget(mm, va, write)) {
+      seen = now;
+      yield accessEv(k, mm, va, width, write, seen);
+    }
     const e = mm.pt.lookup(va);
     if (e && (!write || e.write)) {
       const pa = e.pfn * PAGE_SIZE + (va - e.va);
@@ -34,6 +41,18 @@ export function* userAccess(k: Kernel, mm: MmStruct, va: number, width: number, 
   }
   k.violation('no-deadlock', `access at 0x${va.toString(16)} kept faulting (${MAX_FAULT_RETRIES} retries): livelock`);
   return { signal: 'SIGBUS', code: 'BUS_ADRERR', addr: va };
+}
+
+/** The physical address a user access at `va` reaches through the current entry, or -1 (it faults). */
+function accessTarget(mm: MmStruct, va: number, write: boolean): number {
+  const e = mm.pt.lookup(va);
+  return e && (!write || e.write) ? e.pfn * PAGE_SIZE + (va - e.va) : -1;
+}
+function accessEv(k: Kernel, mm: MmStruct, va: number, width: number, write: boolean, pa: number): Ev {
+  const op = write ? 'user_store' : 'user_load';
+  if (pa < 0) return ev(op, '', 'r', undefined, [mm.ptWalk(va)]);
+  const a = k.pci.accessEv(pa, width, write);
+  return ev(op, '', 'r', a.also, [mm.ptWalk(va), ...a.spans]);
 }
 
 /**
@@ -103,14 +122,14 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   // Huge PFN-map faults need THP "always": with "madvise" a VMA needs VM_HUGEPAGE, which vfio-pci
   // never sets (spec/mainline.md §5.2); with "never" there are none.
   const thp = k.config.thp === 'always' && ops.huge_fault;
-  yield ev('pud_none', mm.ptG(vmf.address), 'r');
+  yield ev('pud_none', '', 'r', undefined, [mm.ptSlot(vmf.address, 2, 'r')]);
   if (thp && k.config.ARCH_SUPPORTS_PUD_PFNMAP && mm.pt.pudNone(vmf.address)) {
     const r = yield* ops.huge_fault!(vmf, PUD_ORDER);
     if (!(r & VM_FAULT_FALLBACK)) return r;
   }
   // allocating the PMD table writes the PUD slot; if it is there already (tables are never freed
   // under a fault, which holds the VMA or mmap lock) this only reads it
-  yield ev('pmd_alloc', mm.ptG(vmf.address), mm.pt.pudNone(vmf.address) ? 'w' : 'r');
+  yield ev('pmd_alloc', '', 'r', undefined, [mm.ptSlot(vmf.address, 2, mm.pt.pudNone(vmf.address) ? 'w' : 'r'), mm.ptSlot(vmf.address, 1, 'r')]);
   mm.pt.pmdAlloc(vmf.address);
   if (thp && k.config.ARCH_SUPPORTS_PMD_PFNMAP && mm.pt.pmdNone(vmf.address)) {
     const r = yield* ops.huge_fault!(vmf, PMD_ORDER);
@@ -125,11 +144,22 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   return yield* ops.fault(vmf);
 }
 
+/**
+ * The slots an insert of `order` at `va` touches: its own (written), the ones above it (read; and
+ * written when the insert allocates the table it lands in, which fills the slot above).
+ */
+export function insertSpans(mm: MmStruct, va: number, order: number): Span[] {
+  if (order === PUD_ORDER) return [mm.ptSlot(va, 2, 'w')];
+  const pudNone = mm.pt.pudNone(va);
+  if (order === PMD_ORDER) return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, 'w')];
+  return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, mm.pt.pmdNone(va) ? 'w' : 'r'), mm.ptSlot(va, 0, 'w')];
+}
+
 /** vmf_insert_pfn / _pmd / _pud: install a leaf if the slot is still none. */
 export function* insertPfn(k: Kernel, vmf: VmFaultCtx, pfn: number, order: number): KGen<VmFault> {
   const { vma } = vmf;
   const mm = vma.mm;
-  yield order === PUD_ORDER ? ev('insert_pfn', mm.ptG(vmf.address)) : ev('insert_pfn', mm.ptG(vmf.address), 'r', [{ obj: mm.ptM(vmf.address), acc: 'w' }]);
+  yield ev('insert_pfn', '', 'w', undefined, insertSpans(mm, vmf.address, order));
   const pagesize = PAGE_SIZE * 2 ** order;
   const va = vmf.address - (vmf.address % pagesize);
   const leaf = { pfn, write: vma.flags.write, cache: vma.cache };
@@ -156,8 +186,7 @@ export function* unmap_mapping_range(k: Kernel, mapping: AddressSpace, holebegin
     const zfirst = Math.max(first, vfirst), zlast = Math.min(last, vlast);
     const start = vma.vm_start + (zfirst - vfirst) * PAGE_SIZE;
     const end = vma.vm_start + (zlast - vfirst + 1) * PAGE_SIZE;
-    const span = vma.mm.ptSpan(start, end, 'w');
-    yield ev('zap_page_range', span[0].obj, 'w', span.slice(1));
+    yield ev('zap_page_range', '', 'w', undefined, [vma.mm.ptRange(start, end, 'w')]);
     const z = vma.mm.pt.zapRange(start, end);
     n += z;
     k.note(`zap mm${vma.mm.id} [0x${start.toString(16)}, 0x${end.toString(16)}) of ${mapping.name}: ${z} entries`);

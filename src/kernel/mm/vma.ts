@@ -1,8 +1,11 @@
 // mm_struct and vm_area_struct: the VMA list, its locks, and get_unmapped_area's choice of address.
+import { ptSpan, type Acc, type Span } from '../sched/events.ts';
 import type { File } from '../fs/file.ts';
 import { RwSem, type KGen, type Sched } from '../sched/sched.ts';
 import { PageTable, type Cache } from './pgtable.ts';
 import { PAGE_SIZE, PMD_SIZE, PUD_SIZE, TASK_SIZE } from '../../uapi/mman.ts';
+
+const LEVEL_SIZE = [PAGE_SIZE, PMD_SIZE, PUD_SIZE];
 
 export const VM_FAULT_OOM = 0x1, VM_FAULT_SIGBUS = 0x2, VM_FAULT_NOPAGE = 0x100, VM_FAULT_RETRY = 0x400;
 export const VM_FAULT_FALLBACK = 0x800;
@@ -86,22 +89,23 @@ export class MmStruct {
   }
 
   /**
-   * Scheduling objects for page-table state: one per 1 GiB span ("G", the PUD slot and its PMD
-   * table) and one per 2 MiB span ("M", the PMD slot and its PTE table). A PTE or PMD install
-   * reads its G and writes its M, so faults in different 2 MiB spans commute; a PUD install or a
-   * zap writes the whole G.
+   * Scheduling spans of the page table (space `mm<N>.pt`): a walk reads every level at one VA; an
+   * insert writes the one slot it fills (and the slot above if it allocates the table under it);
+   * a zap, a copy or a protection change covers every level over its range. Faults on different
+   * 4 KiB pages therefore commute, as on Linux, where they take different PTE locks.
    */
-  ptG(va: number): string {
-    return `${this.ptKey}:G${Math.floor(va / PUD_SIZE).toString(16)}`;
+  ptWalk(va: number): Span {
+    return ptSpan(this.ptKey, va, va + 1, 'r');
   }
-  ptM(va: number): string {
-    return `${this.ptKey}:M${Math.floor(va / PMD_SIZE).toString(16)}`;
+  /** The slot of `level` (0 PTE, 1 PMD, 2 PUD) that covers `va`. */
+  ptSlot(va: number, level: 0 | 1 | 2, acc: Acc): Span {
+    const size = LEVEL_SIZE[level];
+    const lo = va - (va % size);
+    return ptSpan(this.ptKey, lo, lo + size, acc, level);
   }
-  /** Every G object of [start, end), for zaps and copies. */
-  ptSpan(start: number, end: number, acc: 'r' | 'w'): Array<{ obj: string; acc: 'r' | 'w' }> {
-    const out: Array<{ obj: string; acc: 'r' | 'w' }> = [];
-    for (let g = Math.floor(start / PUD_SIZE); g * PUD_SIZE < end; g++) out.push({ obj: `${this.ptKey}:G${g.toString(16)}`, acc });
-    return out;
+  /** Every level over [start, end). */
+  ptRange(start: number, end: number, acc: Acc): Span {
+    return ptSpan(this.ptKey, start, end, acc);
   }
 
   newVma(start: number, end: number, pgoff: number, file: File | null, flags: VmFlags): Vma {

@@ -2,7 +2,7 @@
 // PCIe capabilities), naturally aligned BARs, power state, function reset, and device memory that
 // costs nothing until touched. VFIO's virtualized view of config space lives in vfio/pci/config.ts.
 import type { Kernel } from '../kernel.ts';
-import { ev, type KGen } from '../sched/sched.ts';
+import { ev, type Acc, type KGen, type Span } from '../sched/sched.ts';
 import * as R from '../../uapi/pci_regs.ts';
 import { PAGE_SIZE } from '../../uapi/mman.ts';
 
@@ -175,9 +175,21 @@ export class PciDev {
     return 0;
   }
 
-  /** A hardware config write (pci_write_config_*): the step touches the device's hardware state. */
+  /** Scheduling names: whether the function decodes its BARs, and its config space (by byte). */
+  get decodeKey(): string {
+    return `${this.name}.decode`;
+  }
+  cfgSpan(offset: number, width: number, acc: Acc): Span {
+    return { space: `${this.name}.cfg`, lo: offset, hi: offset + width, acc };
+  }
+
+  /**
+   * A hardware config write (pci_write_config_*): the step writes those config bytes, and the
+   * function's decode state when they include COMMAND.
+   */
   *hwConfigWrite(offset: number, width: number, value: number): KGen {
-    yield ev('pci_write_config', 'pci.hw');
+    const command = offset < R.PCI_COMMAND + 2 && offset + width > R.PCI_COMMAND;
+    yield ev('pci_write_config', command ? this.decodeKey : '', 'w', undefined, [this.cfgSpan(offset, width, 'w')]);
     this.hwConfigWriteNow(offset, width, value);
   }
   hwConfigWriteNow(offset: number, width: number, value: number): void {
@@ -190,7 +202,7 @@ export class PciDev {
   }
 
   *setPower(state: number): KGen {
-    yield ev('pci_set_power_state', 'pci.hw');
+    yield ev('pci_set_power_state', this.decodeKey, 'w', undefined, [this.cfgSpan(this.capOffset(R.PCI_CAP_ID_PM) + R.PCI_PM_CTRL, 2, 'w')]);
     this.power = state;
     const pm = this.capOffset(R.PCI_CAP_ID_PM);
     if (pm) this.cfg[pm + R.PCI_PM_CTRL] = (this.cfg[pm + R.PCI_PM_CTRL] & ~R.PCI_PM_CTRL_STATE_MASK) | state;
@@ -202,13 +214,13 @@ export class PciDev {
    * real device may clear or scramble its memory on FLR, which software must not rely on either way.
    */
   *resetFunction(method: string): KGen {
-    yield ev('pci_reset_enter', 'pci.hw');
+    yield ev('pci_reset_enter', this.decodeKey, 'w', undefined, [this.cfgSpan(0, this.cfgSize, 'w')]);
     const saved = this.cfg.slice(0, 64);
     this.inReset = true;
     this.power = R.PCI_D0;
     this.hwConfigWriteNow(R.PCI_COMMAND, 2, 0);
     this.bus.k.note(`${this.name}: ${method} reset`);
-    yield ev('pci_reset_exit', 'pci.hw');
+    yield ev('pci_reset_exit', this.decodeKey, 'w', undefined, [this.cfgSpan(0, this.cfgSize, 'w')]);
     this.inReset = false;
     this.cfg.set(saved, 0);
   }
@@ -252,6 +264,15 @@ export class PciBus {
   resolve(pa: number): { dev: PciDev; bar: Bar } | null {
     for (const dev of this.devs) for (const bar of dev.bars) if (pa >= bar.start && pa < bar.start + bar.size) return { dev, bar };
     return null;
+  }
+
+  /**
+   * What an access to [pa, pa + len) touches, for its scheduling event: that physical memory and,
+   * for a BAR, the function's decode state, which decides whether the access is claimed.
+   */
+  accessEv(pa: number, len: number, write: boolean): { also: Array<{ obj: string; acc: Acc }>; spans: Span[] } {
+    const hit = this.resolve(pa);
+    return { also: hit ? [{ obj: hit.dev.decodeKey, acc: 'r' }] : [], spans: [{ space: 'pmem', lo: pa, hi: pa + Math.max(1, len), acc: write ? 'w' : 'r' }] };
   }
 
   /**

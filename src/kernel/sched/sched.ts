@@ -7,38 +7,10 @@
 // yields is atomic, so any state not protected by a modelled lock must be touched right after a
 // yield that names it: that is what makes the events a sound dependence relation for DPOR.
 
-/** How a step touches an object: read-only steps on the same object commute. */
-export type Acc = 'r' | 'w';
-
-export interface Ev {
-  /** what the step does, e.g. "down_read", "pte_install", "fput" */
-  op: string;
-  /** the object it touches, e.g. "gpu0.memory_lock" */
-  obj: string;
-  acc: Acc;
-  /** further objects the same step touches */
-  also?: ReadonlyArray<{ obj: string; acc: Acc }>;
-  /** the task goes to sleep here and runs again only when another task wakes it */
-  block?: boolean;
-}
+import { ev, type Ev } from './events.ts';
+export { ev, dependent, type Acc, type Ev, type Span } from './events.ts';
 
 export type KGen<T = void> = Generator<Ev, T, void>;
-
-export function ev(op: string, obj: string, acc: Acc = 'w', also?: Ev['also']): Ev {
-  return also ? { op, obj, acc, also } : { op, obj, acc };
-}
-
-/** Whether two events conflict: same object and at least one writer. */
-export function dependent(a: Ev, b: Ev): boolean {
-  if (touches(a, b.obj, b.acc)) return true;
-  if (b.also) for (const x of b.also) if (touches(a, x.obj, x.acc)) return true;
-  return false;
-}
-function touches(a: Ev, obj: string, acc: Acc): boolean {
-  if (a.obj === obj && (a.acc === 'w' || acc === 'w')) return true;
-  if (a.also) for (const x of a.also) if (x.obj === obj && (x.acc === 'w' || acc === 'w')) return true;
-  return false;
-}
 
 export interface FaultRecord {
   va: number;

@@ -38,11 +38,11 @@ export function* vfio_pci_config_rw(k: Kernel, vdev: VfioPciCoreDevice, buf: Uin
 }
 
 function* configRead(vdev: VfioPciCoreDevice, off: number, w: number): KGen<number> {
-  yield ev('vconfig_read', vdev.stateKey, 'r');
-  const bytes = vdev.vconfig.slice(off, off + w);
   // the PM_CTRL power-state bits are the device's own (a reset moves it to D0 behind vconfig)
   const pm = vdev.pdev.capOffset(R.PCI_CAP_ID_PM);
   const at = pm + R.PCI_PM_CTRL - off;
+  yield ev('vconfig_read', pm && at >= 0 && at < w ? vdev.pdev.decodeKey : '', 'r', undefined, [vdev.vconfigSpan(off, w, 'r')]);
+  const bytes = vdev.vconfig.slice(off, off + w);
   if (pm && at >= 0 && at < w) bytes[at] = (bytes[at] & ~R.PCI_PM_CTRL_STATE_MASK) | vdev.pdev.power;
   return rd(bytes, 0, w);
 }
@@ -94,7 +94,7 @@ function* writeCommand(k: Kernel, vdev: VfioPciCoreDevice, v: number): KGen {
   const hwBits = R.PCI_COMMAND_IO | R.PCI_COMMAND_MEMORY | R.PCI_COMMAND_MASTER;
   const hw = vdev.pdev.command();
   yield* vdev.pdev.hwConfigWrite(R.PCI_COMMAND, 2, (hw & ~hwBits) | (v & hwBits));
-  yield ev('vconfig_write', vdev.stateKey);
+  yield ev('vconfig_write', '', 'w', undefined, [vdev.vconfigSpan(R.PCI_COMMAND, 2, 'w')]);
   wr(vdev.vconfig, R.PCI_COMMAND, 2, v);
   k.note(`${vdev.name}: COMMAND <- 0x${v.toString(16)} (memory ${newMem ? 'on' : 'off'})`);
   yield* vdev.unrevokeIfEnabled();
@@ -115,7 +115,7 @@ function* writeBar(vdev: VfioPciCoreDevice, base: number, v: number): KGen {
     const mask = upperOf.size > 2 ** 32 ? (2 ** 32 - upperOf.size / 2 ** 32) >>> 0 : 0xffffffff;
     nv = (v & mask) >>> 0;
   }
-  yield ev('vconfig_write', vdev.stateKey);
+  yield ev('vconfig_write', '', 'w', undefined, [vdev.vconfigSpan(base, 4, 'w')]);
   wr(vdev.vconfig, base, 4, nv);
 }
 
@@ -126,8 +126,8 @@ function* writePmCtrl(k: Kernel, vdev: VfioPciCoreDevice, v: number): KGen {
   if (state >= R.PCI_D3hot) yield* vdev.lock_revoke_bars();
   else yield* vdev.memory_lock.down_write();
   yield* vdev.pdev.setPower(state);
-  yield ev('vconfig_write', vdev.stateKey);
   const pm = vdev.pdev.capOffset(R.PCI_CAP_ID_PM) || CAP_PM;
+  yield ev('vconfig_write', '', 'w', undefined, [vdev.vconfigSpan(pm + R.PCI_PM_CTRL, 2, 'w')]);
   vdev.vconfig[pm + R.PCI_PM_CTRL] = (vdev.vconfig[pm + R.PCI_PM_CTRL] & ~R.PCI_PM_CTRL_STATE_MASK) | state;
   k.note(`${vdev.name}: power -> D${state === 3 ? '3hot' : state}`);
   yield* vdev.unrevokeIfEnabled();
@@ -136,7 +136,7 @@ function* writePmCtrl(k: Kernel, vdev: VfioPciCoreDevice, v: number): KGen {
 
 /** vfio_exp_config_write: the FLR bit (when the device has FLR) revokes, resets, un-revokes. */
 function* writeDevctl(k: Kernel, vdev: VfioPciCoreDevice, base: number, v: number): KGen {
-  yield ev('vconfig_write', vdev.stateKey);
+  yield ev('vconfig_write', '', 'w', undefined, [vdev.vconfigSpan(base, 2, 'w')]);
   wr(vdev.vconfig, base, 2, v & ~R.PCI_EXP_DEVCTL_BCR_FLR); // the FLR bit always reads 0
   if (!(v & R.PCI_EXP_DEVCTL_BCR_FLR) || !vdev.pdev.desc.capabilities.flr) return;
   if (k.mut('M16')) yield* vdev.memory_lock.down_write();

@@ -2,7 +2,7 @@
 // mmap, region read/write, the huge fault handler, and the revoke helpers of patch 07.
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
-import { ev, Mutex, RwSem, type KGen } from '../../sched/sched.ts';
+import { ev, Mutex, RwSem, type Acc, type KGen, type Span } from '../../sched/sched.ts';
 import type { File, UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
@@ -57,9 +57,9 @@ export class VfioPciCoreDevice {
   get name(): string {
     return this.pdev.name;
   }
-  /** object name for lock-free reads of the memory-enable state (only mutants do those) */
-  get stateKey(): string {
-    return `${this.name}.vconfig`;
+  /** Scheduling span of the virtual config space (vconfig), by byte. */
+  vconfigSpan(off: number, width: number, acc: Acc): Span {
+    return { space: `${this.name}.vconfig`, lo: off, hi: off + width, acc };
   }
 
   /** __vfio_pci_memory_enabled: shallower than D3hot and virtual COMMAND.MEMORY set. */
@@ -111,7 +111,7 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
     /** vfio_pci_core_enable: enable the function (memory decode on), snapshot vconfig. */
     *open_device(k: Kernel): KGen<number> {
       yield* pdev.hwConfigWrite(R.PCI_COMMAND, 2, pdev.command() | R.PCI_COMMAND_MEMORY);
-      yield ev('vfio_config_init', vdev.stateKey);
+      yield ev('vfio_config_init', '', 'w', undefined, [vdev.vconfigSpan(0, pdev.cfgSize, 'w')]);
       vdev.vconfig = pdev.cfg.slice();
       vdev.pm_runtime_engaged = false;
       // v6's shadow state starts from the enabled device (the v6 code is not in the archive read:
@@ -454,7 +454,8 @@ function* vfio_pci_rw(k: Kernel, vdev: VfioPciCoreDevice, buf: Uint8Array, pos: 
   else {
     const msix = vdev.pdev.desc.msix;
     const mlo = msix?.bar === index ? msix.offset : Infinity, mhi = msix?.bar === index ? msix.offset + msix.entries * 16 : -1;
-    yield ev(write ? 'iowrite' : 'ioread', 'pci.hw', write ? 'w' : 'r');
+    const a = k.pci.accessEv(bar.start + off, count, write);
+    yield ev(write ? 'iowrite' : 'ioread', '', 'r', a.also, a.spans);
     for (; done < count; done++) {
       const o = off + done;
       const masked = o >= mlo && o < mhi;

@@ -4,6 +4,7 @@
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
 import { Completion, ev, type KGen } from '../../sched/sched.ts';
+import * as R from '../../../uapi/pci_regs.ts';
 import { fput, get_file_active, type File } from '../../fs/file.ts';
 import { unmap_mapping_range } from '../../mm/memory.ts';
 import type { Vma } from '../../mm/vma.ts';
@@ -213,7 +214,7 @@ export function* vfio_pci_dmabuf_export(k: Kernel, vdev: VfioPciCoreDevice, priv
   } else {
     if (k.mut('M3')) {
       // RFC v2: the initial state was computed before taking memory_lock, so it can be stale
-      yield ev('read_memory_enabled', vdev.stateKey, 'r');
+      yield ev('read_memory_enabled', vdev.pdev.decodeKey, 'r', undefined, [vdev.vconfigSpan(R.PCI_COMMAND, 2, 'r')]);
       const enabled = vdev.memoryEnabled();
       yield* vdev.memory_lock.down_write();
       yield* priv.dmabuf.resv.lock();

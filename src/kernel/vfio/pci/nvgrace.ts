@@ -49,7 +49,8 @@ export function nvgraceOps(k: Kernel, vdev: VfioPciCoreDevice, core: VfioDeviceO
       let r = count;
       if (!vdev.memoryEnabled()) r = -E.EIO;
       else {
-        yield ev('memremap_read', 'pci.hw', 'r');
+        const a = k.pci.accessEv(bar.start + pos, count, false);
+        yield ev('memremap_read', '', 'r', a.also, a.spans);
         for (let i = 0; i < count; i++) buf[i] = Number(k.pci.cpuAccess(bar.start + pos + i, 1, false, 0n, `nvgrace read ${vdev.name}`));
         if (user) {
           const c = yield* copy_to_user(k, user, buf.subarray(0, count));

@@ -1,0 +1,81 @@
+// The event vocabulary of scheduling points, and the dependence relation the explorer reads from it.
+//
+// A kernel path yields an event before each step another thread could race with. The event names
+// what the step touches: objects by name (a lock, a buffer's private state, a file's count), and
+// spans of an address-like space (page-table slots over a VA range, physical memory, a function's
+// config space). Two steps of different threads are dependent when they touch a common object or
+// overlapping span and at least one writes it; everything else commutes, which is what partial-order
+// reduction relies on. A step must touch only what its event names, or what a lock it holds
+// protects (the lock's own events then order it).
+
+/** How a step touches an object: read-only steps on the same object commute. */
+export type Acc = 'r' | 'w';
+
+/**
+ * A span [lo, hi) of an address-like space. `level` refines page-table spaces: a slot of level 0
+ * (PTE), 1 (PMD) or 2 (PUD) is a different word from the slots above and below it, so an insert at
+ * one level commutes with a read of another level's slot; a span without a level covers every
+ * level (a walk reads all of them; a zap may clear a leaf at any level).
+ */
+export interface Span {
+  space: string;
+  lo: number;
+  hi: number;
+  acc: Acc;
+  level?: number;
+}
+
+export interface Ev {
+  /** what the step does, e.g. "down_read", "insert_pfn", "fput" */
+  op: string;
+  /** the object it touches, e.g. "gpu0.memory_lock" ('' for none) */
+  obj: string;
+  acc: Acc;
+  /** further objects the same step touches */
+  also?: ReadonlyArray<{ obj: string; acc: Acc }>;
+  /** spans of address-like spaces the step touches */
+  spans?: ReadonlyArray<Span>;
+  /** the task goes to sleep here and runs again only when another task wakes it */
+  block?: boolean;
+}
+
+export function ev(op: string, obj: string, acc: Acc = 'w', also?: Ev['also'], spans?: Ev['spans']): Ev {
+  const e: Ev = { op, obj, acc };
+  if (also?.length) e.also = also;
+  if (spans?.length) e.spans = spans;
+  return e;
+}
+
+/** A span of one page-table level, or of every level (level undefined). */
+export function ptSpan(space: string, lo: number, hi: number, acc: Acc, level?: number): Span {
+  return level === undefined ? { space, lo, hi, acc } : { space, lo, hi, acc, level };
+}
+
+/** Whether two events conflict: a common object or overlapping span, and at least one writer. */
+export function dependent(a: Ev, b: Ev): boolean {
+  if (b.obj && touches(a, b.obj, b.acc)) return true;
+  if (b.also) for (const x of b.also) if (touches(a, x.obj, x.acc)) return true;
+  if (a.spans && b.spans) for (const s of a.spans) for (const t of b.spans) if (spansConflict(s, t)) return true;
+  return false;
+}
+function touches(a: Ev, obj: string, acc: Acc): boolean {
+  if (a.obj === obj && (a.acc === 'w' || acc === 'w')) return true;
+  if (a.also) for (const x of a.also) if (x.obj === obj && (x.acc === 'w' || acc === 'w')) return true;
+  return false;
+}
+export function spansConflict(s: Span, t: Span): boolean {
+  return (
+    s.space === t.space &&
+    (s.acc === 'w' || t.acc === 'w') &&
+    s.lo < t.hi &&
+    t.lo < s.hi &&
+    (s.level === undefined || t.level === undefined || s.level === t.level)
+  );
+}
+
+/** Every named object the event touches, with its access. */
+export function objectsOf(e: Ev): Array<{ obj: string; acc: Acc }> {
+  const out = e.obj ? [{ obj: e.obj, acc: e.acc }] : [];
+  if (e.also) out.push(...e.also);
+  return out;
+}
