@@ -107,3 +107,40 @@ test('DPOR on 2 worker threads gives the same executions, verdict and counterexa
     assert.deepEqual(two.counterexample, one.counterexample);
   }
 });
+
+test('check --shard I/N on every shard, merged, gives the executions, verdict and first counterexample of one run', async () => {
+  const { DEFAULT_SPLIT_DEPTH } = await import('../src/explore/parallel.ts');
+  const { exploreDporSplit } = await import('../src/explore/explorer.ts');
+  const { exploreShard, mergeShards } = await import('../src/explore/shard.ts');
+  const file = 'scenarios/races/fault-vs-perm-revoke.yaml';
+  const scn = loadScenarioFile(file);
+  for (const mutant of [null, 'M1']) {
+    const one = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, { mutant });
+    for (const n of [1, 3, 5]) {
+      const docs = Array.from({ length: n }, (_, i) => exploreShard(scn, file, { index: i + 1, count: n }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant }));
+      // the documents cross a process boundary as JSON
+      const { result } = mergeShards(docs.reverse().map((d) => JSON.parse(JSON.stringify(d))));
+      assert.equal(result.executions, one.executions, `${mutant} ${n} shard(s)`);
+      assert.equal(result.steps, one.steps);
+      assert.equal(result.complete, one.complete);
+      assert.deepEqual(result.counterexample, one.counterexample);
+    }
+  }
+  // a missing shard never passes for a complete search; shards of another search are refused
+  const a = exploreShard(scn, file, { index: 1, count: 2 }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant: null });
+  assert.equal(mergeShards([a]).result.complete, false);
+  const b = exploreShard(scn, file, { index: 2, count: 2 }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant: 'M1' });
+  assert.throws(() => mergeShards([a, b]), /different search/);
+});
+
+test('exit codes: 1 a violation, 0 exhausted, 3 cut short, bounded or randomized', async () => {
+  const { verdictExit } = await import('../src/cli/main.ts');
+  const scn = loadScenarioFile('scenarios/races/fault-vs-revoke.yaml');
+  assert.equal(verdictExit(exploreDpor(scn, {})), 0);
+  assert.equal(verdictExit(exploreDpor(scn, { mutant: 'no-zap' })), 1);
+  const cut = exploreDpor(scn, { maxExecutions: 3 });
+  assert.equal(cut.complete, false);
+  assert.equal(verdictExit(cut), 3);
+  assert.equal(verdictExit(exploreBounded(scn, 0)), 3);
+  assert.equal(verdictExit(explorePct(scn, 5, 1)), 3);
+});

@@ -8,7 +8,9 @@ import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { exploreBounded, exploreDfs, exploreDporSplit, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { readFileSync } from 'node:fs';
+import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
+import { exploreBounded, exploreDfs, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
 import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } from '../explore/report.ts';
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
@@ -23,7 +25,7 @@ export const DEFAULT_SCENARIO = join(ROOT, 'scenarios', 'quickstart.yaml');
 
 /** Exit 2 with the message for anything wrong with the input; never a stack trace. */
 function invalid(e: unknown): never {
-  if (e instanceof ScenarioError || e instanceof KconfigError || e instanceof UnknownKernelError || e instanceof ScheduleError || e instanceof UsageError) {
+  if (e instanceof ScenarioError || e instanceof KconfigError || e instanceof UnknownKernelError || e instanceof ScheduleError || e instanceof UsageError || e instanceof ShardError) {
     process.stderr.write(`vfio-sim: ${e.message}\n`);
     process.exit(2);
   }
@@ -62,14 +64,41 @@ interface CheckOpts {
   seed: string;
   depth: string;
   maxExecutions?: string;
+  maxSeconds?: string;
+  shard?: string;
   naive?: boolean;
   compare: boolean;
+}
+
+function positive(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: expected a positive number, got ${v}`);
+  return n;
+}
+
+/**
+ * The exit code of an exploration: 1 a violation was found; 0 every interleaving was explored
+ * and none breaks an invariant; 3 nothing was found but the search was cut short (an execution cap
+ * or time budget) or was bounded or randomized, so it proves nothing about the rest.
+ */
+export function verdictExit(r: ExploreResult): 0 | 1 | 3 {
+  if (r.counterexample) return 1;
+  return r.complete && !/^(bounded|pct)/.test(r.mode) ? 0 : 3;
 }
 
 export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; result: ExploreResult; text: string; json: unknown }> {
   const scn = loadScenarioFile(file);
   const mutant = mutantOpt(o.mutant);
-  const base = { kernel: o.kernel, mutant, maxExecutions: o.maxExecutions ? Number(o.maxExecutions) : undefined, progress: progressLine(!o.json && !!process.stderr.isTTY) };
+  const maxExecutions = o.maxExecutions !== undefined ? positive('--max-executions', o.maxExecutions) : undefined;
+  const maxMs = o.maxSeconds !== undefined ? positive('--max-seconds', o.maxSeconds) * 1000 : undefined;
+  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, progress: progressLine(!o.json && !!process.stderr.isTTY) };
+  if (o.shard !== undefined) {
+    if (o.random || o.preemptions !== undefined || o.naive) throw new UsageError('--shard splits the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
+    const spec = parseShard(o.shard);
+    const doc = exploreShard(scn, file, spec, DEFAULT_SPLIT_DEPTH, { ...base, progress: undefined, kernel: o.kernel, mutant: mutant ?? null });
+    const r = { ...mergeJobResults(doc.jobs.map((j) => j.result), Date.now()), elapsedMs: doc.elapsed_ms, mode: `dpor, shard ${spec.index}/${spec.count}` };
+    return { scn, result: r, text: JSON.stringify(doc, null, 2), json: doc };
+  }
   let r: ExploreResult;
   if (o.random) r = explorePct(scn, Number(o.random), Number(o.seed), { ...base, depth: Number(o.depth) });
   else if (o.preemptions !== undefined) r = exploreBounded(scn, Number(o.preemptions), base);
@@ -100,21 +129,26 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
       ? `naive enumeration: ${naive.executions} executions (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer`
       : `naive enumeration: more than ${naive.executions} executions (stopped at the cap or the time budget${bound}); DPOR needed ${r.executions}`);
   }
-  const cmd = `vfio-sim replay ${file}${o.kernel !== DEFAULT_KERNEL ? ` --kernel ${o.kernel}` : ''}${mutant ? ` --mutant ${mutant}` : ''}`;
+  return { scn, result: r, ...present(scn, file, o.kernel, mutant, r, extra, naive) };
+}
+
+/** The text and JSON of an exploration's verdict (check and merge), with the counterexample replayed for its trace. */
+function present(scn: Scenario, file: string, kernel: string, mutant: string | undefined, r: ExploreResult, extra: string[], naive: ExploreResult | null = null): { text: string; json: unknown } {
+  const cmd = `vfio-sim replay ${file}${kernel !== DEFAULT_KERNEL ? ` --kernel ${kernel}` : ''}${mutant ? ` --mutant ${mutant}` : ''}`;
   let text = formatSummary(scn, r, extra);
   let ce: unknown = null;
   if (r.counterexample) {
-    const { ex } = replay(scn, r.counterexample.schedule, { kernel: o.kernel, mutant });
+    const { ex } = replay(scn, r.counterexample.schedule, { kernel, mutant });
     text += '\n' + formatCounterexample(scn, r, ex, cmd);
     ce = { ...r.counterexample, schedule: encodeSchedule(r.counterexample.schedule), replay: `${cmd} --schedule '${encodeSchedule(r.counterexample.schedule)}'`, steps: ex.run.steps, violations: ex.run.k.violations };
   }
   const json = {
-    scenario: scn.name, kernel: o.kernel, ...(mutant ? { mutant } : {}), mode: r.mode, executions: r.executions, sleep_blocked: r.sleepBlocked,
+    scenario: scn.name, kernel, ...(mutant ? { mutant } : {}), mode: r.mode, executions: r.executions, sleep_blocked: r.sleepBlocked,
     steps: r.steps, max_depth: r.maxDepth, complete: r.complete, elapsed_ms: r.elapsedMs,
     ...(naive ? { naive_executions: naive.executions, naive_complete: naive.complete } : {}),
     violation: ce,
   };
-  return { scn, result: r, text, json };
+  return { text, json };
 }
 
 export function main(argv: string[]): void {
@@ -161,7 +195,9 @@ export function main(argv: string[]): void {
     .option('--depth <d>', 'PCT bug depth for --random', '3')
     .option('--naive', 'exhaustive without partial-order reduction')
     .option('--no-compare', 'do not measure the naive enumeration after an exhaustive DPOR run')
-    .option('--max-executions <n>', 'stop after N executions')
+    .option('--max-executions <n>', 'stop after N executions (then exit 3: not every interleaving was explored)')
+    .option('--max-seconds <s>', 'stop after S seconds (then exit 3)')
+    .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'exhaustive DPOR on N worker threads ("auto": one per core); same result as one', '1')
     .action(async (file: string, o: CheckOpts) => {
       let out;
@@ -171,7 +207,39 @@ export function main(argv: string[]): void {
         invalid(e);
       }
       process.stdout.write((o.json ? JSON.stringify(out.json, null, 2) : out.text) + '\n');
-      process.exitCode = out.result.counterexample ? 1 : 0;
+      process.exitCode = verdictExit(out.result);
+    });
+
+  program
+    .command('merge')
+    .description('combine the JSON documents of `check --shard I/N` runs into the verdict one machine gives')
+    .argument('<files...>', 'one shard document per shard')
+    .option('--json', 'print the result as one JSON document')
+    .action((files: string[], o: { json?: boolean }) => {
+      let out;
+      try {
+        const docs = files.map((f) => {
+          let text: string;
+          try {
+            text = readFileSync(f, 'utf8');
+          } catch (e) {
+            throw new UsageError(`${f}: ${(e as Error).message}`);
+          }
+          try {
+            return JSON.parse(text) as ShardDoc;
+          } catch (e) {
+            throw new UsageError(`${f}: not JSON (${(e as Error).message})`);
+          }
+        });
+        const { first, result } = mergeShards(docs);
+        const scn = loadScenarioFile(first.file);
+        if (searchId(scn, first.kernel, first.mutant, first.split_depth) !== first.search) throw new UsageError(`${first.file} changed since the shards ran; run them again`);
+        out = { result, ...present(scn, first.file, first.kernel, first.mutant ?? undefined, result, [`merged ${docs.length} shard document(s) of ${first.shard.count}, ${first.jobs_total} job(s) split at depth ${first.split_depth}`]) };
+      } catch (e) {
+        invalid(e);
+      }
+      process.stdout.write((o.json ? JSON.stringify(out.json, null, 2) : out.text) + '\n');
+      process.exitCode = verdictExit(out.result);
     });
 
   program

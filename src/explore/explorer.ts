@@ -255,17 +255,18 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
   let total = 0;
   for (const job of dporJobs(scn, depth, opts)) {
     const left = (opts.maxExecutions ?? Infinity) - total;
-    if (left <= 0) {
-      results.push({ ...results[0], executions: 0, complete: false, counterexample: null });
+    const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
+    if (left <= 0 || (ms !== undefined && ms <= 0)) {
+      results.push({ mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 });
       break;
     }
     // a job counts from zero: report the running total over the jobs before it
     const before = total, stepsBefore = results.reduce((a, x) => a + x.steps, 0);
     const progress = opts.progress && ((p: Progress) => opts.progress!({ ...p, executions: before + p.executions, steps: stepsBefore + p.steps, elapsedMs: Date.now() - t0 }));
-    const r = exploreDpor(scn, { ...opts, job, maxExecutions: left, progress: progress || undefined });
+    const r = exploreDpor(scn, { ...opts, job, maxExecutions: left, maxMs: ms, progress: progress || undefined });
     results.push(r);
     total += r.executions;
-    if (r.counterexample) break;
+    if (r.counterexample || !r.complete) break;
     opts.progress?.({ executions: total, steps: results.reduce((a, x) => a + x.steps, 0), depth: Math.max(...results.map((x) => x.maxDepth)), elapsedMs: Date.now() - t0 });
   }
   return mergeJobResults(results, t0);

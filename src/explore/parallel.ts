@@ -27,12 +27,13 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
       (w) =>
         new Promise<void>((resolve, reject) => {
           const feed = () => {
-            if (next >= jobs.length || next > firstFailure || executions >= cap) {
+            const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
+            if (next >= jobs.length || next > firstFailure || executions >= cap || (ms !== undefined && ms <= 0)) {
               w.postMessage(null);
               return resolve();
             }
             const id = next++;
-            w.postMessage({ id, job: jobs[id], max: cap - executions });
+            w.postMessage({ id, job: jobs[id], max: cap - executions, ms });
           };
           w.on('message', (m: { id: number; r: ExploreResult }) => {
             results[m.id] = m.r;

@@ -63,7 +63,10 @@ export function formatSummary(scn: Scenario, r: ExploreResult, extra: string[] =
     ...extra,
   ];
   const bounded = /^bounded\((\d+)\)$/.exec(r.mode);
-  if (!r.counterexample)
-    lines.push(!r.complete ? 'no violation found (the space was not exhausted)' : bounded ? `no violation: every interleaving with at most ${bounded[1]} preemption(s) explored` : 'no violation: every interleaving explored');
+  if (!r.counterexample) {
+    if (r.mode.startsWith('pct')) lines.push(`no violation found in ${r.executions} randomized run(s): not a proof for the interleavings not run`);
+    else if (!r.complete) lines.push('no violation found, but the search was cut short (execution cap, time budget or a missing shard): not every interleaving was explored');
+    else lines.push(bounded ? `no violation: every interleaving with at most ${bounded[1]} preemption(s) explored (bounded: not a proof for more preemptions)` : 'no violation: every interleaving explored');
+  }
   return lines.join('\n');
 }
