@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ORDER_NAME, bar0Pieces, hasKernel, bigMapping, censusString, faultRun, kernelChosenVa, pageTableOnly, type FaultRun, type Order, type RevokeRun } from './sim.ts';
 import { runLinux } from './linux.ts';
 import { runExploreBench } from './explore.ts';
+import { runShapesBench } from './shapes.ts';
 import { fixed, heading, int, mib, ms, rate, table } from './format.ts';
 
 const CHILD = 'VFIO_SIM_BENCH_CHILD';
@@ -52,12 +53,13 @@ function main(): void {
 
   out('vfio-sim benchmark: the series v4 BAR mmap fault path, revoke, page-table memory; the explorer');
   out(`node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Linux ${release()}, ${fixed(totalmem() / 2 ** 30, 1)} GiB RAM, ${new Date().toISOString()}`);
-  out(`global.gc: ${typeof globalThis.gc === 'function' ? 'yes' : 'NO (heap figures are noisy)'}; sections: ${only === 'faults' ? '1-4' : only === 'explore' ? '5-6' : '1-6'}${quick ? ' [--quick]' : ''}`);
+  out(`global.gc: ${typeof globalThis.gc === 'function' ? 'yes' : 'NO (heap figures are noisy)'}; sections: ${only === 'faults' ? '1-4' : only === 'explore' ? '5-7' : '1-7'}${quick ? ' [--quick]' : ''}`);
   out('All figures come from this run (single samples unless a median is stated); printed, never asserted.');
   if (only !== 'explore') faultSections();
   if (only !== 'faults') {
     runExploreBench({ naiveCap: NAIVE_CAP, naiveMs: NAIVE_MS, out });
-    peak('sections 5-6');
+    runShapesBench({ budgetMs: quick ? 10_000 : 60_000, out });
+    peak('sections 5-7');
   }
   out(`\ntotal bench time ${fixed((performance.now() - t0) / 1000, 1)} s; peak RSS of the bench process ${mib(process.resourceUsage().maxRSS * 1024)}`);
 

@@ -1,0 +1,102 @@
+/* vfio-sim bench: the series v4 fault path racing COMMAND.MEMORY writes, abstracted for Spin, to
+   compare the explorer's exhaustive check of the same race shape with a state-space search.
+   F faulting threads load P distinct pages each; one VMM thread writes COMMAND R times
+   (off, on, off, ...). Modelled: the buffer's resv mutex and status check, the device registration
+   count, memory_lock (rwsem: readers share, a writer excludes), the status re-check and PTE insert
+   under memory_lock(read), the revoke (status to TEMP_REVOKED under resv, zap every PTE) and the
+   un-revoke under memory_lock(write). Checked: no load reaches the BAR with decode off
+   (decode-enabled) and no PTE survives a finished revoke (no-stale-pte). -DNOZAP drops the zap. */
+#ifndef F
+#define F 2
+#endif
+#ifndef P
+#define P 2
+#endif
+#ifndef R
+#define R 2
+#endif
+#define NPTE (F * P)
+
+bool decode = true;        /* COMMAND.MEMORY in hardware */
+bool revoked = false;      /* the buffer's status is not OK */
+bool revoking = false;     /* a revoke is between its status write and the end of its zap */
+bool pte[NPTE];
+byte nreaders = 0;         /* memory_lock */
+bool wlocked = false;
+bool resv = false;         /* the buffer's dma_resv mutex */
+byte registration = 1;
+
+inline lock_resv()   { atomic { !resv -> resv = true } }
+inline unlock_resv() { resv = false }
+inline read_lock()   { atomic { !wlocked -> nreaders++ } }
+inline read_unlock() { nreaders-- }
+inline write_lock()  { atomic { !wlocked && nreaders == 0 -> wlocked = true } }
+inline write_unlock(){ wlocked = false }
+
+proctype Faulter(byte first) {
+  byte i = 0;
+  bool ok;
+  do
+  :: i < P ->
+     if
+     :: pte[first + i] -> skip
+     :: else ->
+        lock_resv();
+        ok = !revoked;
+        if :: ok -> registration++ :: else -> skip fi;
+        unlock_resv();
+        if
+        :: ok ->
+           read_lock();
+           if :: !revoked && decode -> pte[first + i] = true :: else -> skip fi;
+           read_unlock();
+           registration--
+        :: else -> skip
+        fi
+     fi;
+     /* the access: through a present entry it reaches the BAR */
+     atomic { if :: pte[first + i] -> assert(decode) :: else -> skip fi };
+     i++
+  :: else -> break
+  od
+}
+
+proctype Vmm() {
+  byte w = 0, j;
+  do
+  :: w < R ->
+     write_lock();
+     if
+     :: w % 2 == 0 ->            /* COMMAND = 0: revoke, zap, decode off */
+        lock_resv(); atomic { revoked = true; revoking = true }; unlock_resv();
+#ifndef NOZAP
+        j = 0; do :: j < NPTE -> pte[j] = false; j++ :: else -> break od;
+#endif
+        revoking = false;
+        decode = false
+     :: else ->                  /* COMMAND = 2: decode on, un-revoke */
+        decode = true;
+        lock_resv(); revoked = false; unlock_resv()
+     fi;
+     write_unlock();
+     w++
+  :: else -> break
+  od
+}
+
+/* no-stale-pte: a finished revoke leaves no entry */
+active proctype monitor() {
+  byte k;
+end:
+  do
+  :: atomic { revoked && !revoking -> k = 0; do :: k < NPTE -> assert(!pte[k]); k++ :: else -> break od }
+  od
+}
+
+init {
+  byte f = 0;
+  atomic {
+    do :: f < F -> run Faulter(f * P); f++ :: else -> break od;
+    run Vmm()
+  }
+}
