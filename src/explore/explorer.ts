@@ -248,28 +248,43 @@ export function mergeJobResults(results: ExploreResult[], t0: number): ExploreRe
   return out;
 }
 
-/** DPOR over the jobs of a split, one after another (the single-threaded twin of the parallel run). */
-export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOptions = {}): ExploreResult {
+/** The result of a job that was never run: it leaves the merged search incomplete. */
+export const notRun = (): ExploreResult => ({ mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 });
+
+/**
+ * Run DPOR jobs one after another within the budgets (counted over all of them); stop after a
+ * counterexample or a job cut short, since later jobs cannot change the merged verdict.
+ */
+export function runDporJobs(scn: Scenario, jobs: Array<{ index: number; job: DporJob }>, opts: ExploreOptions = {}): Array<{ job: number; result: ExploreResult }> {
   const t0 = Date.now();
-  const results: ExploreResult[] = [];
-  let total = 0;
-  for (const job of dporJobs(scn, depth, opts)) {
+  const out: Array<{ job: number; result: ExploreResult }> = [];
+  let total = 0, steps = 0, depth = 0;
+  for (const { index, job } of jobs) {
     const left = (opts.maxExecutions ?? Infinity) - total;
     const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
     if (left <= 0 || (ms !== undefined && ms <= 0)) {
-      results.push({ mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 });
+      out.push({ job: index, result: notRun() });
       break;
     }
     // a job counts from zero: report the running total over the jobs before it
-    const before = total, stepsBefore = results.reduce((a, x) => a + x.steps, 0);
+    const before = total, stepsBefore = steps;
     const progress = opts.progress && ((p: Progress) => opts.progress!({ ...p, executions: before + p.executions, steps: stepsBefore + p.steps, elapsedMs: Date.now() - t0 }));
     const r = exploreDpor(scn, { ...opts, job, maxExecutions: left, maxMs: ms, progress: progress || undefined });
-    results.push(r);
+    out.push({ job: index, result: r });
     total += r.executions;
+    steps += r.steps;
+    depth = Math.max(depth, r.maxDepth);
     if (r.counterexample || !r.complete) break;
-    opts.progress?.({ executions: total, steps: results.reduce((a, x) => a + x.steps, 0), depth: Math.max(...results.map((x) => x.maxDepth)), elapsedMs: Date.now() - t0 });
+    opts.progress?.({ executions: total, steps, depth, elapsedMs: Date.now() - t0 });
   }
-  return mergeJobResults(results, t0);
+  return out;
+}
+
+/** DPOR over the jobs of a split, one after another (the single-threaded twin of the parallel run). */
+export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOptions = {}): ExploreResult {
+  const t0 = Date.now();
+  const jobs = dporJobs(scn, depth, opts).map((job, index) => ({ index, job }));
+  return mergeJobResults(runDporJobs(scn, jobs, opts).map((j) => j.result), t0);
 }
 
 /** Sleep set of the state after `n` took its chosen step: sleepers independent of that step stay. */

@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { Scenario } from '../scenario/loader.ts';
-import { dporJobs, mergeJobResults, type ExploreOptions, type ExploreResult } from './explorer.ts';
+import { dporJobs, mergeJobResults, notRun, type ExploreOptions, type ExploreResult } from './explorer.ts';
 
 export const DEFAULT_SPLIT_DEPTH = 8;
 export const defaultWorkers = () => Math.max(1, availableParallelism());
@@ -52,7 +52,7 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
   const done: ExploreResult[] = [];
   for (const r of results) {
     if (!r) {
-      done.push({ mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 });
+      done.push(notRun());
       break;
     }
     done.push(r);

@@ -5,7 +5,7 @@
 // (mergeJobResults): the same execution total, and the first counterexample in job order.
 import { createHash } from 'node:crypto';
 import type { Scenario } from '../scenario/loader.ts';
-import { dporJobs, exploreDpor, mergeJobResults, type ExploreOptions, type ExploreResult } from './explorer.ts';
+import { dporJobs, mergeJobResults, notRun, runDporJobs, type ExploreOptions, type ExploreResult } from './explorer.ts';
 
 export interface ShardSpec {
   /** 1-based */
@@ -47,24 +47,12 @@ export function searchId(scn: Scenario, kernel: string, mutant: string | null, d
 /** Run one shard's jobs in order; a shard stops at its own first counterexample (later jobs cannot change the merged verdict). */
 export function exploreShard(scn: Scenario, file: string, shard: ShardSpec, depth: number, opts: ExploreOptions & { kernel: string; mutant: string | null }): ShardDoc {
   const t0 = Date.now();
-  const jobs = dporJobs(scn, depth, opts);
-  const out: ShardDoc['jobs'] = [];
-  let total = 0;
-  for (let j = shard.index - 1; j < jobs.length; j += shard.count) {
-    const left = (opts.maxExecutions ?? Infinity) - total;
-    const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
-    if (left <= 0 || (ms !== undefined && ms <= 0)) {
-      out.push({ job: j, result: { mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 } });
-      break;
-    }
-    const r = exploreDpor(scn, { ...opts, job: jobs[j], maxExecutions: left, maxMs: ms, progress: undefined });
-    out.push({ job: j, result: r });
-    total += r.executions;
-    if (r.counterexample || !r.complete) break;
-  }
+  const all = dporJobs(scn, depth, opts);
+  const mine = all.map((job, index) => ({ index, job })).filter((j) => j.index % shard.count === shard.index - 1);
+  const out = runDporJobs(scn, mine, { ...opts, progress: undefined });
   return {
     vfio_sim_shard: 1, scenario: scn.name, file, search: searchId(scn, opts.kernel, opts.mutant, depth), kernel: opts.kernel, mutant: opts.mutant,
-    split_depth: depth, shard, jobs_total: jobs.length, jobs: out, elapsed_ms: Date.now() - t0,
+    split_depth: depth, shard, jobs_total: all.length, jobs: out, elapsed_ms: Date.now() - t0,
   };
 }
 
@@ -90,7 +78,7 @@ export function mergeShards(docs: ShardDoc[]): { first: ShardDoc; result: Explor
   for (let j = 0; j < first.jobs_total; j++) {
     const r = byJob.get(j);
     if (!r) {
-      ordered.push({ mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 });
+      ordered.push(notRun());
       break;
     }
     ordered.push(r);

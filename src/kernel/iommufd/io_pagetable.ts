@@ -7,7 +7,7 @@
 // The peer device is implicit: every IOAS has one domain (the hw_pagetable the peer device's
 // attachment would auto-create), filled as areas are mapped. Its IOVA alignment is PAGE_SIZE.
 import type { Kernel } from '../kernel.ts';
-import { ev, Mutex, RwSem, type KGen } from '../sched/sched.ts';
+import { announceTarget, ev, Mutex, RwSem, type KGen } from '../sched/sched.ts';
 import { fput, type File } from '../fs/file.ts';
 import {
   dma_buf_detach, dma_buf_dynamic_attach, dma_buf_pin, dma_buf_put, dma_buf_unpin, isDmaBufFile, type DmaBuf,
@@ -330,19 +330,17 @@ export type DmaResult = { ok: true; value: bigint } | { fault: string };
  * Translation and access are one step: the device's transaction cannot be split by a domain update.
  */
 export function* peer_dma(k: Kernel, ioas: Ioas, iova: number, width: number, write: boolean, value: bigint): KGen<DmaResult> {
-  // the event names the translation and what it reaches now; a translation changed before the step
-  // runs makes the step only re-read it and announce the new target
-  const target = () => {
-    const t = ioas.domain.lookup(iova, width);
-    return t ? t.pa + (iova - t.iova) : -1;
-  };
-  const dmaEv = (pa: number) => {
-    const a = pa < 0 ? { also: [], spans: [] } : k.pci.accessEv(pa, width, write);
-    return ev(write ? 'dma_write' : 'dma_read', ioas.domain.key, 'r', a.also, a.spans);
-  };
-  let seen = target();
-  yield dmaEv(seen);
-  for (let now = target(); now !== seen; now = target()) yield dmaEv((seen = now));
+  // the event names the translation and what it reaches
+  yield* announceTarget(
+    () => {
+      const t = ioas.domain.lookup(iova, width);
+      return t ? t.pa + (iova - t.iova) : -1;
+    },
+    (pa) => {
+      const a = pa < 0 ? { also: [], spans: [] } : k.pci.accessEv(pa, width, write);
+      return ev(write ? 'dma_write' : 'dma_read', ioas.domain.key, 'r', a.also, a.spans);
+    },
+  );
   // the device sees only its domain: a destroyed IOAS has an empty one
   const t = ioas.domain.lookup(iova, width);
   if (!t) {

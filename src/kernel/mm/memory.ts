@@ -1,6 +1,6 @@
 // mm/memory.c: user accesses, fault dispatch by order, and unmap_mapping_range.
 import type { Kernel } from '../kernel.ts';
-import { ev, type Ev, type KGen, type Span } from '../sched/sched.ts';
+import { announceTarget, ev, type Ev, type KGen, type Span } from '../sched/sched.ts';
 import type { AddressSpace, UserBuf } from '../fs/file.ts';
 import { E } from '../../uapi/errno.ts';
 import {
@@ -22,14 +22,8 @@ const MAX_FAULT_RETRIES = 16;
  */
 export function* userAccess(k: Kernel, mm: MmStruct, va: number, width: number, write: boolean, data: bigint): KGen<AccessResult> {
   for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
-    // The event names the walk and what the entry seen now would reach; if another thread changed
-    // the entry before this step runs, the step only re-reads it and announces the new target.
-    let seen = accessTarget(mm, va, write);
-    yield accessEv(k, mm, va, width, write, seen);
-    for (let now = accessTarget(mm, va, write); now !== seen; now = accessTarget(mm, va, write)) {
-      seen = now;
-      yield accessEv(k, mm, va, width, write, seen);
-    }
+    // the event names the walk and what the entry it finds reaches
+    yield* announceTarget(() => accessTarget(mm, va, write), (pa) => accessEv(k, mm, va, width, write, pa));
     const e = mm.pt.lookup(va);
     if (e && (!write || e.write)) {
       const pa = e.pfn * PAGE_SIZE + (va - e.va);

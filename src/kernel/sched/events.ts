@@ -73,6 +73,19 @@ export function spansConflict(s: Span, t: Span): boolean {
   );
 }
 
+/**
+ * Announce a step whose target is read from shared state (the entry a walk finds, the translation
+ * an IOMMU finds): yield the event for the target seen now; if another thread changed it before the
+ * step runs, the step only re-reads it and announces the new target, until it holds still. Returns
+ * the target the step then acts on, so the event always names what the step touches.
+ */
+export function* announceTarget<T>(target: () => T, evOf: (t: T) => Ev): Generator<Ev, T, void> {
+  let seen = target();
+  yield evOf(seen);
+  for (let now = target(); now !== seen; now = target()) yield evOf((seen = now));
+  return seen;
+}
+
 /** Every named object the event touches, with its access. */
 export function objectsOf(e: Ev): Array<{ obj: string; acc: Acc }> {
   const out = e.obj ? [{ obj: e.obj, acc: e.acc }] : [];
