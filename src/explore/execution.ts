@@ -9,6 +9,11 @@ export interface ExecOptions {
   kernel?: string;
   mutant?: string | null;
   trace?: boolean;
+  /**
+   * false: read-only mutex sections are ordered like any other (their events count as writes of
+   * the mutex), the plain relation the lock-aware reduction is tested against
+   */
+  lockAware?: boolean;
 }
 
 export interface Failure {
@@ -28,7 +33,10 @@ export class Execution {
   /** first unexpected violation or failed expectation */
   failure: Failure | null = null;
 
+  private readonly plainLocks: boolean;
+
   constructor(readonly scn: Scenario, opts: ExecOptions) {
+    this.plainLocks = opts.lockAware === false;
     this.run = new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace });
     this.expected = new Set(this.run.expectedViolations());
     this.scan();
@@ -47,7 +55,9 @@ export class Execution {
   /** the event each live task will perform next (blocked tasks: what they wait to do) */
   pending(i: number): Ev | null {
     const t = this.run.tasks[i];
-    return t && !t.done ? t.pending : null;
+    if (!t || t.done) return null;
+    const e = t.pending;
+    return this.plainLocks && e.acc === 'r' && e.op.startsWith('mutex_') ? { ...e, acc: 'w' } : e;
   }
   finished(): boolean {
     return this.run.tasks.every((t) => t.done);

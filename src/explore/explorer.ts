@@ -85,6 +85,8 @@ interface DporNode {
   ev: Ev | null;
   task: number;
   clock: Clock;
+  /** read-only mutex sections open before this step: [holder, mutex, index of its mutex_lock] */
+  held: Array<[number, string, number]>;
 }
 
 export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
@@ -101,6 +103,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     const ex = new Execution(scn, opts);
     const enabledAt: number[][] = [];
     const taskClock: Clock[] = [];
+    let open: DporNode['held'] = [];
     let lastTask = -1;
     let ended = false;
 
@@ -119,7 +122,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
         const pending = ex.tasks.map((_, i) => ex.pending(i));
         const sleep =
           depth === fixed && opts.job ? new Map(opts.job.sleep.map((q) => [q, pending[q]!] as [number, Ev])) : depth === 0 ? new Map<number, Ev>() : childSleep(stack[depth - 1]);
-        node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [] };
+        node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [], held: [] };
         stack[depth] = node;
         for (let p = 0; p < pending.length; p++) {
           const e = pending[p];
@@ -129,8 +132,9 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
             const s = stack[i];
             if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
             if ((pc[s.task] ?? -1) >= i) continue; // i happens before p's next step
-            if (s.enabled.includes(p)) s.backtrack.add(p);
-            else for (const q of s.enabled) s.backtrack.add(q);
+            const t = stack[lift(i, p, e, depth)];
+            if (t.enabled.includes(p)) t.backtrack.add(p);
+            else for (const q of t.enabled) t.backtrack.add(q);
             break;
           }
         }
@@ -151,6 +155,9 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       const e = ex.pending(p)!;
       node.ev = e;
       node.task = p;
+      node.held = [...open];
+      if (e.op === 'mutex_lock' && e.acc === 'r') open.push([p, e.obj, depth]);
+      else if (e.op === 'mutex_unlock') open = open.filter(([t, m]) => t !== p || m !== e.obj);
       // happens-before of this step: after every earlier dependent step (and its own thread's)
       const c: Clock = [...(taskClock[p] ?? [])];
       for (let i = depth - 1; i >= 0; i--) {
@@ -198,6 +205,32 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     replayTo = d + 1;
   }
   return done(false);
+
+  /**
+   * Where a race of p's next step `e` with step i must be reversed. Read-only mutex sections
+   * commute, so their lock events do not order them; but p cannot run before step i while another
+   * thread holds, in such a section, a mutex p takes on its way to `e`: the reversal then starts
+   * before that section's mutex_lock (and again, if another section was open there).
+   */
+  function lift(i: number, p: number, e: Ev, depth: number): number {
+    const takes = (m: string, from: number) => {
+      if (e.op.startsWith('mutex_lock') && e.obj === m) return true;
+      for (let k = from + 1; k < depth; k++) if (stack[k].task === p && stack[k].ev?.op === 'mutex_lock' && stack[k].ev!.obj === m) return true;
+      return false;
+    };
+    let t = i;
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (const [holder, m, j] of stack[t].held) {
+        if (holder !== p && j < t && takes(m, t)) {
+          t = j;
+          moved = true;
+          break;
+        }
+      }
+    }
+    return t;
+  }
 
   function done(complete: boolean): ExploreResult {
     return { mode: 'dpor', threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };

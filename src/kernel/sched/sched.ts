@@ -7,7 +7,7 @@
 // yields is atomic, so any state not protected by a modelled lock must be touched right after a
 // yield that names it: that is what makes the events a sound dependence relation for DPOR.
 
-import { ev, type Ev } from './events.ts';
+import { ev, type Acc, type Ev } from './events.ts';
 export { announceTarget, ev, dependent, type Acc, type Ev, type Span } from './events.ts';
 
 export type KGen<T = void> = Generator<Ev, T, void>;
@@ -224,34 +224,57 @@ export class RwSem extends LockBase {
   }
 }
 
-/** A sleeping mutex (also used for dma_resv, which the model takes without a ww acquire context). */
+/**
+ * A sleeping mutex (also used for dma_resv, which the model takes without a ww acquire context).
+ *
+ * A caller whose critical section only reads what the mutex protects passes `reads`, the objects
+ * it reads there (in the step that acquires the lock). Such sections of different threads touch
+ * nothing in common, so whichever order they take the lock in ends in the same state: their lock
+ * and unlock events are reads of the mutex and commute with each other, while a section that
+ * writes (no `reads`) still conflicts with every other. Mutual exclusion is still real; the
+ * explorer moves a race found inside a read-only section back to its acquisition (lock-aware
+ * reduction, after Kokologiannakis, Raad and Vafeiadis, OOPSLA 2019).
+ */
 export class Mutex extends LockBase {
   owner: Task | null = null;
   waiters: Task[] = [];
+  /** how the owner's critical section touches the protected data */
+  private ownerAcc: Acc = 'w';
+  private readonly waiterReads = new Map<Task, Ev['also']>();
 
-  *lock(): KGen {
-    yield ev('mutex_lock', this.name);
+  *lock(reads?: Ev['also']): KGen {
+    const acc: Acc = reads ? 'r' : 'w';
+    yield ev('mutex_lock', this.name, acc, reads);
     const t = this.sched.cur();
     this.sched.lockdep.acquire(t, this, 'w');
     if (!this.owner) {
-      this.owner = t;
-      t.held.push({ lock: this, mode: 'w' });
+      this.grant(t, reads);
       return;
     }
     this.waiters.push(t);
+    this.waiterReads.set(t, reads);
     this.sched.note(`${t.name} sleeps on ${this.name}`);
-    yield { op: 'mutex_lock:woken', obj: this.name, acc: 'w', block: true };
+    const woken: Ev = { op: 'mutex_lock:woken', obj: this.name, acc, block: true };
+    if (reads) woken.also = reads;
+    yield woken;
   }
   *unlock(): KGen {
-    yield ev('mutex_unlock', this.name);
+    yield ev('mutex_unlock', this.name, this.ownerAcc);
     const t = this.sched.cur();
     if (this.owner !== t) throw new Error(`${t.name} unlocks ${this.name} it does not hold`);
     t.held.splice(t.held.findIndex((h) => h.lock === this), 1);
-    this.owner = this.waiters.shift() ?? null;
-    if (this.owner) {
-      this.owner.held.push({ lock: this, mode: 'w' });
-      this.sched.wake(this.owner);
+    this.owner = null;
+    const next = this.waiters.shift();
+    if (next) {
+      this.grant(next, this.waiterReads.get(next));
+      this.waiterReads.delete(next);
+      this.sched.wake(next);
     }
+  }
+  private grant(t: Task, reads: Ev['also']): void {
+    this.owner = t;
+    this.ownerAcc = reads ? 'r' : 'w';
+    t.held.push({ lock: this, mode: 'w' });
   }
   isLocked(): boolean {
     return this.owner !== null;

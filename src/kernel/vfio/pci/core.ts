@@ -362,7 +362,8 @@ function* huge_fault_v4(k: Kernel, vmf: VmFaultCtx, order: number): KGen<VmFault
     record(k, vmf, order, pfn, ret);
     return ret;
   }
-  yield* priv.dmabuf.resv.lock();
+  // a read-only section: the status and the device pointer (the registration is its own event)
+  yield* priv.dmabuf.resv.lock([{ obj: priv.key, acc: 'r' }]);
   if (priv.status !== Status.OK) {
     yield* priv.dmabuf.resv.unlock();
     record(k, vmf, order, null, ret);

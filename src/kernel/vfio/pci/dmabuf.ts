@@ -71,6 +71,10 @@ export class VfioPciDmaBuf {
   get key(): string {
     return `dmabuf${this.dmabuf.id}.priv`;
   }
+  /** the importer count (kref) and its completion's re-arm: apart from the status and device pointer */
+  get krefKey(): string {
+    return `${this.key}.kref`;
+  }
 }
 
 const mod = (a: number, m: number) => ((a % m) + m) % m;
@@ -300,7 +304,7 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
       yield* unmap_mapping_range(k, priv.dmabuf.file.f_mapping, 0, len);
     }
     if (!k.mut('M5') && !k.mut('M4')) {
-      yield ev('kref_init', priv.key);
+      yield ev('kref_init', priv.krefKey, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
       priv.kref = 1;
       priv.comp.reinit();
     }
@@ -316,14 +320,14 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
 
 /** kref_get for an importer mapping: the count must not be zero (refcount_t: addition on 0). */
 export function* kref_get(k: Kernel, priv: VfioPciDmaBuf): KGen {
-  yield ev('kref_get', priv.key, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
+  yield ev('kref_get', priv.krefKey, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
   if (priv.kref <= 0) k.violation('lifetime', `kref_get on dmabuf${priv.dmabuf.id} whose count is ${priv.kref} (refcount_t: addition on 0; use-after-free)`);
   priv.kref++;
 }
 
 /** kref_put on the buffer's importer count; the release completes `comp`. */
 export function* kref_put(k: Kernel, priv: VfioPciDmaBuf): KGen {
-  yield ev('kref_put', priv.key, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
+  yield ev('kref_put', priv.krefKey, 'w', [{ obj: priv.comp.name, acc: 'w' }]);
   if (--priv.kref < 0) {
     k.violation('lifetime', `kref underflow on dmabuf${priv.dmabuf.id} (refcount_t: underflow; use-after-free)`);
     return;
@@ -388,7 +392,7 @@ function* vfio_pci_dma_buf_release(k: Kernel, priv: VfioPciDmaBuf): KGen {
     yield* vfio_device_put_registration(k, vdev.vfio);
   }
   if (priv.vfile) yield* fput(k, priv.vfile);
-  yield ev('kfree', priv.key);
+  yield ev('kfree', priv.key, 'w', [{ obj: priv.krefKey, acc: 'w' }]);
   priv.freed = true;
 }
 
