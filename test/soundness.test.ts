@@ -79,18 +79,20 @@ function compare(threads: Op[][], mutant: string | null): boolean {
   const naive = new Set<string>();
   const n = exploreDfs(scn, { mutant, all: true, maxExecutions: NAIVE_CAP, onExecution: (ex) => naive.add(finalFingerprint(ex)) });
   if (!n.complete) return false; // too big for naive enumeration: not a case
-  const reduced = new Set<string>();
-  const d = exploreDpor(scn, { mutant, all: true, onExecution: (ex) => reduced.add(finalFingerprint(ex)) });
-  assert.ok(d.complete, 'DPOR finished');
-  const missing = [...naive].filter((f) => !reduced.has(f));
-  const extra = [...reduced].filter((f) => !naive.has(f));
-  assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR and naive differ on\n${yamlOf(threads)}`);
-  assert.ok(d.executions <= n.executions);
+  for (const states of [false, true]) {
+    const reduced = new Set<string>();
+    const d = exploreDpor(scn, { mutant, all: true, states, onExecution: (ex) => reduced.add(finalFingerprint(ex)) });
+    assert.ok(d.complete, 'DPOR finished');
+    const missing = [...naive].filter((f) => !reduced.has(f));
+    const extra = [...reduced].filter((f) => !naive.has(f));
+    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR${states ? ' with state caching' : ''} and naive differ on\n${yamlOf(threads)}`);
+    assert.ok(d.executions <= n.executions);
+  }
   return true;
 }
 
 for (const mutant of [null, 'no-zap', 'M1']) {
-  test(`DPOR reaches exactly the end states and violations naive enumeration reaches (${mutant ?? 'faithful model'})`, () => {
+  test(`DPOR, with and without state caching, reaches exactly the end states and violations naive enumeration reaches (${mutant ?? 'faithful model'})`, () => {
     let cases = 0;
     fc.assert(
       fc.property(caseArb, (threads) => {
@@ -108,8 +110,8 @@ for (const mutant of [null, 'no-zap', 'M1']) {
 // states of the plain one (which orders every pair of sections, and is itself checked against naive
 // enumeration above). A section declared read-only that writes, or that reads without naming it,
 // makes this fail (checked by hand: fault-vs-revoke and revoke-twice then differ).
-test('lock-aware DPOR reaches exactly the end states plain DPOR reaches, on every bundled race', () => {
-  let compared = 0, fewer = 0;
+test('lock-aware DPOR, and lock-aware DPOR with state caching, reach exactly the end states plain DPOR reaches, on every bundled race', () => {
+  let compared = 0, fewer = 0, cut = 0;
   for (const f of readdirSync('scenarios/races').filter((x) => x.endsWith('.yaml')).sort()) {
     const scn = loadScenarioFile(`scenarios/races/${f}`);
     const kernel = scn.kernels.includes('series-v4') ? 'series-v4' : scn.kernels[0];
@@ -121,10 +123,17 @@ test('lock-aware DPOR reaches exactly the end states plain DPOR reaches, on ever
       assert.ok(l.complete, f);
       assert.deepEqual([...aware].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): lock-aware and plain DPOR reach different end states`);
       assert.ok(l.executions <= p.executions, `${f}: lock-aware ${l.executions} > plain ${p.executions}`);
+      // state caching (stateful DPOR): the same end states, stopping below states explored before
+      const cached = new Set<string>();
+      const c = exploreDpor(scn, { kernel, mutant, all: true, states: true, onExecution: (ex) => cached.add(finalFingerprint(ex)) });
+      assert.ok(c.complete, f);
+      assert.deepEqual([...cached].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR with state caching reaches different end states`);
+      cut += c.statesCut ?? 0;
       compared++;
       if (l.executions < p.executions) fewer++;
     }
   }
   assert.ok(compared >= 30, `only ${compared} run(s) compared`);
   assert.ok(fewer >= 3, 'the lock-aware relation saved executions somewhere');
+  assert.ok(cut > 0, 'state caching cut some execution');
 });

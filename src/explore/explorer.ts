@@ -9,6 +9,8 @@
 import { dependent, type Ev } from '../kernel/sched/sched.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { Execution, type ExecOptions, type Failure } from './execution.ts';
+import { MemFpStore, type FingerprintStore } from './fpstore.ts';
+import { Hasher, kernelHash, namedValues, taskAfter, unnamedHash } from './state.ts';
 
 export interface ExploreOptions extends ExecOptions {
   /** stop after this many executions (the result says it was cut short) */
@@ -21,6 +23,11 @@ export interface ExploreOptions extends ExecOptions {
   progress?: (p: Progress) => void;
   /** called with every finished execution (tests compare what different modes reach) */
   onExecution?: (ex: Execution) => void;
+  /**
+   * exhaustive DPOR: cache the states reached (fingerprints of the kernel and of what each thread
+   * has read) and do not explore again below a state explored before (stateful DPOR)
+   */
+  states?: boolean;
   /** run every execution to its end and go on after failures (the first is reported); `complete` then says the space was exhausted */
   all?: boolean;
 }
@@ -49,6 +56,9 @@ export interface Counterexample extends Failure {
 
 export interface ExploreResult {
   mode: string;
+  /** state caching: distinct states stored, and executions cut at a state explored before */
+  states?: number;
+  statesCut?: number;
   /** the most steps each thread took in any execution (for the naive-count estimate) */
   threadSteps?: number[];
   executions: number;
@@ -87,6 +97,11 @@ interface DporNode {
   clock: Clock;
   /** read-only mutex sections open before this step: [holder, mutex, index of its mutex_lock] */
   held: Array<[number, string, number]>;
+  /** state caching: the threads' fingerprints before this step, the state's fingerprint, its sleep set when first reached, the events below it */
+  chains?: string[];
+  fp?: string;
+  sleep0?: number[];
+  summary?: Set<number>;
 }
 
 export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
@@ -98,9 +113,23 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
   let counterexample: Counterexample | null = null;
   let replayTo = 0; // depth up to which the stack's choices are replayed
   let threadSteps: number[] | undefined;
+  const store: FingerprintStore | null = opts.states ? new MemFpStore() : null;
+  let statesCut = 0;
+  const evIds = new Map<string, number>();
+  const evs: Ev[] = [];
+  const evId = (e: Ev) => {
+    const key = `${e.op}|${e.obj}|${e.acc}|${JSON.stringify(e.also ?? null)}|${JSON.stringify(e.spans ?? null)}`;
+    let id = evIds.get(key);
+    if (id === undefined) {
+      evIds.set(key, (id = evs.length));
+      evs.push(e);
+    }
+    return id;
+  };
 
   while (true) {
     const ex = new Execution(scn, opts);
+    let chains: string[] = store ? ex.tasks.map((t) => new Hasher().str('thread').str(t.name).key()) : [];
     const enabledAt: number[][] = [];
     const taskClock: Clock[] = [];
     let open: DporNode['held'] = [];
@@ -116,8 +145,10 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
         break;
       }
       let node: DporNode;
-      if (depth < replayTo) node = stack[depth];
-      else {
+      if (depth < replayTo) {
+        node = stack[depth];
+        if (store && depth === replayTo - 1) chains = [...node.chains!];
+      } else {
         // a new state: find races of every thread's next step with the steps so far
         const pending = ex.tasks.map((_, i) => ex.pending(i));
         const sleep =
@@ -137,6 +168,23 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
             else for (const q of t.enabled) t.backtrack.add(q);
             break;
           }
+        }
+        if (store) {
+          node.chains = [...chains];
+          const fp = stateFingerprint(ex, chains);
+          const seen = depth >= fixed ? store.get(fp) : undefined;
+          if (seen && seen.sleep.every((q) => node.sleep.has(q))) {
+            // explored before, with no more threads asleep: reuse it, and let the events below it
+            // race with the steps that led here
+            node.summary = new Set(seen.summary);
+            propagate(seen.summary, depth, taskClock);
+            statesCut++;
+            ended = true;
+            break;
+          }
+          node.fp = fp;
+          node.sleep0 = [...node.sleep.keys()];
+          node.summary = new Set();
         }
         const awake = en.filter((p) => !node.sleep.has(p));
         if (depth < fixed) {
@@ -168,7 +216,21 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       c[p] = depth;
       taskClock[p] = c;
       node.clock = c;
-      ex.step(p);
+      if (store && depth >= replayTo - 1) {
+        // what this step reads: the thread's past, the unnamed state, the values its event names
+        const h = new Hasher().str(unnamedHash(ex.run));
+        namedValues(ex.run.k, e, h);
+        const before = ex.run.steps.length;
+        ex.step(p);
+        taskAfter(ex.tasks[p], h);
+        const name = ex.tasks[p].name;
+        // an operation finished in this step: the program keeps only its results, and what this
+        // step read for the next operation
+        if (ex.run.steps.slice(before).some((x) => x.thread === name))
+          chains[p] = new Hasher().str('ops').str(resultsOf(ex, name)).str(h.key()).key();
+        else chains[p] = new Hasher().str(chains[p]).str(h.key()).key();
+        node.summary?.add(p * 1048576 + evId(e));
+      } else ex.step(p);
       steps++;
       lastTask = p;
       deepest = Math.max(deepest, depth + 1);
@@ -186,6 +248,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
     // execution left one extra node, with no choice, at its end)
     stack.length = ex.choices.length + (ended ? 1 : 0);
+    const explored = stack.length;
     let d = stack.length - 1;
     for (; d >= fixed; d--) {
       const n = stack[d];
@@ -200,6 +263,8 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
         break;
       }
     }
+    // the nodes below the next choice are finished: remember their states
+    if (store) for (let k = explored - 1; k > Math.max(d, fixed - 1); k--) finish(stack[k], stack[k - 1]);
     if (d < fixed) return done(true);
     stack.length = d + 1;
     replayTo = d + 1;
@@ -212,8 +277,9 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
    * thread holds, in such a section, a mutex p takes on its way to `e`: the reversal then starts
    * before that section's mutex_lock (and again, if another section was open there).
    */
-  function lift(i: number, p: number, e: Ev, depth: number): number {
+  function lift(i: number, p: number, e: Ev, depth: number, alsoTakes?: (m: string) => boolean): number {
     const takes = (m: string, from: number) => {
+      if (alsoTakes?.(m)) return true;
       if (e.op.startsWith('mutex_lock') && e.obj === m) return true;
       for (let k = from + 1; k < depth; k++) if (stack[k].task === p && stack[k].ev?.op === 'mutex_lock' && stack[k].ev!.obj === m) return true;
       return false;
@@ -232,8 +298,38 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     return t;
   }
 
+  function finish(n: DporNode, parent: DporNode | undefined): void {
+    if (n.fp) store!.set(n.fp, { sleep: n.sleep0!, summary: n.summary! });
+    if (parent?.summary) for (const x of n.summary!) parent.summary.add(x);
+  }
+
+  /**
+   * A state reached again: every event below it, by each thread, races with the steps that led here
+   * as a next step of that thread would. How it would be ordered below is unknown, so every
+   * earlier conflicting step of another thread not already before the thread counts, not only the
+   * last (conservative: more backtracking, never less).
+   */
+  function propagate(summary: Set<number>, depth: number, taskClock: Clock[]): void {
+    for (const x of summary) {
+      const p = Math.floor(x / 1048576), e = evs[x % 1048576];
+      const pc = taskClock[p] ?? [];
+      const takes = (m: string) => {
+        for (const y of summary) if (Math.floor(y / 1048576) === p && evs[y % 1048576].op === 'mutex_lock' && evs[y % 1048576].obj === m) return true;
+        return false;
+      };
+      for (let i = depth - 1; i >= 0; i--) {
+        const s = stack[i];
+        if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
+        if ((pc[s.task] ?? -1) >= i) continue;
+        const t = stack[lift(i, p, e, depth, takes)];
+        if (t.enabled.includes(p)) t.backtrack.add(p);
+        else for (const q of t.enabled) t.backtrack.add(q);
+      }
+    }
+  }
+
   function done(complete: boolean): ExploreResult {
-    return { mode: 'dpor', threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };
+    return { mode: 'dpor', ...(store ? { states: store.size, statesCut } : {}), threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };
   }
 }
 
@@ -266,6 +362,10 @@ export function mergeJobResults(results: ExploreResult[], t0: number): ExploreRe
   const ts = results.filter((r) => r.threadSteps).map((r) => r.threadSteps!);
   const out: ExploreResult = { mode: 'dpor', threadSteps: ts.length ? ts[0].map((_, i) => Math.max(...ts.map((t) => t[i] ?? 0))) : undefined, executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: true, counterexample: null, elapsedMs: 0 };
   for (const r of results) {
+    if (r.states !== undefined) {
+      out.states = (out.states ?? 0) + r.states;
+      out.statesCut = (out.statesCut ?? 0) + (r.statesCut ?? 0);
+    }
     out.executions += r.executions;
     out.sleepBlocked += r.sleepBlocked;
     out.steps += r.steps;
@@ -503,4 +603,16 @@ export function replay(scn: Scenario, schedule: string[], opts: ExecOptions = {}
     if (!ex.failure) ex.end();
   }
   return { ex, diverged };
+}
+
+/** A state: the whole kernel and the run's records, and each thread's fingerprint. */
+function stateFingerprint(ex: Execution, chains: string[]): string {
+  const h = new Hasher().str(kernelHash(ex.run));
+  for (const c of chains) h.str(c);
+  return h.key();
+}
+
+const big = (_: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v);
+function resultsOf(ex: Execution, thread: string): string {
+  return ex.run.steps.filter((x) => x.thread === thread).map((x) => JSON.stringify(x.result, big)).join(';');
 }

@@ -51,6 +51,50 @@ export class PageTable {
     return { pfn: pmd.ptes.pfn[i], write: !!(f & F_WRITE), cache: f & F_WC ? 'WC' : 'UC', va: va - (va % PAGE_SIZE), order: 0 };
   }
 
+  /**
+   * Feed what [lo, hi) holds, slot by slot at every level (none, a leaf and its value, or a table),
+   * to `out`: the explorer's record of what a step naming that span read.
+   */
+  describe(lo: number, hi: number, out: { mix(x: number): unknown; num(x: number): unknown }): void {
+    const leaf = (l: Leaf) => {
+      out.num(l.pfn);
+      out.mix((l.write ? 1 : 0) | (l.cache === 'WC' ? 2 : 0));
+    };
+    for (let pi = pudIdx(lo); pi <= pudIdx(hi - 1); pi++) {
+      const pud = this.puds.get(pi);
+      out.num(pi);
+      if (!pud) {
+        out.mix(0);
+        continue;
+      }
+      if ('huge' in pud) {
+        out.mix(1);
+        leaf(pud.huge);
+        continue;
+      }
+      out.mix(2);
+      const base = pi * PUD_SIZE;
+      const a = Math.max(lo, base), b = Math.min(hi, base + PUD_SIZE);
+      for (const mi of [...pud.pmds.slots.keys()].sort((x, y) => x - y)) {
+        const mbase = base + mi * PMD_SIZE;
+        if (mbase + PMD_SIZE <= a || mbase >= b) continue;
+        const pmd = pud.pmds.slots.get(mi)!;
+        out.num(mi);
+        if ('huge' in pmd) {
+          out.mix(1);
+          leaf(pmd.huge);
+          continue;
+        }
+        out.mix(2);
+        const t = pmd.ptes;
+        for (let i = pteIdx(Math.max(a, mbase)), last = pteIdx(Math.min(b, mbase + PMD_SIZE) - 1); i <= last; i++) {
+          out.mix(t.flags[i]);
+          if (t.flags[i]) out.num(t.pfn[i]);
+        }
+      }
+    }
+  }
+
   pudNone(va: number): boolean {
     return !this.puds.has(pudIdx(va));
   }

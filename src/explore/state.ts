@@ -1,0 +1,198 @@
+// Fingerprints of explorer states, for state caching.
+//
+// A state is the kernel (every object reachable from it) plus, for each thread, what its program
+// remembers. A thread's program is a generator whose locals cannot be read, so a thread is
+// fingerprinted by what determines them: the results of its finished operations, and, for the
+// operation in progress, the sequence of what each of its steps read. What a step reads is (a) the
+// objects and spans its event names (page-table slots, memory bytes, counters), and (b) anything
+// a lock protects, which no event names: the "unnamed" part of the kernel, hashed whole at every
+// step. Kept out of (b), because only named events touch them, are the page tables, memory, lock
+// internals, tasks and reference counts: the things concurrent faults on different pages change,
+// so that one thread's progress does not show in another's fingerprint. Two states with equal
+// fingerprints have equal futures, up to 64-bit hash collisions (as Spin's and TLC's hashing).
+import { Completion, LockBase, Lockdep, Sched, Task, type Ev } from '../kernel/sched/sched.ts';
+import { PageTable } from '../kernel/mm/pgtable.ts';
+import { SparseMemory } from '../kernel/pci/device.ts';
+import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
+import { File } from '../kernel/fs/file.ts';
+import { VfioPciDmaBuf } from '../kernel/vfio/pci/dmabuf.ts';
+import type { ScenarioRun } from '../scenario/runner.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+
+const STRINGS = new Map<string, number>();
+
+/** A 64-bit hash as two 32-bit lanes (FNV-1a style mixing), streamed. */
+export class Hasher {
+  private a = 0x811c9dc5;
+  private b = 0x01000193 ^ 0x5bd1e995;
+  num(n: number): this {
+    // integers and doubles alike: the low and high words of the value
+    const lo = n | 0, hi = Number.isInteger(n) ? Math.floor(n / 4294967296) | 0 : (n * 1e6) | 0;
+    this.mix(lo);
+    return this.mix(hi ^ 0x9e3779b9);
+  }
+  str(s: string): this {
+    // strings repeat (field names, object names): hash each once
+    let v = STRINGS.get(s);
+    if (v === undefined) {
+      v = 0x811c9dc5 ^ s.length;
+      for (let i = 0; i < s.length; i++) v = Math.imul(v ^ s.charCodeAt(i), 0x01000193);
+      if (STRINGS.size < 1 << 16) STRINGS.set(s, v);
+    }
+    return this.mix(v);
+  }
+  bytes(u: ArrayBufferView): this {
+    const n = u.byteLength;
+    this.mix(n);
+    // four bytes a word where the view allows it
+    const words = u.byteOffset % 4 === 0 ? new Int32Array(u.buffer, u.byteOffset, n >> 2) : null;
+    const b = new Uint8Array(u.buffer, u.byteOffset, n);
+    let i = 0;
+    if (words) for (; i < words.length; i++) this.mix(words[i]);
+    for (i *= 4; i < n; i++) this.mix(b[i]);
+    return this;
+  }
+  mix(x: number): this {
+    this.a = Math.imul(this.a ^ x, 0x01000193);
+    this.b = Math.imul(this.b ^ (x + 0x7f4a7c15), 0x5bd1e995);
+    this.b ^= this.b >>> 13;
+    return this;
+  }
+  key(): string {
+    return `${(this.a >>> 0).toString(36)}.${(this.b >>> 0).toString(36)}`;
+  }
+}
+
+/** Objects that belong to the named part of the state (only named events touch them). */
+const NAMED_CLASSES: Function[] = [PageTable, SparseMemory, Task, Sched, Lockdep, LockBase, Completion];
+const namedByCtor = new Map<Function, boolean>();
+function isNamedClass(ctor: Function, o: object): boolean {
+  let v = namedByCtor.get(ctor);
+  if (v === undefined) namedByCtor.set(ctor, (v = NAMED_CLASSES.some((c) => o instanceof c)));
+  return v;
+}
+/** Reference counts, read and written only by named counter events. */
+const NAMED_FIELDS = new Map<Function, Set<string>>([
+  [VfioDevice, new Set(['refcount'])],
+  [File, new Set(['refs'])],
+  [VfioPciDmaBuf, new Set(['kref'])],
+]);
+/** Bookkeeping that is not state: traces, notes, step counters, generators, the violation dedup set. */
+const NEVER = new Set(['trace', 'notes', 'stepNo', 'current', 'gen', 'seen', 'blame', 'recordTrace', 'steps']);
+
+/**
+ * Deep hash of an object graph in a canonical walk order. `unnamedOnly` leaves out the named part
+ * (NAMED_CLASSES, NAMED_FIELDS). Shared and cyclic references hash as the index of their first visit.
+ */
+function walk(h: Hasher, root: unknown, unnamedOnly: boolean): void {
+  const seen = new Map<object, number>();
+  const go = (v: unknown): void => {
+    switch (typeof v) {
+      case 'number': h.mix(1).num(v); return;
+      case 'string': h.mix(2).str(v); return;
+      case 'boolean': h.mix(v ? 3 : 4); return;
+      case 'bigint': h.mix(5).str(v.toString(16)); return;
+      case 'undefined': h.mix(6); return;
+      case 'function': case 'symbol': return;
+    }
+    if (v === null) return void h.mix(7);
+    const o = v as object;
+    const id = seen.get(o);
+    if (id !== undefined) return void h.mix(8).num(id);
+    seen.set(o, seen.size);
+    if (ArrayBuffer.isView(o)) return void h.mix(9).bytes(o);
+    if (Array.isArray(o)) {
+      h.mix(10).num(o.length);
+      for (const x of o) go(x);
+      return;
+    }
+    if (o instanceof Map) {
+      h.mix(11).num(o.size);
+      for (const [k, x] of o) {
+        go(k);
+        go(x);
+      }
+      return;
+    }
+    if (o instanceof Set) {
+      h.mix(12).num(o.size);
+      for (const x of o) go(x);
+      return;
+    }
+    if (Object.prototype.toString.call(o) === '[object Generator]') return;
+    const ctor = (o as { constructor?: Function }).constructor;
+    if (unnamedOnly && ctor && isNamedClass(ctor, o)) return void h.mix(13);
+    const skip = unnamedOnly && ctor ? NAMED_FIELDS.get(ctor) : undefined;
+    h.mix(14).str(ctor?.name ?? '');
+    for (const key of Object.keys(o)) {
+      if (NEVER.has(key) || skip?.has(key)) continue;
+      h.str(key);
+      go((o as Record<string, unknown>)[key]);
+    }
+  };
+  go(root);
+}
+
+/** Everything the scenario's programs read without naming it: the unnamed kernel and the run's bindings. */
+export function unnamedHash(run: ScenarioRun): string {
+  const h = new Hasher();
+  walk(h, [run.k, run.bindings], true);
+  return h.key();
+}
+
+/** The whole state but the threads' programs: kernel, named part included, and the run's records. */
+export function kernelHash(run: ScenarioRun): string {
+  const h = new Hasher();
+  walk(h, [run.k, run.bindings, run.events, run.k.violations], false);
+  return h.key();
+}
+
+/** The values a step's event names in the named part: page-table slots, memory bytes, counters. */
+export function namedValues(k: Kernel, e: Ev, h: Hasher): void {
+  h.str(e.op).str(e.obj).str(e.acc);
+  if (e.spans)
+    for (const s of e.spans) {
+      h.str(s.space).num(s.lo).num(s.hi).num(s.level ?? -1);
+      if (s.space === 'pmem') {
+        for (let a = s.lo; a < s.hi; a++) {
+          const pg = k.pci.mem.pages.get(Math.floor(a / 4096));
+          h.mix(pg ? pg[a % 4096] : 0);
+        }
+      } else if (s.space.endsWith('.pt')) {
+        const mm = k.procs.find((p) => p.mm.ptKey === s.space)?.mm;
+        if (mm) mm.pt.describe(s.lo, s.hi, h);
+      }
+    }
+  for (const o of e.also ? [{ obj: e.obj, acc: e.acc }, ...e.also] : [{ obj: e.obj, acc: e.acc }]) counterValue(k, o.obj, o.acc, h);
+}
+
+function counterValue(k: Kernel, key: string, acc: string, h: Hasher): void {
+  if (key.endsWith('.registration')) {
+    const d = k.vfio.get(key.slice(0, -'.registration'.length))?.vfio;
+    // a read-announced registration operation cannot see the count reach zero: its outcome is fixed
+    if (d) h.mix(acc === 'r' ? 1 : 2).num(acc === 'r' ? 0 : d.refcount).mix(d.unregistering ? 1 : 0).mix(d.freed ? 1 : 0);
+  } else if (key.endsWith('.kref')) {
+    for (const b of k.dmabufs) if (b.priv instanceof VfioPciDmaBuf && b.priv.krefKey === key) h.num(b.priv.kref);
+  } else if (/^file\d+$/.test(key)) {
+    const f = fileByKey(k, key);
+    if (f) h.num(f.refs);
+  }
+}
+
+function fileByKey(k: Kernel, key: string): File | undefined {
+  for (const p of k.procs) {
+    for (const [, e] of p.files.fds) if (e.file.key === key) return e.file;
+    for (const v of p.mm.vmas) if (v.vm_file?.key === key) return v.vm_file;
+  }
+  for (const b of k.dmabufs) {
+    if (b.file.key === key) return b.file;
+    if (b.priv instanceof VfioPciDmaBuf && b.priv.vfile?.key === key) return b.priv.vfile;
+  }
+  return undefined;
+}
+
+/** What a task itself shows after a step: blocked or not, the locks it holds. */
+export function taskAfter(t: Task, h: Hasher): void {
+  h.mix(t.blocked ? 1 : 0).mix(t.done ? 1 : 0);
+  for (const l of t.held) h.str(l.lock.name).str(l.mode);
+}
