@@ -163,9 +163,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
             const s = stack[i];
             if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
             if ((pc[s.task] ?? -1) >= i) continue; // i happens before p's next step
-            const t = stack[lift(i, p, e, depth)];
-            if (t.enabled.includes(p)) t.backtrack.add(p);
-            else for (const q of t.enabled) t.backtrack.add(q);
+            addBacktrack(stack[lift(i, p, e, depth)], p);
             break;
           }
         }
@@ -298,6 +296,12 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     return t;
   }
 
+  /** Explore p at node t; if p cannot run there, every thread that can (Flanagan and Godefroid). */
+  function addBacktrack(t: DporNode, p: number): void {
+    if (t.enabled.includes(p)) t.backtrack.add(p);
+    else for (const q of t.enabled) t.backtrack.add(q);
+  }
+
   function finish(n: DporNode, parent: DporNode | undefined): void {
     if (n.fp) store!.set(n.fp, { sleep: n.sleep0!, summary: n.summary! });
     if (parent?.summary) for (const x of n.summary!) parent.summary.add(x);
@@ -310,20 +314,24 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
    * last (conservative: more backtracking, never less).
    */
   function propagate(summary: Set<number>, depth: number, taskClock: Clock[]): void {
+    // the mutexes each thread takes below the state
+    const locked = new Map<number, Set<string>>();
+    for (const x of summary) {
+      const p = Math.floor(x / 1048576), e = evs[x % 1048576];
+      if (e.op !== 'mutex_lock') continue;
+      let m = locked.get(p);
+      if (!m) locked.set(p, (m = new Set()));
+      m.add(e.obj);
+    }
     for (const x of summary) {
       const p = Math.floor(x / 1048576), e = evs[x % 1048576];
       const pc = taskClock[p] ?? [];
-      const takes = (m: string) => {
-        for (const y of summary) if (Math.floor(y / 1048576) === p && evs[y % 1048576].op === 'mutex_lock' && evs[y % 1048576].obj === m) return true;
-        return false;
-      };
+      const mine = locked.get(p);
       for (let i = depth - 1; i >= 0; i--) {
         const s = stack[i];
         if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
         if ((pc[s.task] ?? -1) >= i) continue;
-        const t = stack[lift(i, p, e, depth, takes)];
-        if (t.enabled.includes(p)) t.backtrack.add(p);
-        else for (const q of t.enabled) t.backtrack.add(q);
+        addBacktrack(stack[lift(i, p, e, depth, (m) => !!mine?.has(m))], p);
       }
     }
   }
