@@ -79,20 +79,22 @@ function compare(threads: Op[][], mutant: string | null): boolean {
   const naive = new Set<string>();
   const n = exploreDfs(scn, { mutant, all: true, maxExecutions: NAIVE_CAP, onExecution: (ex) => naive.add(finalFingerprint(ex)) });
   if (!n.complete) return false; // too big for naive enumeration: not a case
-  for (const states of [false, true]) {
+  for (const [states, atomic] of [[false, false], [true, false], [false, true], [true, true]]) {
     const reduced = new Set<string>();
-    const d = exploreDpor(scn, { mutant, all: true, states, onExecution: (ex) => reduced.add(finalFingerprint(ex)) });
+    // a search started again (atomic blocks) counts from its last start only
+    const d = exploreDpor(scn, { mutant, all: true, states, atomic, onRestart: () => reduced.clear(), onExecution: (ex) => reduced.add(finalFingerprint(ex)) });
     assert.ok(d.complete, 'DPOR finished');
     const missing = [...naive].filter((f) => !reduced.has(f));
     const extra = [...reduced].filter((f) => !naive.has(f));
-    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR${states ? ' with state caching' : ''} and naive differ on\n${yamlOf(threads)}`);
-    assert.ok(d.executions <= n.executions);
+    const how = [states && 'state caching', atomic && 'atomic blocks'].filter(Boolean).join(' and ');
+    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR${how ? ` with ${how}` : ''} and naive differ on\n${yamlOf(threads)}`);
+    if (!atomic) assert.ok(d.executions <= n.executions);
   }
   return true;
 }
 
 for (const mutant of [null, 'no-zap', 'M1']) {
-  test(`DPOR, with and without state caching, reaches exactly the end states and violations naive enumeration reaches (${mutant ?? 'faithful model'})`, () => {
+  test(`DPOR, with and without state caching and atomic blocks, reaches exactly the end states and violations naive enumeration reaches (${mutant ?? 'faithful model'})`, () => {
     let cases = 0;
     fc.assert(
       fc.property(caseArb, (threads) => {
@@ -110,8 +112,8 @@ for (const mutant of [null, 'no-zap', 'M1']) {
 // states of the plain one (which orders every pair of sections, and is itself checked against naive
 // enumeration above). A section declared read-only that writes, or that reads without naming it,
 // makes this fail (checked by hand: fault-vs-revoke and revoke-twice then differ).
-test('lock-aware DPOR, and lock-aware DPOR with state caching, reach exactly the end states plain DPOR reaches, on every bundled race', () => {
-  let compared = 0, fewer = 0, cut = 0;
+test('lock-aware DPOR, with state caching, with atomic blocks, reaches exactly the end states plain DPOR reaches, on every bundled race', () => {
+  let compared = 0, fewer = 0, cut = 0, atomicFewer = 0;
   for (const f of readdirSync('scenarios/races').filter((x) => x.endsWith('.yaml')).sort()) {
     const scn = loadScenarioFile(`scenarios/races/${f}`);
     const kernel = scn.kernels.includes('series-v4') ? 'series-v4' : scn.kernels[0];
@@ -129,6 +131,14 @@ test('lock-aware DPOR, and lock-aware DPOR with state caching, reach exactly the
       assert.ok(c.complete, f);
       assert.deepEqual([...cached].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR with state caching reaches different end states`);
       cut += c.statesCut ?? 0;
+      // atomic blocks, with and without state caching: the same end states again
+      for (const states of [false, true]) {
+        const blocks = new Set<string>();
+        const a = exploreDpor(scn, { kernel, mutant, all: true, states, atomic: true, onRestart: () => blocks.clear(), onExecution: (ex) => blocks.add(finalFingerprint(ex)) });
+        assert.ok(a.complete, f);
+        assert.deepEqual([...blocks].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR with atomic blocks${states ? ' and state caching' : ''} reaches different end states`);
+        if (a.executions < l.executions) atomicFewer++;
+      }
       compared++;
       if (l.executions < p.executions) fewer++;
     }
@@ -136,4 +146,5 @@ test('lock-aware DPOR, and lock-aware DPOR with state caching, reach exactly the
   assert.ok(compared >= 30, `only ${compared} run(s) compared`);
   assert.ok(fewer >= 3, 'the lock-aware relation saved executions somewhere');
   assert.ok(cut > 0, 'state caching cut some execution');
+  assert.ok(atomicFewer >= 3, 'atomic blocks saved executions somewhere');
 });

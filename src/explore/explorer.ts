@@ -6,11 +6,12 @@
 //             counterexample with the fewest preemptions.
 //  - naive:   every interleaving, no reduction (to measure what DPOR saves).
 //  - pct:     randomized priority scheduling with d-1 change points (Burckhardt et al., ASPLOS 2010).
-import { dependent, type Ev } from '../kernel/sched/sched.ts';
+import { dependent, ev, type Acc, type Ev, type Span } from '../kernel/sched/sched.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { Execution, type ExecOptions, type Failure } from './execution.ts';
 import { MemFpStore, type FingerprintStore } from './fpstore.ts';
-import { Hasher, kernelHash, namedValues, taskAfter, unnamedHash } from './state.ts';
+import { AccessLog, extend } from './movers.ts';
+import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, type ThreadFp } from './state.ts';
 
 export interface ExploreOptions extends ExecOptions {
   /** stop after this many executions (the result says it was cut short) */
@@ -30,6 +31,13 @@ export interface ExploreOptions extends ExecOptions {
   states?: boolean;
   /** run every execution to its end and go on after failures (the first is reported); `complete` then says the space was exhausted */
   all?: boolean;
+  /**
+   * exhaustive DPOR: run each thread's atomic blocks (lock acquisitions, one step that may race,
+   * releases, and steps that commute with everything) without scheduling inside them (movers.ts)
+   */
+  atomic?: boolean;
+  /** atomic blocks: called when the search starts again (what onExecution saw before is void) */
+  onRestart?: () => void;
 }
 
 /**
@@ -58,6 +66,8 @@ export interface ExploreResult {
   mode: string;
   /** state caching: distinct states stored, and executions cut at a state explored before */
   states?: number;
+  /** atomic blocks: searches started again because an access contradicted a reduction */
+  restarts?: number;
   statesCut?: number;
   /** the most steps each thread took in any execution (for the naive-count estimate) */
   threadSteps?: number[];
@@ -98,13 +108,40 @@ interface DporNode {
   /** read-only mutex sections open before this step: [holder, mutex, index of its mutex_lock] */
   held: Array<[number, string, number]>;
   /** state caching: the threads' fingerprints before this step, the state's fingerprint, its sleep set when first reached, the events below it */
-  chains?: string[];
+  threads?: ThreadFp[];
   fp?: string;
   sleep0?: number[];
   summary?: Set<number>;
+  /** atomic blocks: the node where the block this step continues began (no other choice here) */
+  forcedFrom?: number;
+  /** atomic blocks: the block open after this node's step */
+  blkAfter?: Block | null;
+}
+
+/** An atomic block in progress: its thread, its phase (before or after its commit step), its first node. */
+interface Block {
+  task: number;
+  phase: 0 | 1;
+  start: number;
 }
 
 export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
+  if (!opts.atomic || opts.job) return exploreOnce(scn, opts, null);
+  // the reductions rely on what the log has seen; a contradiction starts the search again
+  const log = (opts as { accessLog?: AccessLog }).accessLog ?? new AccessLog();
+  const t0 = Date.now();
+  let spent = 0;
+  for (;;) {
+    const left = { maxMs: opts.maxMs === undefined ? undefined : Math.max(0, opts.maxMs - (Date.now() - t0)), maxExecutions: opts.maxExecutions === undefined ? undefined : Math.max(0, opts.maxExecutions - spent) };
+    const r = exploreOnce(scn, { ...opts, ...left }, log);
+    if (!log.invalid) return { ...r, restarts: log.restarts, elapsedMs: Date.now() - t0 };
+    spent += r.executions;
+    log.restart();
+    opts.onRestart?.();
+  }
+}
+
+function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, log: AccessLog | null): ExploreResult {
   const t0 = Date.now();
   const fixed = opts.job?.prefix.length ?? 0;
   const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
@@ -129,12 +166,16 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
 
   while (true) {
     const ex = new Execution(scn, opts);
-    let chains: string[] = store ? ex.tasks.map((t) => new Hasher().str('thread').str(t.name).key()) : [];
+    let threads: ThreadFp[] = store ? ex.tasks.map((t) => ({ cur: new Hasher().str('thread').str(t.name).key(), frames: [] })) : [];
+    // the step being fingerprinted: its thread, and what it read
+    let active: { ts: ThreadFp; obs: string } | null = null;
+    if (store) ex.run.k.sched.graph = callCollapse(() => active);
     const enabledAt: number[][] = [];
     const taskClock: Clock[] = [];
     let open: DporNode['held'] = [];
     let lastTask = -1;
     let ended = false;
+    let blk: Block | null = null;
 
     for (let depth = 0; ; depth++) {
       if (ex.failure && !opts.all) break;
@@ -147,7 +188,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       let node: DporNode;
       if (depth < replayTo) {
         node = stack[depth];
-        if (store && depth === replayTo - 1) chains = [...node.chains!];
+        if (store && depth === replayTo - 1) threads = node.threads!.map(cloneThread);
       } else {
         // a new state: find races of every thread's next step with the steps so far
         const pending = ex.tasks.map((_, i) => ex.pending(i));
@@ -155,6 +196,11 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
           depth === fixed && opts.job ? new Map(opts.job.sleep.map((q) => [q, pending[q]!] as [number, Ev])) : depth === 0 ? new Map<number, Ev>() : childSleep(stack[depth - 1]);
         node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [], held: [] };
         stack[depth] = node;
+        if (log) {
+          for (const p of en) log.record(p, ex.tasks[p], pending[p]!);
+          // inside an atomic block: its thread goes on, nothing else is scheduled here
+          if (blk && en.includes(blk.task) && extend(blk.phase, log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!)) !== null) node.forcedFrom = blk.start;
+        }
         for (let p = 0; p < pending.length; p++) {
           const e = pending[p];
           if (!e || (!e.obj && !e.also && !e.spans)) continue;
@@ -167,9 +213,13 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
             break;
           }
         }
-        if (store) {
-          node.chains = [...chains];
-          const fp = stateFingerprint(ex, chains);
+        if (store && node.forcedFrom !== undefined) {
+          // no state inside a block: only the events below it, for the block's first node
+          node.threads = threads.map(cloneThread);
+          node.summary = new Set();
+        } else if (store) {
+          node.threads = threads.map(cloneThread);
+          const fp = stateFingerprint(ex, threads);
           const seen = depth >= fixed ? store.get(fp) : undefined;
           if (seen && seen.sleep.every((q) => node.sleep.has(q))) {
             // explored before, with no more threads asleep: reuse it, and let the events below it
@@ -185,7 +235,10 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
           node.summary = new Set();
         }
         const awake = en.filter((p) => !node.sleep.has(p));
-        if (depth < fixed) {
+        if (node.forcedFrom !== undefined) {
+          node.chosen = blk!.task;
+          node.done = new Set(en.filter((q) => q !== blk!.task));
+        } else if (depth < fixed) {
           // inside the job's prefix: the choice is given and never revisited
           node.chosen = opts.job!.prefix[depth];
           node.done = new Set(en);
@@ -214,19 +267,33 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       c[p] = depth;
       taskClock[p] = c;
       node.clock = c;
+      if (log) {
+        // the block open after this step: replayed as it was, or from how this step moves
+        if (depth < replayTo - 1) blk = node.blkAfter ?? null;
+        else {
+          const mv = log.kind(p, ex.tasks[p], e);
+          blk = node.forcedFrom !== undefined ? { task: p, phase: extend(blk!.phase, mv) ?? 1, start: node.forcedFrom } : { task: p, phase: extend(0, mv) ?? 1, start: depth };
+          node.blkAfter = blk;
+        }
+      }
       if (store && depth >= replayTo - 1) {
-        // what this step reads: the thread's past, the unnamed state, the values its event names
-        const h = new Hasher().str(unnamedHash(ex.run));
-        namedValues(ex.run.k, e, h);
+        // what this step reads: the values its event names, and what a lock it takes protects
+        const h = new Hasher();
+        observe(ex.run, e, h);
+        const ts = threads[p], obs = h.key();
+        ts.cur = new Hasher().str(ts.cur).str(obs).key();
         const before = ex.run.steps.length;
+        active = { ts, obs };
         ex.step(p);
-        taskAfter(ex.tasks[p], h);
+        active = null;
+        const after = new Hasher();
+        taskAfter(ex.tasks[p], after);
         const name = ex.tasks[p].name;
         // an operation finished in this step: the program keeps only its results, and what this
         // step read for the next operation
         if (ex.run.steps.slice(before).some((x) => x.thread === name))
-          chains[p] = new Hasher().str('ops').str(resultsOf(ex, name)).str(h.key()).key();
-        else chains[p] = new Hasher().str(chains[p]).str(h.key()).key();
+          ts.cur = new Hasher().str('ops').str(resultsOf(ex, name)).str(obs).str(after.key()).key();
+        else ts.cur = new Hasher().str(ts.cur).str(after.key()).key();
         node.summary?.add(p * 1048576 + evId(e));
       } else ex.step(p);
       steps++;
@@ -242,6 +309,7 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       if (!opts.all) break;
     }
     if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
+    if (log?.invalid) return done(false);
     if (executions >= maxExec || (opts.maxMs !== undefined && Date.now() - t0 >= opts.maxMs)) return done(false);
     // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
     // execution left one extra node, with no choice, at its end)
@@ -252,7 +320,8 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
       const n = stack[d];
       if (n.chosen >= 0) {
         n.done.add(n.chosen);
-        if (n.ev) n.sleep.set(n.chosen, n.ev);
+        // asleep, a thread stands for its whole next block: everything the block touched
+        if (n.ev) n.sleep.set(n.chosen, log ? blockEv(d) : n.ev);
       }
       const next = [...n.backtrack].filter((q) => !n.done.has(q) && !n.sleep.has(q)).sort((a, b) => a - b)[0];
       if (next !== undefined) {
@@ -296,8 +365,27 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     return t;
   }
 
-  /** Explore p at node t; if p cannot run there, every thread that can (Flanagan and Godefroid). */
+  /** The steps of the block that begins at node d, as one event (the union of what they touch). */
+  function blockEv(d: number): Ev {
+    const first = stack[d].ev!;
+    const also: Array<{ obj: string; acc: Acc }> = [...(first.also ?? [])];
+    const spans: Span[] = [...(first.spans ?? [])];
+    for (let k = d + 1; k < stack.length && stack[k].forcedFrom === d && stack[k].ev; k++) {
+      const e = stack[k].ev!;
+      if (e.obj) also.push({ obj: e.obj, acc: e.acc });
+      if (e.also) also.push(...e.also);
+      if (e.spans) spans.push(...e.spans);
+    }
+    return ev(first.op, first.obj, first.acc, also, spans);
+  }
+
+  /**
+   * Explore p at node t; if p cannot run there, every thread that can (Flanagan and Godefroid).
+   * Inside an atomic block, at the block's first node: reordering p with a step of the block is
+   * reordering it with the whole block.
+   */
   function addBacktrack(t: DporNode, p: number): void {
+    if (t.forcedFrom !== undefined) t = stack[t.forcedFrom];
     if (t.enabled.includes(p)) t.backtrack.add(p);
     else for (const q of t.enabled) t.backtrack.add(q);
   }
@@ -614,9 +702,12 @@ export function replay(scn: Scenario, schedule: string[], opts: ExecOptions = {}
 }
 
 /** A state: the whole kernel and the run's records, and each thread's fingerprint. */
-function stateFingerprint(ex: Execution, chains: string[]): string {
+function stateFingerprint(ex: Execution, threads: ThreadFp[]): string {
   const h = new Hasher().str(kernelHash(ex.run));
-  for (const c of chains) h.str(c);
+  for (const t of threads) {
+    h.str(t.cur).num(t.frames.length);
+    for (const f of t.frames) h.str(f.base);
+  }
   return h.key();
 }
 

@@ -10,14 +10,19 @@
 // internals, tasks and reference counts: the things concurrent faults on different pages change,
 // so that one thread's progress does not show in another's fingerprint. Two states with equal
 // fingerprints have equal futures, up to 64-bit hash collisions (as Spin's and TLC's hashing).
-import { Completion, LockBase, Lockdep, Sched, Task, type Ev } from '../kernel/sched/sched.ts';
+import { Completion, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
 import { PageTable } from '../kernel/mm/pgtable.ts';
 import { SparseMemory } from '../kernel/pci/device.ts';
 import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
+import { VfioPciCoreDevice } from '../kernel/vfio/pci/core.ts';
+import { PciBus } from '../kernel/pci/device.ts';
+import { DmaBuf } from '../kernel/dma-buf/dma-buf.ts';
+import { MmStruct, Vma } from '../kernel/mm/vma.ts';
+import { Process } from '../kernel/process.ts';
+import { Kernel } from '../kernel/kernel.ts';
 import { File } from '../kernel/fs/file.ts';
 import { VfioPciDmaBuf } from '../kernel/vfio/pci/dmabuf.ts';
 import type { ScenarioRun } from '../scenario/runner.ts';
-import type { Kernel } from '../kernel/kernel.ts';
 
 const STRINGS = new Map<string, number>();
 
@@ -84,7 +89,7 @@ const NEVER = new Set(['trace', 'notes', 'stepNo', 'current', 'gen', 'seen', 'bl
  * Deep hash of an object graph in a canonical walk order. `unnamedOnly` leaves out the named part
  * (NAMED_CLASSES, NAMED_FIELDS). Shared and cyclic references hash as the index of their first visit.
  */
-function walk(h: Hasher, root: unknown, unnamedOnly: boolean): void {
+function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object) => boolean): void {
   const seen = new Map<object, number>();
   const go = (v: unknown): void => {
     switch (typeof v) {
@@ -122,6 +127,13 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean): void {
     if (Object.prototype.toString.call(o) === '[object Generator]') return;
     const ctor = (o as { constructor?: Function }).constructor;
     if (unnamedOnly && ctor && isNamedClass(ctor, o)) return void h.mix(13);
+    if (stop?.(o)) return void h.mix(15).str(ctor?.name ?? '').str(identity(o));
+    // lockdep's graph: which class was taken inside which, not who first did it, nor in what order
+    if (o instanceof Lockdep) {
+      h.mix(16).num(o.inversions.length);
+      for (const e of [...o.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
+      return;
+    }
     const skip = unnamedOnly && ctor ? NAMED_FIELDS.get(ctor) : undefined;
     h.mix(14).str(ctor?.name ?? '');
     for (const key of Object.keys(o)) {
@@ -166,17 +178,25 @@ export function namedValues(k: Kernel, e: Ev, h: Hasher): void {
   for (const o of e.also ? [{ obj: e.obj, acc: e.acc }, ...e.also] : [{ obj: e.obj, acc: e.acc }]) counterValue(k, o.obj, o.acc, h);
 }
 
-function counterValue(k: Kernel, key: string, acc: string, h: Hasher): void {
-  if (key.endsWith('.registration')) {
-    const d = k.vfio.get(key.slice(0, -'.registration'.length))?.vfio;
+function counterValue(k: Kernel, key: string, acc: string, h: Hasher): boolean {
+  if (key.endsWith('.registration') || key.endsWith('.unregister')) {
+    const d = k.vfio.get(key.slice(0, key.lastIndexOf('.')))?.vfio;
     // a read-announced registration operation cannot see the count reach zero: its outcome is fixed
     if (d) h.mix(acc === 'r' ? 1 : 2).num(acc === 'r' ? 0 : d.refcount).mix(d.unregistering ? 1 : 0).mix(d.freed ? 1 : 0);
-  } else if (key.endsWith('.kref')) {
-    for (const b of k.dmabufs) if (b.priv instanceof VfioPciDmaBuf && b.priv.krefKey === key) h.num(b.priv.kref);
+    return !!d;
+  } else if (key.endsWith('.kref') || key.endsWith('.comp')) {
+    for (const b of k.dmabufs)
+      if (b.priv instanceof VfioPciDmaBuf && (b.priv.krefKey === key || `dmabuf${b.id}.comp` === key)) {
+        h.num(b.priv.kref);
+        return true;
+      }
+    return false;
   } else if (/^file\d+$/.test(key)) {
     const f = fileByKey(k, key);
     if (f) h.num(f.refs);
+    return !!f;
   }
+  return false;
 }
 
 function fileByKey(k: Kernel, key: string): File | undefined {
@@ -191,8 +211,162 @@ function fileByKey(k: Kernel, key: string): File | undefined {
   return undefined;
 }
 
+/** How an object a region walk stops at is named in the hash: by its key, id or name. */
+function identity(o: object): string {
+  const x = o as { key?: unknown; id?: unknown; name?: unknown };
+  for (const v of [x.key, x.id, x.name]) if (typeof v === 'string' || typeof v === 'number') return String(v);
+  return '';
+}
+
+/**
+ * What a thread reads in one step, hashed into `h`: the values its event names (page-table slots,
+ * memory bytes, config bytes, counters, a buffer's private state, a VMA list, an fd table), and for
+ * a lock acquisition what the lock protects, which the thread may read, without naming it, for as
+ * long as it holds the lock (no other thread can change it meanwhile). Anything named that this
+ * table does not know, and any lock it has no region for, reads the whole unnamed kernel:
+ * conservative, it only keeps states apart.
+ */
+export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
+  const k = run.k;
+  h.str(e.op).str(e.obj).str(e.acc);
+  let whole = false;
+  if (e.spans)
+    for (const s of e.spans) {
+      h.str(s.space).num(s.lo).num(s.hi).num(s.level ?? -1);
+      if (s.space === 'pmem') {
+        for (let a = s.lo; a < s.hi; a++) {
+          const pg = k.pci.mem.pages.get(Math.floor(a / 4096));
+          h.mix(pg ? pg[a % 4096] : 0);
+        }
+      } else if (s.space.endsWith('.pt')) {
+        const mm = k.procs.find((p) => p.mm.ptKey === s.space)?.mm;
+        if (mm) mm.pt.describe(s.lo, s.hi, h);
+      } else if (s.space.endsWith('.vconfig')) {
+        const v = k.vfio.get(s.space.slice(0, -'.vconfig'.length));
+        if (v) h.bytes(v.vconfig.subarray(s.lo, s.hi));
+        else whole = true;
+      } else if (s.space.endsWith('.cfg')) {
+        const d = k.pci.devs.find((x) => x.name === s.space.slice(0, -'.cfg'.length));
+        if (d) h.bytes(d.cfg.subarray(s.lo, s.hi));
+        else whole = true;
+      } else whole = true;
+    }
+  const objs = e.also ? [{ obj: e.obj, acc: e.acc }, ...e.also] : e.obj ? [{ obj: e.obj, acc: e.acc }] : [];
+  for (const o of objs) if (!objectValue(k, e.op, o.obj, o.acc, h)) whole = true;
+  // scenario-level reads: names bound by earlier operations (`as:`)
+  walk(h, run.bindings, false);
+  if (whole) h.str(unnamedHash(run));
+}
+
+const ACQUIRE = new Set(['down_read', 'down_write', 'down_read_trylock', 'down_write_trylock', 'mutex_lock', 'down_read:woken', 'down_write:woken', 'mutex_lock:woken']);
+const RELEASE = new Set(['up_read', 'up_write', 'mutex_unlock']);
+const WAIT = new Set(['wait_for_completion', 'wait_for_completion:woken']);
+/** Owners of state a region does not include: met inside a region, they hash by identity. */
+const OWNERS: Function[] = [Kernel, PciBus, Process, MmStruct, Vma, File, VfioDevice, DmaBuf, VfioPciCoreDevice, VfioPciDmaBuf];
+const ownerStop = (root: object) => (o: object) => o !== root && OWNERS.some((c) => o instanceof c);
+
+/** Hash the value of named object `key` as step `op` sees it; false when the table does not know it. */
+function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher): boolean {
+  h.str(key);
+  if (RELEASE.has(op) || WAIT.has(op)) return true; // a release reads nothing; a wait shows as blocked or not (taskAfter)
+  if (ACQUIRE.has(op)) return lockRegion(k, key, h);
+  if (counterValue(k, key, acc, h)) return true;
+  if (key.endsWith('.decode')) {
+    const d = k.pci.devs.find((x) => x.decodeKey === key);
+    if (!d) return false;
+    h.bytes(d.cfg).num(d.power).mix(d.inReset ? 1 : 0);
+    return true;
+  }
+  if (key.endsWith('.priv')) {
+    const priv = privByKey(k, key);
+    if (!priv) return false;
+    walk(h, priv, true, ownerStop(priv));
+    return true;
+  }
+  if (key.endsWith('.vmas')) {
+    const mm = k.procs.find((p) => p.mm.vmasKey === key)?.mm;
+    if (!mm) return false;
+    walk(h, mm.vmas, true, ownerStop(mm.vmas));
+    return true;
+  }
+  if (key.endsWith('.files')) {
+    const p = k.procs.find((x) => x.files.key === key);
+    if (!p) return false;
+    walk(h, p.files, true, ownerStop(p.files));
+    return true;
+  }
+  return false;
+}
+
+/**
+ * What a lock protects, for a thread that has just taken it: memory_lock the device's state (its
+ * virtual and hardware config, power, the buffers on its list); a buffer's resv its private state;
+ * mmap_lock and a VMA lock the VMA list. Other locks: unknown (false).
+ */
+function lockRegion(k: Kernel, lock: string, h: Hasher): boolean {
+  if (lock.endsWith('.memory_lock')) {
+    const v = k.vfio.get(lock.slice(0, -'.memory_lock'.length));
+    if (!v) return false;
+    walk(h, [v, v.pdev], true, ownerStop(v));
+    return true;
+  }
+  if (lock.endsWith('.resv')) {
+    for (const b of k.dmabufs)
+      if (b.resv.name === lock) {
+        walk(h, b, true, ownerStop(b));
+        return true;
+      }
+    return false;
+  }
+  const m = /^(mm\d+)\.(mmap_lock|vma\d+\.vm_lock)$/.exec(lock);
+  if (m) return objectValue(k, 'read', `${m[1]}.vmas`, 'r', h);
+  return false;
+}
+
+function privByKey(k: Kernel, key: string): VfioPciDmaBuf | undefined {
+  for (const b of k.dmabufs) if (b.priv instanceof VfioPciDmaBuf && b.priv.key === key) return b.priv;
+  return undefined;
+}
+
 /** What a task itself shows after a step: blocked or not, the locks it holds. */
 export function taskAfter(t: Task, h: Hasher): void {
   h.mix(t.blocked ? 1 : 0).mix(t.done ? 1 : 0);
   for (const l of t.held) h.str(l.lock.name).str(l.mode);
+}
+
+/**
+ * A thread's fingerprint: `cur` stands for what it has read in the operation in progress; `frames`
+ * for the calls it is inside (marked with `traced`), each with the fingerprint it had on entry.
+ */
+export interface ThreadFp {
+  cur: string;
+  frames: Array<{ base: string; held: string[] }>;
+}
+export const cloneThread = (t: ThreadFp): ThreadFp => ({ cur: t.cur, frames: t.frames.map((f) => ({ ...f })) });
+
+const heldNames = (t: Task) => t.held.map((x) => `${x.lock.name}/${x.mode}`);
+
+/**
+ * Function-graph hooks for state caching: when a marked call returns, its caller's fingerprint
+ * becomes its fingerprint at the call plus the return value, the call's arguments as they are now,
+ * and what the current step read; what the callee read in between is forgotten, as its locals are.
+ * Not when the callee returns holding a lock it took: what it read under that lock stays relevant.
+ */
+export function callCollapse(active: () => { ts: ThreadFp; obs: string } | null): FuncGraph {
+  return {
+    entry(t) {
+      const a = active();
+      if (a) a.ts.frames.push({ base: a.ts.cur, held: heldNames(t) });
+    },
+    ret(t, fn, value, args) {
+      const a = active();
+      const f = a?.ts.frames.pop();
+      if (!a || !f) return;
+      const entry = new Set(f.held);
+      const keep = heldNames(t).some((x) => !entry.has(x));
+      const h = new Hasher().str(keep ? a.ts.cur : f.base).str('ret').str(fn).str(a.obs);
+      walk(h, [value, args], false, (o) => OWNERS.some((c) => o instanceof c));
+      a.ts.cur = h.key();
+    },
+  };
 }

@@ -1,6 +1,6 @@
 // mm/memory.c: user accesses, fault dispatch by order, and unmap_mapping_range.
 import type { Kernel } from '../kernel.ts';
-import { announceTarget, ev, type Ev, type KGen, type Span } from '../sched/sched.ts';
+import { announceTarget, ev, traced, type Ev, type KGen, type Span } from '../sched/sched.ts';
 import type { AddressSpace, UserBuf } from '../fs/file.ts';
 import { E } from '../../uapi/errno.ts';
 import {
@@ -83,7 +83,7 @@ export function* do_user_addr_fault(k: Kernel, mm: MmStruct, va: number, write: 
         return { signal: 'SIGSEGV', code: 'SEGV_ACCERR', addr: va };
       }
       const vmf: VmFaultCtx = { vma, address: va, write, vmaLock: true };
-      const r = yield* handle_mm_fault(k, vmf);
+      const r = yield* traced(k.sched, 'handle_mm_fault', [vmf], handle_mm_fault(k, vmf));
       if (!(r & VM_FAULT_RETRY)) {
         yield* vma.vm_lock.up_read();
         return r & VM_FAULT_SIGBUS ? { signal: 'SIGBUS', code: 'BUS_ADRERR', addr: va } : 'retry';
@@ -97,7 +97,8 @@ export function* do_user_addr_fault(k: Kernel, mm: MmStruct, va: number, write: 
   if (!vma) res = { signal: 'SIGSEGV', code: 'SEGV_MAPERR', addr: va };
   else if (!accessOk(vma, write)) res = { signal: 'SIGSEGV', code: 'SEGV_ACCERR', addr: va };
   else {
-    const r = yield* handle_mm_fault(k, { vma, address: va, write, vmaLock: false });
+    const vmf: VmFaultCtx = { vma, address: va, write, vmaLock: false };
+    const r = yield* traced(k.sched, 'handle_mm_fault', [vmf], handle_mm_fault(k, vmf));
     res = r & VM_FAULT_SIGBUS ? { signal: 'SIGBUS', code: 'BUS_ADRERR', addr: va } : 'retry';
   }
   yield* mm.mmap_lock.up_read();
@@ -118,7 +119,7 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   const thp = k.config.thp === 'always' && ops.huge_fault;
   yield ev('pud_none', '', 'r', undefined, [mm.ptSlot(vmf.address, 2, 'r')]);
   if (thp && k.config.ARCH_SUPPORTS_PUD_PFNMAP && mm.pt.pudNone(vmf.address)) {
-    const r = yield* ops.huge_fault!(vmf, PUD_ORDER);
+    const r = yield* traced(k.sched, 'huge_fault', [vmf], ops.huge_fault!(vmf, PUD_ORDER));
     if (!(r & VM_FAULT_FALLBACK)) return r;
   }
   // allocating the PMD table writes the PUD slot; if it is there already (tables are never freed
@@ -126,7 +127,7 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   yield ev('pmd_alloc', '', 'r', undefined, [mm.ptSlot(vmf.address, 2, mm.pt.pudNone(vmf.address) ? 'w' : 'r'), mm.ptSlot(vmf.address, 1, 'r')]);
   mm.pt.pmdAlloc(vmf.address);
   if (thp && k.config.ARCH_SUPPORTS_PMD_PFNMAP && mm.pt.pmdNone(vmf.address)) {
-    const r = yield* ops.huge_fault!(vmf, PMD_ORDER);
+    const r = yield* traced(k.sched, 'huge_fault', [vmf], ops.huge_fault!(vmf, PMD_ORDER));
     if (!(r & VM_FAULT_FALLBACK)) return r;
   }
   // handle_pte_fault -> do_fault: a PFN map has no ->map_pages, so under the VMA lock
@@ -135,7 +136,7 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
     yield* vma.vm_lock.up_read();
     return VM_FAULT_RETRY;
   }
-  return yield* ops.fault(vmf);
+  return yield* traced(k.sched, 'fault', [vmf], ops.fault(vmf));
 }
 
 /**

@@ -65,6 +65,8 @@ export class Sched {
   /** keep every step (counterexamples, replay); off by default: it costs kilobytes per fault */
   recordTrace = false;
   private nextTaskId = 0;
+  /** function-graph hooks (see `traced`); null unless a tool attached them */
+  graph: FuncGraph | null = null;
 
   spawn(name: string, gen: KGen, owner: unknown): Task {
     const t = new Task(this.nextTaskId++, name, gen, owner);
@@ -119,6 +121,26 @@ export class Sched {
   wake(t: Task): void {
     t.blocked = false;
   }
+}
+
+/**
+ * Function-graph hooks, as ftrace's function_graph tracer has them: entry and return of a call a
+ * caller marks with `traced`. A marked call affects its caller only through its return value, the
+ * objects in `args`, and shared state; so a tool that fingerprints a thread by what it has read
+ * (the explorer's state caching) may forget what the callee read once it returns.
+ */
+export interface FuncGraph {
+  entry(t: Task, fn: string): void;
+  ret(t: Task, fn: string, value: unknown, args: readonly unknown[]): void;
+}
+
+/** Run `body` as the call `fn(args)`, reporting its entry and return to the attached hooks. */
+export function* traced<T>(sched: Sched, fn: string, args: readonly unknown[], body: KGen<T>): KGen<T> {
+  if (!sched.graph) return yield* body;
+  sched.graph.entry(sched.cur(), fn);
+  const r = yield* body;
+  sched.graph?.ret(sched.cur(), fn, r, args);
+  return r;
 }
 
 /** Lock bookkeeping shared by mutexes, rwsems and dma_resv. */

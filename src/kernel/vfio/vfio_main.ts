@@ -52,8 +52,9 @@ export class VfioDevice {
  * operation announced as 'r' that finds unregistration begun announces itself again as 'w'.
  */
 function* registrationEvent(op: string, d: VfioDevice, also?: Ev['also']): KGen {
+  // `also` (the completion a last put fires) only once a put can be the last
   const acc = d.unregistering ? 'w' : 'r';
-  yield ev(op, d.regKey, acc, also);
+  yield ev(op, d.regKey, acc, acc === 'w' ? also : undefined);
   if (acc === 'r' && d.unregistering) yield ev(op, d.regKey, 'w', also);
 }
 

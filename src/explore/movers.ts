@@ -1,0 +1,140 @@
+// Atomic blocks (Lipton's reduction, "Reduction: a method of proving properties of parallel
+// programs", CACM 1975; as in Flanagan and Qadeer's atomizer): a thread's steps
+//   R* N? L*      (with both-movers B anywhere)
+// run as one block, with no other thread scheduled in between, where R is a lock acquisition (a
+// right mover: no other thread's step right after it can touch the lock), L a release (a left
+// mover), N any other step, and B a step that commutes with every step any other thread can take:
+// whatever it touches, no other thread touches in a conflicting way, or only while holding a lock
+// this thread holds too (exclusively on one side). Any interleaving is then equivalent to one in
+// which each block runs without interruption, so the explorer need not schedule inside blocks.
+//
+// Whether a step is B depends on what every thread touches in every execution, which is learned
+// as the search goes: the access log records every step taken and every step seen pending, with
+// the locks its thread held. A step classified B under the log as it was is remembered; if a later
+// record contradicts it, the search was built on a wrong assumption and starts again with the
+// log it has (which only grows, so this ends). A search that ends with no contradiction has seen
+// every access its reductions relied on.
+import type { Acc, Ev, Span } from '../kernel/sched/sched.ts';
+import { Mutex, type Task } from '../kernel/sched/sched.ts';
+
+export type Mover = 'R' | 'L' | 'B' | 'N';
+
+interface Hold {
+  lock: string;
+  /** held so that no other holder can be in at the same time (a mutex, or a rwsem for write) */
+  excl: boolean;
+  /** a rwsem held for read: excludes writers only */
+  read: boolean;
+}
+interface Access {
+  t: number;
+  acc: Acc;
+  holds: Hold[];
+  span?: Span;
+}
+
+const ACQUIRE = new Set(['down_read', 'down_write', 'mutex_lock', 'down_read:woken', 'down_write:woken', 'mutex_lock:woken']);
+const RELEASE = new Set(['up_read', 'up_write', 'mutex_unlock']);
+
+function holdsOf(t: Task): Hold[] {
+  return t.held.map((h) => ({ lock: h.lock.name, excl: h.lock instanceof Mutex || h.mode === 'w', read: !(h.lock instanceof Mutex) && h.mode === 'r' }));
+}
+/** Two accesses cannot overlap in time: some lock both hold, not both as readers of a rwsem. */
+function excluded(a: Hold[], b: Hold[]): boolean {
+  for (const x of a) for (const y of b) if (x.lock === y.lock && !(x.read && y.read)) return true;
+  return false;
+}
+const overlaps = (s: Span, t: Span) => s.lo < t.hi && t.lo < s.hi && (s.level === undefined || t.level === undefined || s.level === t.level);
+
+export class AccessLog {
+  private readonly objs = new Map<string, Access[]>();
+  private readonly spaces = new Map<string, Access[]>();
+  private readonly seen = new Set<string>();
+  /** accesses a B classification relied on */
+  private readonly assumed: Array<{ key: string; a: Access }> = [];
+  private readonly assumedKeys = new Set<string>();
+  /** a record contradicted an assumption: the search must start again */
+  invalid = false;
+  /** how many searches were started again */
+  restarts = 0;
+
+  /** Start a search again: what it assumed goes, what it saw stays. */
+  restart(): void {
+    this.assumed.length = 0;
+    this.assumedKeys.clear();
+    this.invalid = false;
+    this.restarts++;
+  }
+
+  /** Record step `e` of thread `t` (taken, or pending with the locks `task` holds now). */
+  record(t: number, task: Task, e: Ev): void {
+    const holds = holdsOf(task);
+    const hk = holds.map((h) => `${h.lock}/${h.read ? 'r' : h.excl ? 'x' : 'w'}`).join(',');
+    for (const { key, acc, span } of accessesOf(e)) {
+      const id = `${t}|${key}|${acc}|${span ? `${span.lo}-${span.hi}-${span.level}` : ''}|${hk}`;
+      if (this.seen.has(id)) continue;
+      this.seen.add(id);
+      const a: Access = span ? { t, acc, holds, span } : { t, acc, holds };
+      const map = span ? this.spaces : this.objs;
+      let l = map.get(key);
+      if (!l) map.set(key, (l = []));
+      l.push(a);
+      if (!this.invalid) for (const x of this.assumed) if (x.key === key && this.conflicts(x.a, a)) this.invalid = true;
+    }
+  }
+
+  private conflicts(a: Access, b: Access): boolean {
+    if (a.t === b.t || (a.acc === 'r' && b.acc === 'r')) return false;
+    if (a.span && b.span && !overlaps(a.span, b.span)) return false;
+    return !excluded(a.holds, b.holds);
+  }
+
+  /**
+   * How step `e` of thread `t` moves, `task` holding what it holds now. A step classified B is
+   * remembered, so that a later record that contradicts it invalidates the search.
+   */
+  kind(t: number, task: Task, e: Ev): Mover {
+    if (e.block) return 'R';
+    if (ACQUIRE.has(e.op)) {
+      // what a read-only section declares it reads must commute once the lock is held
+      if (!e.also?.length) return 'R';
+      const holds = [...holdsOf(task), { lock: e.obj, excl: true, read: false }];
+      return this.commutes(t, holds, accessesOf(e).filter((x) => x.key !== e.obj)) ? 'R' : 'N';
+    }
+    if (RELEASE.has(e.op)) return 'L';
+    // an operation's start reads the scenario's names; trylocks and waits decide on what others do
+    if (e.op === 'start' || e.op.endsWith('_trylock') || e.op.startsWith('wait_for_completion')) return 'N';
+    return this.commutes(t, holdsOf(task), accessesOf(e)) ? 'B' : 'N';
+  }
+
+  private commutes(t: number, holds: Hold[], xs: Array<{ key: string; acc: Acc; span?: Span }>): boolean {
+    const mine = xs.map((x) => ({ key: x.key, a: (x.span ? { t, acc: x.acc, holds, span: x.span } : { t, acc: x.acc, holds }) as Access }));
+    for (const m of mine) for (const o of (m.a.span ? this.spaces : this.objs).get(m.key) ?? []) if (this.conflicts(m.a, o)) return false;
+    for (const m of mine) {
+      const id = `${t}|${m.key}|${m.a.acc}|${m.a.span ? `${m.a.span.lo}-${m.a.span.hi}-${m.a.span.level}` : ''}|${holds.map((h) => `${h.lock}/${h.read ? 'r' : 'x'}`).join(',')}`;
+      if (this.assumedKeys.has(id)) continue;
+      this.assumedKeys.add(id);
+      this.assumed.push(m);
+    }
+    return true;
+  }
+}
+
+/** The accesses an event names: objects by key, spans by space. */
+function accessesOf(e: Ev): Array<{ key: string; acc: Acc; span?: Span }> {
+  const out: Array<{ key: string; acc: Acc; span?: Span }> = [];
+  if (e.obj) out.push({ key: e.obj, acc: e.acc });
+  if (e.also) for (const x of e.also) out.push({ key: x.obj, acc: x.acc });
+  if (e.spans) for (const s of e.spans) out.push({ key: s.space, acc: s.acc, span: s });
+  return out;
+}
+
+/**
+ * Where a thread is in its block: before its commit step (R and B may follow), or after it (only
+ * L and B). Returns the phase after `m`, or null when `m` cannot extend the block.
+ */
+export function extend(phase: 0 | 1, m: Mover): 0 | 1 | null {
+  if (m === 'B') return phase;
+  if (phase === 0) return m === 'R' ? 0 : 1;
+  return m === 'L' ? 1 : null;
+}
