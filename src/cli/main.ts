@@ -67,6 +67,7 @@ interface CheckOpts {
   maxSeconds?: string;
   shard?: string;
   states?: boolean;
+  atomic?: boolean;
   naive?: boolean;
   compare: boolean;
 }
@@ -93,7 +94,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   const maxExecutions = o.maxExecutions !== undefined ? positive('--max-executions', o.maxExecutions) : undefined;
   const maxMs = o.maxSeconds !== undefined ? positive('--max-seconds', o.maxSeconds) * 1000 : undefined;
   if (o.states && (o.random || o.preemptions !== undefined || o.naive)) throw new UsageError('--states caches the states of the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
-  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, states: !!o.states, progress: progressLine(!o.json && !!process.stderr.isTTY) };
+  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, states: !!o.states, atomic: o.atomic !== false, progress: progressLine(!o.json && !!process.stderr.isTTY) };
   if (o.shard !== undefined) {
     if (o.random || o.preemptions !== undefined || o.naive) throw new UsageError('--shard splits the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
     const spec = parseShard(o.shard);
@@ -148,6 +149,7 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
     scenario: scn.name, kernel, ...(mutant ? { mutant } : {}), mode: r.mode, executions: r.executions, sleep_blocked: r.sleepBlocked,
     steps: r.steps, max_depth: r.maxDepth, complete: r.complete, elapsed_ms: r.elapsedMs,
     ...(r.states !== undefined ? { states: r.states, states_cut: r.statesCut } : {}),
+    ...(r.restarts !== undefined ? { atomic_restarts: r.restarts } : {}),
     ...(naive ? { naive_executions: naive.executions, naive_complete: naive.complete } : {}),
     violation: ce,
   };
@@ -200,7 +202,8 @@ export function main(argv: string[]): void {
     .option('--no-compare', 'do not measure the naive enumeration after an exhaustive DPOR run')
     .option('--max-executions <n>', 'stop after N executions (then exit 3: not every interleaving was explored)')
     .option('--max-seconds <s>', 'stop after S seconds (then exit 3)')
-    .option('--states', 'exhaustive DPOR with state caching: stop below a state explored before (experimental: see README)')
+    .option('--states', 'exhaustive DPOR with state caching: stop below a state explored before (see README)')
+    .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'exhaustive DPOR on N worker threads ("auto": one per core); same result as one', '1')
     .action(async (file: string, o: CheckOpts) => {
@@ -237,7 +240,7 @@ export function main(argv: string[]): void {
         });
         const { first, result } = mergeShards(docs);
         const scn = loadScenarioFile(first.file);
-        if (searchId(scn, first.kernel, first.mutant, first.split_depth) !== first.search) throw new UsageError(`${first.file} changed since the shards ran; run them again`);
+        if (searchId(scn, first.kernel, first.mutant, first.split_depth, !!first.states, !!first.atomic) !== first.search) throw new UsageError(`${first.file} changed since the shards ran; run them again`);
         out = { result, ...present(scn, first.file, first.kernel, first.mutant ?? undefined, result, [`merged ${docs.length} shard document(s) of ${first.shard.count}, ${first.jobs_total} job(s) split at depth ${first.split_depth}`]) };
       } catch (e) {
         invalid(e);

@@ -126,9 +126,9 @@ interface Block {
 }
 
 export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
-  if (!opts.atomic || opts.job) return exploreOnce(scn, opts, null);
+  if (!opts.atomic) return exploreOnce(scn, opts, null);
   // the reductions rely on what the log has seen; a contradiction starts the search again
-  const log = (opts as { accessLog?: AccessLog }).accessLog ?? new AccessLog();
+  const log = (opts as { accessLog?: AccessLog }).accessLog ?? new AccessLog(scn.threads.some((t) => t.steps.some((x) => x.as)));
   const t0 = Date.now();
   let spent = 0;
   for (;;) {
@@ -199,7 +199,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         if (log) {
           for (const p of en) log.record(p, ex.tasks[p], pending[p]!);
           // inside an atomic block: its thread goes on, nothing else is scheduled here
-          if (blk && en.includes(blk.task) && extend(blk.phase, log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!)) !== null) node.forcedFrom = blk.start;
+          if (blk && depth > fixed && en.includes(blk.task) && extend(blk.phase, log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!)) !== null) node.forcedFrom = blk.start;
         }
         for (let p = 0; p < pending.length; p++) {
           const e = pending[p];
@@ -462,6 +462,7 @@ export function mergeJobResults(results: ExploreResult[], t0: number): ExploreRe
       out.states = (out.states ?? 0) + r.states;
       out.statesCut = (out.statesCut ?? 0) + (r.statesCut ?? 0);
     }
+    if (r.restarts !== undefined) out.restarts = (out.restarts ?? 0) + r.restarts;
     out.executions += r.executions;
     out.sleepBlocked += r.sleepBlocked;
     out.steps += r.steps;

@@ -58,6 +58,9 @@ export class AccessLog {
   /** how many searches were started again */
   restarts = 0;
 
+  /** `threadsBind`: some thread binds a name (`as:`) that an operation's start may read */
+  constructor(private readonly threadsBind = true) {}
+
   /** Start a search again: what it assumed goes, what it saw stays. */
   restart(): void {
     this.assumed.length = 0;
@@ -102,8 +105,11 @@ export class AccessLog {
       return this.commutes(t, holds, accessesOf(e).filter((x) => x.key !== e.obj)) ? 'R' : 'N';
     }
     if (RELEASE.has(e.op)) return 'L';
-    // an operation's start reads the scenario's names; trylocks and waits decide on what others do
-    if (e.op === 'start' || e.op.endsWith('_trylock') || e.op.startsWith('wait_for_completion')) return 'N';
+    // a trylock is an acquisition when no other thread takes the lock in a conflicting mode
+    if (e.op.endsWith('_trylock')) return this.commutes(t, holdsOf(task), accessesOf(e)) ? 'R' : 'N';
+    // an operation's start reads the names earlier operations bound: constant unless threads bind
+    if (e.op === 'start') return this.threadsBind ? 'N' : 'B';
+    // a wait (on a completion no other thread touches), like any other step, by what it touches
     return this.commutes(t, holdsOf(task), accessesOf(e)) ? 'B' : 'N';
   }
 

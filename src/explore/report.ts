@@ -59,7 +59,7 @@ export function formatSummary(scn: Scenario, r: ExploreResult, extra: string[] =
   const secs = (r.elapsedMs / 1000).toFixed(2);
   const rate = r.elapsedMs ? Math.round((r.executions * 1000) / r.elapsedMs) : r.executions;
   const lines = [
-    `${scn.name}: ${r.mode}, ${r.executions} execution(s)${r.sleepBlocked ? ` (+${r.sleepBlocked} cut by sleep sets)` : ''}${r.states !== undefined ? `, ${r.states} distinct state(s) stored, ${r.statesCut} execution(s) ended at a state explored before` : ''}, ${r.steps} steps, max depth ${r.maxDepth}, ${secs} s (${rate}/s)`,
+    `${scn.name}: ${r.mode}, ${r.executions} execution(s)${r.sleepBlocked ? ` (+${r.sleepBlocked} cut by sleep sets)` : ''}${r.states !== undefined ? `, ${r.states} distinct state(s) stored, ${r.statesCut} execution(s) ended at a state explored before` : ''}${r.restarts ? `, ${r.restarts} restart(s) of atomic blocks` : ''}, ${r.steps} steps, max depth ${r.maxDepth}, ${secs} s (${rate}/s)`,
     ...extra,
   ];
   const bounded = /^bounded\((\d+)\)$/.exec(r.mode);

@@ -27,11 +27,14 @@ export interface ShardDoc {
   vfio_sim_shard: 1;
   scenario: string;
   file: string;
-  /** sha256 of the parsed scenario, kernel, mutant and split depth: shards of different searches do not merge */
+  /** sha256 of the parsed scenario, kernel, mutant, split depth and reductions: shards of different searches do not merge */
   search: string;
   kernel: string;
   mutant: string | null;
   split_depth: number;
+  /** the reductions the jobs ran with (state caching, atomic blocks) */
+  states: boolean;
+  atomic: boolean;
   shard: ShardSpec;
   jobs_total: number;
   /** the results of this shard's jobs, by job index */
@@ -39,9 +42,9 @@ export interface ShardDoc {
   elapsed_ms: number;
 }
 
-export function searchId(scn: Scenario, kernel: string, mutant: string | null, depth: number): string {
+export function searchId(scn: Scenario, kernel: string, mutant: string | null, depth: number, states: boolean, atomic: boolean): string {
   const big = (_: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v);
-  return createHash('sha256').update(JSON.stringify({ scn, kernel, mutant, depth }, big)).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ scn, kernel, mutant, depth, states, atomic }, big)).digest('hex');
 }
 
 /** Run one shard's jobs in order; a shard stops at its own first counterexample (later jobs cannot change the merged verdict). */
@@ -51,8 +54,8 @@ export function exploreShard(scn: Scenario, file: string, shard: ShardSpec, dept
   const mine = all.map((job, index) => ({ index, job })).filter((j) => j.index % shard.count === shard.index - 1);
   const out = runDporJobs(scn, mine, { ...opts, progress: undefined });
   return {
-    vfio_sim_shard: 1, scenario: scn.name, file, search: searchId(scn, opts.kernel, opts.mutant, depth), kernel: opts.kernel, mutant: opts.mutant,
-    split_depth: depth, shard, jobs_total: all.length, jobs: out, elapsed_ms: Date.now() - t0,
+    vfio_sim_shard: 1, scenario: scn.name, file, search: searchId(scn, opts.kernel, opts.mutant, depth, !!opts.states, !!opts.atomic), kernel: opts.kernel, mutant: opts.mutant,
+    split_depth: depth, states: !!opts.states, atomic: !!opts.atomic, shard, jobs_total: all.length, jobs: out, elapsed_ms: Date.now() - t0,
   };
 }
 
@@ -66,7 +69,7 @@ export function mergeShards(docs: ShardDoc[]): { first: ShardDoc; result: Explor
   const first = docs[0];
   for (const d of docs) {
     if (d?.vfio_sim_shard !== 1) throw new ShardError('merge: not a vfio-sim check --shard JSON document');
-    if (d.search !== first.search) throw new ShardError(`merge: shard ${d.shard.index}/${d.shard.count} is of a different search (scenario, kernel, mutant or split) than shard ${first.shard.index}/${first.shard.count}`);
+    if (d.search !== first.search) throw new ShardError(`merge: shard ${d.shard.index}/${d.shard.count} is of a different search (scenario, kernel, mutant, split or reductions) than shard ${first.shard.index}/${first.shard.count}`);
     if (d.shard.count !== first.shard.count) throw new ShardError(`merge: shard counts differ (${d.shard.count} and ${first.shard.count})`);
   }
   const seen = new Set(docs.map((d) => d.shard.index));
