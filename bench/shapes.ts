@@ -1,8 +1,12 @@
-// Section 7 of the benchmark: fault-vs-revoke race shapes, F faulting threads x P pages each x R
-// COMMAND writes (off, on, ...), explored exhaustively by the explorer within a time budget, beside
-// Spin on bench/fault-vs-revoke.pml (the same race abstracted to Promela) in the same run. Prints
-// figures and ratios; asserts nothing. Spin's column is skipped with a note when `spin` or `gcc`
-// is missing (Debian: apt-get install spin).
+// Section 7 of the benchmark: race shapes, explored exhaustively within a time budget, beside Spin
+// on bench/fault-vs-revoke.pml (the same race abstracted to Promela) in the same run.
+//  - fault-vs-revoke F x P x R: F faulting threads x P pages each x R COMMAND writes (off, on, ...)
+//  - DMABUF C x P: C clients x P loads on an exported DMABUF's mmap vs COMMAND off, on, DMA_BUF_REVOKE
+// Each shape runs in three modes: DPOR scheduling at every step (--no-atomic), DPOR with atomic
+// blocks (what `check` does), and atomic blocks with state caching (--states). A mode that did not
+// finish a shape is not run on the shapes that contain it. Prints figures and ratios; asserts
+// nothing. Spin's column is skipped with a note when `spin` or `gcc` is missing (Debian: apt-get
+// install spin).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +18,7 @@ import { fixed, heading, int, mib, table } from './format.ts';
 
 const PML = fileURLToPath(new URL('./fault-vs-revoke.pml', import.meta.url));
 export const SHAPES: Array<[number, number, number]> = [[1, 1, 2], [1, 2, 2], [2, 1, 2], [1, 3, 2], [2, 2, 2], [2, 2, 4], [3, 3, 4]];
+export const DMABUF_SHAPES: Array<[number, number]> = [[1, 2], [2, 1], [2, 2]];
 
 /** The race as a scenario: a 64 KiB BAR0 mapping (4 KiB faults), thread f loads pages f*P .. f*P+P-1. */
 export function shapeScenario(f: number, p: number, r: number): string {
@@ -32,6 +37,27 @@ export function shapeScenario(f: number, p: number, r: number): string {
   }
   lines.push('  vmm:');
   for (let i = 0; i < r; i++) lines.push(`    - config_write: { fd: dev, reg: COMMAND, value: ${i % 2 ? 2 : 0} }`);
+  return lines.join('\n') + '\n';
+}
+
+/** C clients of an exported DMABUF's mmap, client c loading pages c*P .., against off, on, DMA_BUF_REVOKE. */
+export function dmabufShapeScenario(c: number, p: number): string {
+  const lines = [
+    `name: dmabuf-mmap-vs-revoke-${c}x${p}`,
+    'devices:',
+    '  - { name: gpu0, profile: h100 }',
+    'setup:',
+    '  - open: { path: /dev/vfio/devices/gpu0, as: dev }',
+    '  - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 0, ranges: [{ offset: 0, length: 64KiB }], as: buf }',
+    '  - mmap: { fd: buf, offset: 0, length: 64KiB, as: m }',
+    'threads:',
+  ];
+  for (let t = 0; t < c; t++) {
+    lines.push(`  c${t}:`);
+    for (let i = 0; i < p; i++) lines.push(`    - load: { addr: m, offset: ${(t * p + i) * 4096}, width: 4 }`);
+  }
+  lines.push('  vmm:', '    - config_write: { fd: dev, reg: COMMAND, value: 0 }', '    - config_write: { fd: dev, reg: COMMAND, value: 2 }');
+  lines.push('    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [set], feature: DMA_BUF_REVOKE, dmabuf_fd: buf }');
   return lines.join('\n') + '\n';
 }
 
@@ -55,39 +81,67 @@ function spinRun(dir: string, f: number, p: number, r: number): SpinRun | string
   return { states, seconds, errors, rssKb };
 }
 
+const MODES = [
+  { name: 'every step', opts: { atomic: false, states: false } },
+  { name: 'atomic blocks', opts: { atomic: true, states: false } },
+  { name: 'atomic + states', opts: { atomic: true, states: true } },
+] as const;
+
+interface Run { d: ExploreResult; secs: number; heap: number }
+
+/** Explore `yaml` in each mode not yet known to fail on a smaller shape; null where skipped. */
+function runModes(yaml: string, budgetMs: number, skip: boolean[]): Array<Run | null> {
+  const scn = parseScenario(yaml);
+  return MODES.map((m, i) => {
+    if (skip[i]) return null;
+    const heap0 = process.memoryUsage().heapUsed;
+    let heapPeak = heap0;
+    const t0 = performance.now();
+    const d = exploreDpor(scn, { ...m.opts, maxMs: budgetMs, onExecution: () => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)) });
+    const run = { d, secs: (performance.now() - t0) / 1000, heap: heapPeak - heap0 };
+    if (!d.complete && !d.counterexample) skip[i] = true;
+    return run;
+  });
+}
+const cells = (x: Run | null): string[] => {
+  if (!x) return ['(skipped)', '-', '-'];
+  const v = x.d.counterexample ? `VIOLATION ${x.d.counterexample.invariant}` : x.d.complete ? `${int(x.d.executions)}` : `> ${int(x.d.executions)} (not done)`;
+  return [v, x.d.states !== undefined ? int(x.d.states) : '-', fixed(x.secs, 2)];
+};
+const best = (runs: Array<Run | null>) => runs.filter((x): x is Run => !!x && x.d.complete).sort((a, b) => a.secs - b.secs)[0];
+const header = ['<shape', ...MODES.flatMap((m) => [`<${m.name}: executions`, 'states', 's']), 'heap growth'];
+
 export function runShapesBench(o: { budgetMs: number; out: (s?: string) => void }): void {
   const out = o.out;
-  out(heading(`7. Race shapes F x P x R: exhaustive DPOR (budget ${fixed(o.budgetMs / 1000, 0)} s each) beside Spin on bench/fault-vs-revoke.pml`));
+  out(heading(`7. Race shapes, exhaustive DPOR in three modes (budget ${fixed(o.budgetMs / 1000, 0)} s each), beside Spin on bench/fault-vs-revoke.pml`));
   const haveSpin = spawnSync('spin', ['-V'], { encoding: 'utf8' }).status === 0 && spawnSync('gcc', ['--version']).status === 0;
   const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-spin-'));
   if (haveSpin) copyFileSync(PML, join(dir, 'fault-vs-revoke.pml'));
   const rows: string[][] = [];
+  const skip = MODES.map(() => false);
   for (const [f, p, r] of SHAPES) {
-    const scn = parseScenario(shapeScenario(f, p, r));
-    const run = (states: boolean) => {
-      const heap0 = process.memoryUsage().heapUsed;
-      let heapPeak = heap0;
-      const t0 = performance.now();
-      const d = exploreDpor(scn, { states, maxMs: o.budgetMs, onExecution: () => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)) });
-      return { d, secs: (performance.now() - t0) / 1000, heap: heapPeak - heap0 };
-    };
-    const verdict = (d: ExploreResult) => (d.counterexample ? `VIOLATION ${d.counterexample.invariant}` : d.complete ? 'exhaustive, no violation' : 'not exhausted');
-    const plain = run(false), cached = run(true);
-    const best = [plain, cached].filter((x) => x.d.complete).sort((a, b) => a.secs - b.secs)[0];
+    const runs = runModes(shapeScenario(f, p, r), o.budgetMs, skip);
     const s = haveSpin ? spinRun(dir, f, p, r) : null;
     const spinCells = s === null ? ['-', '-', '-'] : typeof s === 'string' ? [s, '-', '-'] : [int(s.states), fixed(s.seconds, 2), s.errors ? `${s.errors} error(s)` : 'no error'];
-    const ratio = s && typeof s !== 'string' && best ? `${fixed(best.secs / s.seconds, 1)}x` : '-';
-    rows.push([
-      `${f}x${p}x${r}`, verdict(plain.d), int(plain.d.executions), fixed(plain.secs, 2),
-      verdict(cached.d), int(cached.d.executions), int(cached.d.states ?? 0), fixed(cached.secs, 2), mib(Math.max(plain.heap, cached.heap)),
-      ...spinCells, ratio,
-    ]);
+    const b = best(runs);
+    const ratio = s && typeof s !== 'string' && b ? `${fixed(b.secs / s.seconds, 1)}x` : '-';
+    rows.push([`${f}x${p}x${r}`, ...runs.flatMap(cells), mib(Math.max(0, ...runs.map((x) => x?.heap ?? 0))), ...spinCells, ratio]);
   }
   rmSync(dir, { recursive: true, force: true });
-  out(table(['<shape', '<DPOR', 'executions', 's', '<DPOR --states', 'executions', 'states', 's', 'heap growth', 'Spin states', 'Spin s', '<Spin', 'best/Spin time'], rows));
+  out('  fault-vs-revoke F x P x R: F threads loading P pages each of one BAR0 mapping, against R COMMAND writes');
+  out(table([...header, 'Spin states', 'Spin s', '<Spin', 'best/Spin time'], rows));
   if (!haveSpin) out('  (Spin column skipped: `spin` or `gcc` is not installed; on Debian: apt-get install spin)');
+  const drows: string[][] = [];
+  const dskip = MODES.map(() => false);
+  for (const [c, p] of DMABUF_SHAPES) {
+    const runs = runModes(dmabufShapeScenario(c, p), o.budgetMs, dskip);
+    drows.push([`${c}x${p}`, ...runs.flatMap(cells), mib(Math.max(0, ...runs.map((x) => x?.heap ?? 0)))]);
+  }
+  out('  DMABUF C x P: C clients loading P pages each of an exported DMABUF\'s mmap, against COMMAND off, on, DMA_BUF_REVOKE (no Spin model)');
+  out(table(header, drows));
   out('  The explorer runs the whole v4 kernel path (locks, registration, per-VMA lock retry, find_pfn, zap) and');
   out('  checks every invariant after every step; Spin runs a hand abstraction of the same race (resv, memory_lock,');
   out('  status, PTEs, decode) with its own partial-order reduction and state hashing. Spin counts states, the');
-  out('  explorer executions; the time ratio takes the faster complete explorer run, and only complete runs.');
+  out('  explorer executions (and, with --states, the states it stored at block boundaries); the time ratio');
+  out('  takes the fastest complete explorer run, and only complete runs.');
 }

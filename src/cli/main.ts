@@ -50,7 +50,9 @@ function progressLine(enabled: boolean): ((p: Progress) => void) | undefined {
     if (now - last < 200) return;
     last = now;
     const rate = p.elapsedMs ? Math.round((p.executions * 1000) / p.elapsedMs) : 0;
-    process.stderr.write(`\r  ${p.executions} executions, ${rate}/s, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s   `);
+    const states = p.states !== undefined ? `, ${p.states} states` : '';
+    const jobs = p.jobs ? `, jobs ${p.jobs[0]}/${p.jobs[1]} done` : '';
+    process.stderr.write(`\r\x1b[K  ${p.executions} executions, ${rate}/s${states}${jobs}, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s`);
   };
 }
 
@@ -93,8 +95,8 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   const mutant = mutantOpt(o.mutant);
   const maxExecutions = o.maxExecutions !== undefined ? positive('--max-executions', o.maxExecutions) : undefined;
   const maxMs = o.maxSeconds !== undefined ? positive('--max-seconds', o.maxSeconds) * 1000 : undefined;
-  if (o.states && (o.random || o.preemptions !== undefined || o.naive)) throw new UsageError('--states caches the states of the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
-  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, states: !!o.states, atomic: o.atomic !== false, progress: progressLine(!o.json && !!process.stderr.isTTY) };
+  // the reductions of the exhaustive search (on unless --no-states, --no-atomic); the others ignore them
+  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, states: o.states !== false, atomic: o.atomic !== false, progress: progressLine(!o.json && !!process.stderr.isTTY) };
   if (o.shard !== undefined) {
     if (o.random || o.preemptions !== undefined || o.naive) throw new UsageError('--shard splits the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
     const spec = parseShard(o.shard);
@@ -202,7 +204,7 @@ export function main(argv: string[]): void {
     .option('--no-compare', 'do not measure the naive enumeration after an exhaustive DPOR run')
     .option('--max-executions <n>', 'stop after N executions (then exit 3: not every interleaving was explored)')
     .option('--max-seconds <s>', 'stop after S seconds (then exit 3)')
-    .option('--states', 'exhaustive DPOR with state caching: stop below a state explored before (see README)')
+    .option('--no-states', 'exhaustive DPOR without state caching (by default an execution stops at a state explored before; see README)')
     .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'exhaustive DPOR on N worker threads ("auto": one per core); same result as one', '1')

@@ -55,6 +55,10 @@ export interface Progress {
   steps: number;
   depth: number;
   elapsedMs: number;
+  /** state caching: distinct states stored so far */
+  states?: number;
+  /** a split search: jobs finished, of how many (what is known of the remaining work) */
+  jobs?: [number, number];
 }
 
 export interface Counterexample extends Failure {
@@ -257,16 +261,20 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
       node.held = [...open];
       if (e.op === 'mutex_lock' && e.acc === 'r') open.push([p, e.obj, depth]);
       else if (e.op === 'mutex_unlock') open = open.filter(([t, m]) => t !== p || m !== e.obj);
-      // happens-before of this step: after every earlier dependent step (and its own thread's)
-      const c: Clock = [...(taskClock[p] ?? [])];
-      for (let i = depth - 1; i >= 0; i--) {
-        const s = stack[i];
-        if ((c[s.task] ?? -1) >= i) continue;
-        if (s.task !== p && s.ev && dependent(s.ev, e)) join(c, s.clock);
+      // happens-before of this step: after every earlier dependent step (and its own thread's);
+      // a replayed step's is the one computed when it was first taken
+      if (depth < replayTo - 1) taskClock[p] = node.clock;
+      else {
+        const c: Clock = [...(taskClock[p] ?? [])];
+        for (let i = depth - 1; i >= 0; i--) {
+          const s = stack[i];
+          if ((c[s.task] ?? -1) >= i) continue;
+          if (s.task !== p && s.ev && dependent(s.ev, e)) join(c, s.clock);
+        }
+        c[p] = depth;
+        taskClock[p] = c;
+        node.clock = c;
       }
-      c[p] = depth;
-      taskClock[p] = c;
-      node.clock = c;
       if (log) {
         // the block open after this step: replayed as it was, or from how this step moves
         if (depth < replayTo - 1) blk = node.blkAfter ?? null;
@@ -280,7 +288,8 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         // what this step reads: the values its event names, and what a lock it takes protects
         const h = new Hasher();
         observe(ex.run, e, h);
-        const ts = threads[p], obs = h.key();
+        // a task forked during the run gets its fingerprint when it first runs
+        const ts = (threads[p] ??= { cur: new Hasher().str('thread').str(ex.tasks[p].name).key(), frames: [] }), obs = h.key();
         ts.cur = new Hasher().str(ts.cur).str(obs).key();
         const before = ex.run.steps.length;
         active = { ts, obs };
@@ -308,7 +317,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
       counterexample ??= { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
       if (!opts.all) break;
     }
-    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0, ...(store ? { states: store.size } : {}) });
     if (log?.invalid) return done(false);
     if (executions >= maxExec || (opts.maxMs !== undefined && Date.now() - t0 >= opts.maxMs)) return done(false);
     // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
@@ -488,7 +497,7 @@ export const notRun = (): ExploreResult => ({ mode: 'dpor', executions: 0, sleep
 export function runDporJobs(scn: Scenario, jobs: Array<{ index: number; job: DporJob }>, opts: ExploreOptions = {}): Array<{ job: number; result: ExploreResult }> {
   const t0 = Date.now();
   const out: Array<{ job: number; result: ExploreResult }> = [];
-  let total = 0, steps = 0, depth = 0;
+  let total = 0, steps = 0, depth = 0, states = 0, finished = 0;
   for (const { index, job } of jobs) {
     const left = (opts.maxExecutions ?? Infinity) - total;
     const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
@@ -497,15 +506,17 @@ export function runDporJobs(scn: Scenario, jobs: Array<{ index: number; job: Dpo
       break;
     }
     // a job counts from zero: report the running total over the jobs before it
-    const before = total, stepsBefore = steps;
-    const progress = opts.progress && ((p: Progress) => opts.progress!({ ...p, executions: before + p.executions, steps: stepsBefore + p.steps, elapsedMs: Date.now() - t0 }));
+    const before = total, stepsBefore = steps, statesBefore = states, jobsDone: [number, number] = [finished, jobs.length];
+    const progress = opts.progress && ((p: Progress) => opts.progress!({ ...p, executions: before + p.executions, steps: stepsBefore + p.steps, elapsedMs: Date.now() - t0, jobs: jobsDone, ...(p.states !== undefined ? { states: statesBefore + p.states } : {}) }));
     const r = exploreDpor(scn, { ...opts, job, maxExecutions: left, maxMs: ms, progress: progress || undefined });
     out.push({ job: index, result: r });
     total += r.executions;
     steps += r.steps;
+    states += r.states ?? 0;
+    finished++;
     depth = Math.max(depth, r.maxDepth);
     if (r.counterexample || !r.complete) break;
-    opts.progress?.({ executions: total, steps, depth, elapsedMs: Date.now() - t0 });
+    opts.progress?.({ executions: total, steps, depth, elapsedMs: Date.now() - t0, jobs: [finished, jobs.length], ...(opts.states ? { states } : {}) });
   }
   return out;
 }

@@ -18,7 +18,7 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
   const pool = Array.from({ length: Math.min(workers, jobs.length) }, () =>
     new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { scn, opts: plain } }),
   );
-  let next = 0, executions = 0;
+  let next = 0, executions = 0, states = 0, finished = 0;
   const cap = opts.maxExecutions ?? Infinity;
   // the first job (in order) with a counterexample: later jobs cannot change the merged result
   let firstFailure = Infinity;
@@ -38,8 +38,10 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
           w.on('message', (m: { id: number; r: ExploreResult }) => {
             results[m.id] = m.r;
             executions += m.r.executions;
+            states += m.r.states ?? 0;
+            finished++;
             if (m.r.counterexample) firstFailure = Math.min(firstFailure, m.id);
-            progress?.({ executions, steps: 0, depth: m.r.maxDepth, elapsedMs: Date.now() - t0 });
+            progress?.({ executions, steps: 0, depth: m.r.maxDepth, elapsedMs: Date.now() - t0, jobs: [finished, jobs.length], ...(opts.states ? { states } : {}) });
             feed();
           });
           w.on('error', reject);

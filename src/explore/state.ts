@@ -25,11 +25,12 @@ import { VfioPciDmaBuf } from '../kernel/vfio/pci/dmabuf.ts';
 import type { ScenarioRun } from '../scenario/runner.ts';
 
 const STRINGS = new Map<string, number>();
+const VIEWS = new WeakMap<ArrayBufferView, { copy: Uint8Array; a: number; b: number }>();
 
 /** A 64-bit hash as two 32-bit lanes (FNV-1a style mixing), streamed. */
 export class Hasher {
-  private a = 0x811c9dc5;
-  private b = 0x01000193 ^ 0x5bd1e995;
+  a = 0x811c9dc5;
+  b = 0x01000193 ^ 0x5bd1e995;
   num(n: number): this {
     // integers and doubles alike: the low and high words of the value
     const lo = n | 0, hi = Number.isInteger(n) ? Math.floor(n / 4294967296) | 0 : (n * 1e6) | 0;
@@ -56,6 +57,19 @@ export class Hasher {
     if (words) for (; i < words.length; i++) this.mix(words[i]);
     for (i *= 4; i < n; i++) this.mix(b[i]);
     return this;
+  }
+  /**
+   * `bytes` of a view that is hashed again and again while it rarely changes (a config space): its
+   * hash is kept with a copy of its contents, and reused while a compare says they are the same.
+   */
+  bytesCached(u: ArrayBufferView): this {
+    const now = new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
+    let c = VIEWS.get(u);
+    if (!c || Buffer.compare(c.copy, now) !== 0) {
+      const sub = new Hasher().bytes(u);
+      VIEWS.set(u, (c = { copy: now.slice(), a: sub.a, b: sub.b }));
+    }
+    return this.mix(c.a).mix(c.b);
   }
   mix(x: number): this {
     this.a = Math.imul(this.a ^ x, 0x01000193);
@@ -105,7 +119,7 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object)
     const id = seen.get(o);
     if (id !== undefined) return void h.mix(8).num(id);
     seen.set(o, seen.size);
-    if (ArrayBuffer.isView(o)) return void h.mix(9).bytes(o);
+    if (ArrayBuffer.isView(o)) return void h.mix(9).bytesCached(o);
     if (Array.isArray(o)) {
       h.mix(10).num(o.length);
       for (const x of o) go(x);
@@ -121,7 +135,10 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object)
     }
     if (o instanceof Set) {
       h.mix(12).num(o.size);
-      for (const x of o) go(x);
+      // a set of tasks (a rwsem's readers) has no order: visit it by task id
+      const xs = [...o];
+      if (xs.every((x) => x instanceof Task)) xs.sort((a, b) => (a as Task).id - (b as Task).id);
+      for (const x of xs) go(x);
       return;
     }
     if (Object.prototype.toString.call(o) === '[object Generator]') return;

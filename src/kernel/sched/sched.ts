@@ -286,6 +286,7 @@ export class Mutex extends LockBase {
     if (this.owner !== t) throw new Error(`${t.name} unlocks ${this.name} it does not hold`);
     t.held.splice(t.held.findIndex((h) => h.lock === this), 1);
     this.owner = null;
+    this.ownerAcc = 'w';
     const next = this.waiters.shift();
     if (next) {
       this.grant(next, this.waiterReads.get(next));

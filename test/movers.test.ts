@@ -1,0 +1,80 @@
+// Atomic blocks (src/explore/movers.ts): how steps are classified as movers from the access log,
+// and that an access contradicting an earlier classification invalidates the search. The reduction
+// itself is checked against naive enumeration in soundness.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Mutex, RwSem, Sched, Task, ev, type KGen } from '../src/kernel/sched/sched.ts';
+import { AccessLog, extend } from '../src/explore/movers.ts';
+
+const idle = function* (): KGen {};
+function world() {
+  const sched = new Sched();
+  const m = new Mutex(sched, 'dmabuf0.resv', 'dma_resv');
+  const rw = new RwSem(sched, 'gpu0.memory_lock', 'memory_lock');
+  const t0 = new Task(0, 't0', idle(), null), t1 = new Task(1, 't1', idle(), null);
+  return { m, rw, t0, t1 };
+}
+
+test('lock acquisitions move right, releases left, and a block is R* N? L* with both-movers anywhere', () => {
+  const { t0 } = world();
+  const log = new AccessLog(false);
+  assert.equal(log.kind(0, t0, ev('mutex_lock', 'dmabuf0.resv')), 'R');
+  assert.equal(log.kind(0, t0, ev('down_read', 'gpu0.memory_lock', 'r')), 'R');
+  assert.equal(log.kind(0, t0, ev('up_read', 'gpu0.memory_lock', 'r')), 'L');
+  assert.equal(extend(0, 'R'), 0);
+  assert.equal(extend(0, 'N'), 1);
+  assert.equal(extend(1, 'B'), 1);
+  assert.equal(extend(1, 'L'), 1);
+  assert.equal(extend(1, 'N'), null, 'a second step that may race ends the block');
+  assert.equal(extend(1, 'R'), null, 'an acquisition after the commit ends the block');
+});
+
+test('a step commutes (B) until another thread is seen touching the same thing unprotected; then the search is invalid', () => {
+  const { t0, t1 } = world();
+  const log = new AccessLog(false);
+  const read = ev('READ(status)', 'dmabuf0.priv', 'r');
+  log.record(0, t0, read);
+  assert.equal(log.kind(0, t0, read), 'B', 'nobody else touches it');
+  assert.equal(log.invalid, false);
+  log.record(1, t1, ev('READ_ONCE(status)', 'dmabuf0.priv', 'r'));
+  assert.equal(log.invalid, false, 'reads commute with reads');
+  log.record(1, t1, ev('WRITE(status)', 'dmabuf0.priv', 'w'));
+  assert.equal(log.invalid, true, 'a write by another thread contradicts the B it was classified as');
+  assert.equal(log.kind(0, t0, read), 'N');
+  log.restart();
+  assert.equal(log.invalid, false);
+  assert.equal(log.restarts, 1);
+});
+
+test('accesses under a lock both threads hold exclusively commute; two readers of a rwsem do not protect a write', () => {
+  const { m, rw, t0, t1 } = world();
+  const log = new AccessLog(false);
+  t1.held.push({ lock: m, mode: 'w' });
+  log.record(1, t1, ev('WRITE(status)', 'dmabuf0.priv', 'w'));
+  t0.held.push({ lock: m, mode: 'w' });
+  assert.equal(log.kind(0, t0, ev('READ(status)', 'dmabuf0.priv', 'r')), 'B', 'both under resv');
+  t0.held.length = 0;
+  assert.equal(log.kind(0, t0, ev('READ(status)', 'dmabuf0.priv', 'r')), 'N', 'not under resv');
+  const u = new Task(2, 't2', idle(), null);
+  u.held.push({ lock: rw, mode: 'r' });
+  log.record(2, u, ev('WRITE(x)', 'x', 'w'));
+  t0.held.push({ lock: rw, mode: 'r' });
+  assert.equal(log.kind(0, t0, ev('READ(x)', 'x', 'r')), 'N', 'two readers of memory_lock can overlap');
+  t0.held[0] = { lock: rw, mode: 'w' };
+  assert.equal(log.kind(0, t0, ev('READ(x)', 'x', 'r')), 'B', 'a writer excludes the reader');
+});
+
+test('spans conflict only where they overlap (and share a page-table level)', () => {
+  const { t0, t1 } = world();
+  const log = new AccessLog(false);
+  log.record(1, t1, ev('insert_pfn', '', 'w', undefined, [{ space: 'mm1.pt', lo: 0x2000, hi: 0x3000, acc: 'w', level: 0 }]));
+  assert.equal(log.kind(0, t0, ev('walk', '', 'r', undefined, [{ space: 'mm1.pt', lo: 0x1000, hi: 0x2000, acc: 'r', level: 0 }])), 'B');
+  assert.equal(log.kind(0, t0, ev('walk', '', 'r', undefined, [{ space: 'mm1.pt', lo: 0x2000, hi: 0x2001, acc: 'r' }])), 'N');
+  assert.equal(log.kind(0, t0, ev('walk', '', 'r', undefined, [{ space: 'mm1.pt', lo: 0x2000, hi: 0x2001, acc: 'r', level: 1 }])), 'B');
+});
+
+test('an operation start reads bound names: it races only when some thread binds one', () => {
+  const { t0 } = world();
+  assert.equal(new AccessLog(false).kind(0, t0, ev('start', '', 'r')), 'B');
+  assert.equal(new AccessLog(true).kind(0, t0, ev('start', '', 'r')), 'N');
+});
