@@ -4,7 +4,7 @@
 import type { Scenario } from '../scenario/loader.ts';
 import { describe } from '../scenario/runner.ts';
 import type { Execution } from './execution.ts';
-import type { ExploreResult } from './explorer.ts';
+import type { ExploreResult } from './result.ts';
 import { encodeSchedule } from './schedule.ts';
 
 export function formatTrace(ex: Execution): string[] {
@@ -69,4 +69,22 @@ export function formatSummary(scn: Scenario, r: ExploreResult, extra: string[] =
     else lines.push(bounded ? `no violation: every interleaving with at most ${bounded[1]} preemption(s) explored (bounded: not a proof for more preemptions)` : 'no violation: every interleaving explored');
   }
   return lines.join('\n');
+}
+
+/**
+ * An estimate of the interleavings naive enumeration would run: the multinomial (Σn)!/Πn! of the
+ * threads' step counts (not a bound: step counts differ between interleavings, and blocking rules
+ * some orders out).
+ */
+export function multinomial(counts: number[]): bigint {
+  let r = 1n, total = 0;
+  for (const c of counts) {
+    for (let i = 1; i <= c; i++) r = (r * BigInt(total + i)) / BigInt(i);
+    total += c;
+  }
+  return r;
+}
+export function sci(n: bigint): string {
+  const s = n.toString();
+  return s.length <= 7 ? Number(n).toLocaleString('en-US') : `${s[0]}.${s.slice(1, 3)}e${s.length - 1}`;
 }

@@ -1,0 +1,479 @@
+// Exhaustive exploration with dynamic partial-order reduction (Flanagan and Godefroid, POPL 2005)
+// and sleep sets: only orders of dependent steps are permuted. Every execution re-runs the scenario
+// from the start under a schedule. On top: lock-aware races (read-only mutex sections), atomic
+// blocks (movers.ts) and state caching (state.ts, fpstore.ts); and the split into independent jobs
+// that workers (parallel.ts) and shards (shard.ts) run.
+import { dependent, ev, type Acc, type Ev, type Span } from '../kernel/sched/sched.ts';
+import type { Scenario } from '../scenario/loader.ts';
+import { Execution, type ExecOptions } from './execution.ts';
+import { MemFpStore, type FingerprintStore } from './fpstore.ts';
+import { AccessLog, extend } from './movers.ts';
+import { DEFAULT_MAX_DEPTH, notRun, preemptionsOf, type Counterexample, type ExploreOptions, type ExploreResult, type Progress } from './result.ts';
+import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, type ThreadFp } from './state.ts';
+
+/**
+ * A DPOR job: the subtree below a fixed prefix of choices, with the sleep set its root starts with.
+ * Splitting at depth D (every awake choice at depths < D is explored, which only adds backtrack
+ * points DPOR would have pruned) makes the jobs independent, so they can run on several workers
+ * and give the same executions as running them one after another.
+ */
+export interface DporJob {
+  prefix: number[];
+  sleep: number[];
+}
+
+/** Vector clocks indexed by task; entries are step numbers (-1: nothing). */
+type Clock = number[];
+const join = (a: Clock, b: Clock) => {
+  for (let i = 0; i < b.length; i++) if ((a[i] ?? -1) < b[i]) a[i] = b[i];
+};
+
+interface DporNode {
+  enabled: number[];
+  pending: Array<Ev | null>;
+  backtrack: Set<number>;
+  done: Set<number>;
+  sleep: Map<number, Ev>;
+  chosen: number;
+  ev: Ev | null;
+  task: number;
+  clock: Clock;
+  /** read-only mutex sections open before this step: [holder, mutex, index of its mutex_lock] */
+  held: Array<[number, string, number]>;
+  /** state caching: the threads' fingerprints before this step, the state's fingerprint, its sleep set when first reached, the events below it */
+  threads?: ThreadFp[];
+  fp?: string;
+  sleep0?: number[];
+  summary?: Set<number>;
+  /** atomic blocks: the node where the block this step continues began (no other choice here) */
+  forcedFrom?: number;
+  /** atomic blocks: the block open after this node's step */
+  blkAfter?: Block | null;
+}
+
+/** An atomic block in progress: its thread, its phase (before or after its commit step), its first node. */
+interface Block {
+  task: number;
+  phase: 0 | 1;
+  start: number;
+}
+
+export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
+  if (!opts.atomic) return exploreOnce(scn, opts, null);
+  // the reductions rely on what the log has seen; a contradiction starts the search again
+  const log = (opts as { accessLog?: AccessLog }).accessLog ?? new AccessLog(scn.threads.some((t) => t.steps.some((x) => x.as)));
+  const t0 = Date.now();
+  let spent = 0;
+  for (;;) {
+    const left = { maxMs: opts.maxMs === undefined ? undefined : Math.max(0, opts.maxMs - (Date.now() - t0)), maxExecutions: opts.maxExecutions === undefined ? undefined : Math.max(0, opts.maxExecutions - spent) };
+    const r = exploreOnce(scn, { ...opts, ...left }, log);
+    if (!log.invalid) return { ...r, restarts: log.restarts, elapsedMs: Date.now() - t0 };
+    spent += r.executions;
+    log.restart();
+    opts.onRestart?.();
+  }
+}
+
+function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, log: AccessLog | null): ExploreResult {
+  const t0 = Date.now();
+  const fixed = opts.job?.prefix.length ?? 0;
+  const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const stack: DporNode[] = [];
+  let executions = 0, sleepBlocked = 0, steps = 0, deepest = 0;
+  let counterexample: Counterexample | null = null;
+  let replayTo = 0; // depth up to which the stack's choices are replayed
+  let threadSteps: number[] | undefined;
+  const store: FingerprintStore | null = opts.states ? new MemFpStore() : null;
+  let statesCut = 0;
+  const evIds = new Map<string, number>();
+  const evs: Ev[] = [];
+  const evId = (e: Ev) => {
+    const key = `${e.op}|${e.obj}|${e.acc}|${JSON.stringify(e.also ?? null)}|${JSON.stringify(e.spans ?? null)}`;
+    let id = evIds.get(key);
+    if (id === undefined) {
+      evIds.set(key, (id = evs.length));
+      evs.push(e);
+    }
+    return id;
+  };
+
+  while (true) {
+    const ex = new Execution(scn, opts);
+    let threads: ThreadFp[] = store ? ex.tasks.map((t) => ({ cur: new Hasher().str('thread').str(t.name).key(), frames: [] })) : [];
+    // the step being fingerprinted: its thread, and what it read
+    let active: { ts: ThreadFp; obs: string } | null = null;
+    if (store) ex.run.k.sched.graph = callCollapse(() => active);
+    const enabledAt: number[][] = [];
+    const taskClock: Clock[] = [];
+    let open: DporNode['held'] = [];
+    let lastTask = -1;
+    let ended = false;
+    let blk: Block | null = null;
+
+    for (let depth = 0; ; depth++) {
+      if (ex.failure && !opts.all) break;
+      const en = ex.enabled();
+      if (!en.length) break;
+      if (depth >= maxDepth) {
+        ex.run.k.violation('no-deadlock', `livelock: no end after ${maxDepth} steps`);
+        break;
+      }
+      let node: DporNode;
+      if (depth < replayTo) {
+        node = stack[depth];
+        if (store && depth === replayTo - 1) threads = node.threads!.map(cloneThread);
+      } else {
+        // a new state: find races of every thread's next step with the steps so far
+        const pending = ex.tasks.map((_, i) => ex.pending(i));
+        const sleep =
+          depth === fixed && opts.job ? new Map(opts.job.sleep.map((q) => [q, pending[q]!] as [number, Ev])) : depth === 0 ? new Map<number, Ev>() : childSleep(stack[depth - 1]);
+        node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [], held: [] };
+        stack[depth] = node;
+        if (log) {
+          for (const p of en) log.record(p, ex.tasks[p], pending[p]!);
+          // inside an atomic block: its thread goes on, nothing else is scheduled here
+          if (blk && depth > fixed && en.includes(blk.task) && extend(blk.phase, log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!)) !== null) node.forcedFrom = blk.start;
+        }
+        for (let p = 0; p < pending.length; p++) {
+          const e = pending[p];
+          if (!e || (!e.obj && !e.also && !e.spans)) continue;
+          const pc = taskClock[p] ?? [];
+          for (let i = depth - 1; i >= 0; i--) {
+            const s = stack[i];
+            if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
+            if ((pc[s.task] ?? -1) >= i) continue; // i happens before p's next step
+            addBacktrack(stack[lift(i, p, e, depth)], p);
+            break;
+          }
+        }
+        if (store && node.forcedFrom !== undefined) {
+          // no state inside a block: only the events below it, for the block's first node
+          node.threads = threads.map(cloneThread);
+          node.summary = new Set();
+        } else if (store) {
+          node.threads = threads.map(cloneThread);
+          const fp = stateFingerprint(ex, threads);
+          const seen = depth >= fixed ? store.get(fp) : undefined;
+          if (seen && seen.sleep.every((q) => node.sleep.has(q))) {
+            // explored before, with no more threads asleep: reuse it, and let the events below it
+            // race with the steps that led here
+            node.summary = new Set(seen.summary);
+            propagate(seen.summary, depth, taskClock);
+            statesCut++;
+            ended = true;
+            break;
+          }
+          node.fp = fp;
+          node.sleep0 = [...node.sleep.keys()];
+          node.summary = new Set();
+        }
+        const awake = en.filter((p) => !node.sleep.has(p));
+        if (node.forcedFrom !== undefined) {
+          node.chosen = blk!.task;
+          node.done = new Set(en.filter((q) => q !== blk!.task));
+        } else if (depth < fixed) {
+          // inside the job's prefix: the choice is given and never revisited
+          node.chosen = opts.job!.prefix[depth];
+          node.done = new Set(en);
+        } else if (!awake.length) {
+          sleepBlocked++;
+          ended = true;
+          break;
+        } else node.chosen = awake.includes(lastTask) ? lastTask : awake[0];
+        node.backtrack.add(node.chosen);
+      }
+      enabledAt.push(en);
+      const p = node.chosen;
+      const e = ex.pending(p)!;
+      node.ev = e;
+      node.task = p;
+      node.held = [...open];
+      if (e.op === 'mutex_lock' && e.acc === 'r') open.push([p, e.obj, depth]);
+      else if (e.op === 'mutex_unlock') open = open.filter(([t, m]) => t !== p || m !== e.obj);
+      // happens-before of this step: after every earlier dependent step (and its own thread's);
+      // a replayed step's is the one computed when it was first taken
+      if (depth < replayTo - 1) taskClock[p] = node.clock;
+      else {
+        const c: Clock = [...(taskClock[p] ?? [])];
+        for (let i = depth - 1; i >= 0; i--) {
+          const s = stack[i];
+          if ((c[s.task] ?? -1) >= i) continue;
+          if (s.task !== p && s.ev && dependent(s.ev, e)) join(c, s.clock);
+        }
+        c[p] = depth;
+        taskClock[p] = c;
+        node.clock = c;
+      }
+      if (log) {
+        // the block open after this step: replayed as it was, or from how this step moves
+        if (depth < replayTo - 1) blk = node.blkAfter ?? null;
+        else {
+          const mv = log.kind(p, ex.tasks[p], e);
+          blk = node.forcedFrom !== undefined ? { task: p, phase: extend(blk!.phase, mv) ?? 1, start: node.forcedFrom } : { task: p, phase: extend(0, mv) ?? 1, start: depth };
+          node.blkAfter = blk;
+        }
+      }
+      if (store && depth >= replayTo - 1) {
+        // what this step reads: the values its event names, and what a lock it takes protects
+        const h = new Hasher();
+        observe(ex.run, e, h);
+        // a task forked during the run gets its fingerprint when it first runs
+        const ts = (threads[p] ??= { cur: new Hasher().str('thread').str(ex.tasks[p].name).key(), frames: [] }), obs = h.key();
+        ts.cur = new Hasher().str(ts.cur).str(obs).key();
+        const before = ex.run.steps.length;
+        active = { ts, obs };
+        ex.step(p);
+        active = null;
+        const after = new Hasher();
+        taskAfter(ex.tasks[p], after);
+        const name = ex.tasks[p].name;
+        // an operation finished in this step: the program keeps only its results, and what this
+        // step read for the next operation
+        if (ex.run.steps.slice(before).some((x) => x.thread === name))
+          ts.cur = new Hasher().str('ops').str(resultsOf(ex, name)).str(obs).str(after.key()).key();
+        else ts.cur = new Hasher().str(ts.cur).str(after.key()).key();
+        node.summary?.add(p * 1048576 + evId(e));
+      } else ex.step(p);
+      steps++;
+      lastTask = p;
+      deepest = Math.max(deepest, depth + 1);
+    }
+    if (!ended) ex.end();
+    executions++;
+    threadSteps = ex.tasks.map((_, i) => Math.max(threadSteps?.[i] ?? 0, ex.choices.filter((c) => c === i).length));
+    if (!ended) opts.onExecution?.(ex);
+    if (ex.failure) {
+      counterexample ??= { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
+      if (!opts.all) break;
+    }
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0, ...(store ? { states: store.size } : {}) });
+    if (log?.invalid) return done(false);
+    if (executions >= maxExec || (opts.maxMs !== undefined && Date.now() - t0 >= opts.maxMs)) return done(false);
+    // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
+    // execution left one extra node, with no choice, at its end)
+    stack.length = ex.choices.length + (ended ? 1 : 0);
+    const explored = stack.length;
+    let d = stack.length - 1;
+    for (; d >= fixed; d--) {
+      const n = stack[d];
+      if (n.chosen >= 0) {
+        n.done.add(n.chosen);
+        // asleep, a thread stands for its whole next block: everything the block touched
+        if (n.ev) n.sleep.set(n.chosen, log ? blockEv(d) : n.ev);
+      }
+      const next = [...n.backtrack].filter((q) => !n.done.has(q) && !n.sleep.has(q)).sort((a, b) => a - b)[0];
+      if (next !== undefined) {
+        n.chosen = next;
+        n.ev = null;
+        break;
+      }
+    }
+    // the nodes below the next choice are finished: remember their states
+    if (store) for (let k = explored - 1; k > Math.max(d, fixed - 1); k--) finish(stack[k], stack[k - 1]);
+    if (d < fixed) return done(true);
+    stack.length = d + 1;
+    replayTo = d + 1;
+  }
+  return done(false);
+
+  /**
+   * Where a race of p's next step `e` with step i must be reversed. Read-only mutex sections
+   * commute, so their lock events do not order them; but p cannot run before step i while another
+   * thread holds, in such a section, a mutex p takes on its way to `e`: the reversal then starts
+   * before that section's mutex_lock (and again, if another section was open there).
+   */
+  function lift(i: number, p: number, e: Ev, depth: number, alsoTakes?: (m: string) => boolean): number {
+    const takes = (m: string, from: number) => {
+      if (alsoTakes?.(m)) return true;
+      if (e.op.startsWith('mutex_lock') && e.obj === m) return true;
+      for (let k = from + 1; k < depth; k++) if (stack[k].task === p && stack[k].ev?.op === 'mutex_lock' && stack[k].ev!.obj === m) return true;
+      return false;
+    };
+    let t = i;
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (const [holder, m, j] of stack[t].held) {
+        if (holder !== p && j < t && takes(m, t)) {
+          t = j;
+          moved = true;
+          break;
+        }
+      }
+    }
+    return t;
+  }
+
+  /** The steps of the block that begins at node d, as one event (the union of what they touch). */
+  function blockEv(d: number): Ev {
+    const first = stack[d].ev!;
+    const also: Array<{ obj: string; acc: Acc }> = [...(first.also ?? [])];
+    const spans: Span[] = [...(first.spans ?? [])];
+    for (let k = d + 1; k < stack.length && stack[k].forcedFrom === d && stack[k].ev; k++) {
+      const e = stack[k].ev!;
+      if (e.obj) also.push({ obj: e.obj, acc: e.acc });
+      if (e.also) also.push(...e.also);
+      if (e.spans) spans.push(...e.spans);
+    }
+    return ev(first.op, first.obj, first.acc, also, spans);
+  }
+
+  /**
+   * Explore p at node t; if p cannot run there, every thread that can (Flanagan and Godefroid).
+   * Inside an atomic block, at the block's first node: reordering p with a step of the block is
+   * reordering it with the whole block.
+   */
+  function addBacktrack(t: DporNode, p: number): void {
+    if (t.forcedFrom !== undefined) t = stack[t.forcedFrom];
+    if (t.enabled.includes(p)) t.backtrack.add(p);
+    else for (const q of t.enabled) t.backtrack.add(q);
+  }
+
+  function finish(n: DporNode, parent: DporNode | undefined): void {
+    if (n.fp) store!.set(n.fp, { sleep: n.sleep0!, summary: n.summary! });
+    if (parent?.summary) for (const x of n.summary!) parent.summary.add(x);
+  }
+
+  /**
+   * A state reached again: every event below it, by each thread, races with the steps that led here
+   * as a next step of that thread would. How it would be ordered below is unknown, so every
+   * earlier conflicting step of another thread not already before the thread counts, not only the
+   * last (conservative: more backtracking, never less).
+   */
+  function propagate(summary: Set<number>, depth: number, taskClock: Clock[]): void {
+    // the mutexes each thread takes below the state
+    const locked = new Map<number, Set<string>>();
+    for (const x of summary) {
+      const p = Math.floor(x / 1048576), e = evs[x % 1048576];
+      if (e.op !== 'mutex_lock') continue;
+      let m = locked.get(p);
+      if (!m) locked.set(p, (m = new Set()));
+      m.add(e.obj);
+    }
+    for (const x of summary) {
+      const p = Math.floor(x / 1048576), e = evs[x % 1048576];
+      const pc = taskClock[p] ?? [];
+      const mine = locked.get(p);
+      for (let i = depth - 1; i >= 0; i--) {
+        const s = stack[i];
+        if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
+        if ((pc[s.task] ?? -1) >= i) continue;
+        addBacktrack(stack[lift(i, p, e, depth, (m) => !!mine?.has(m))], p);
+      }
+    }
+  }
+
+  function done(complete: boolean): ExploreResult {
+    return { mode: 'dpor', ...(store ? { states: store.size, statesCut } : {}), threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };
+  }
+}
+
+/**
+ * The jobs of a DPOR run split at `depth`: every choice not asleep at depths < depth, with sleep
+ * sets carried down as DPOR would. A prefix that ends early (the run finished) is a job too.
+ */
+export function dporJobs(scn: Scenario, depth: number, opts: ExecOptions = {}): DporJob[] {
+  const jobs: DporJob[] = [];
+  const walk = (prefix: number[], sleep: number[]) => {
+    const ex = new Execution(scn, opts);
+    for (const p of prefix) ex.step(p);
+    const en = ex.enabled();
+    if (prefix.length >= depth || !en.length || ex.failure) return void jobs.push({ prefix, sleep });
+    const pending = ex.tasks.map((_, i) => ex.pending(i));
+    const done: number[] = [];
+    for (const p of en) {
+      if (sleep.includes(p)) continue;
+      const e = pending[p]!;
+      walk([...prefix, p], [...sleep, ...done].filter((q) => q !== p && !dependent(pending[q]!, e)));
+      done.push(p);
+    }
+  };
+  walk([], []);
+  return jobs;
+}
+
+/** Add up the results of jobs run in order; the first counterexample in job order wins. */
+export function mergeJobResults(results: ExploreResult[], t0: number): ExploreResult {
+  const ts = results.filter((r) => r.threadSteps).map((r) => r.threadSteps!);
+  const out: ExploreResult = { mode: 'dpor', threadSteps: ts.length ? ts[0].map((_, i) => Math.max(...ts.map((t) => t[i] ?? 0))) : undefined, executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: true, counterexample: null, elapsedMs: 0 };
+  for (const r of results) {
+    if (r.states !== undefined) {
+      out.states = (out.states ?? 0) + r.states;
+      out.statesCut = (out.statesCut ?? 0) + (r.statesCut ?? 0);
+    }
+    if (r.restarts !== undefined) out.restarts = (out.restarts ?? 0) + r.restarts;
+    out.executions += r.executions;
+    out.sleepBlocked += r.sleepBlocked;
+    out.steps += r.steps;
+    out.maxDepth = Math.max(out.maxDepth, r.maxDepth);
+    if (r.counterexample) {
+      out.counterexample = r.counterexample;
+      out.complete = false;
+      break;
+    }
+    if (!r.complete) out.complete = false;
+  }
+  out.elapsedMs = Date.now() - t0;
+  return out;
+}
+
+
+/**
+ * Run DPOR jobs one after another within the budgets (counted over all of them); stop after a
+ * counterexample or a job cut short, since later jobs cannot change the merged verdict.
+ */
+export function runDporJobs(scn: Scenario, jobs: Array<{ index: number; job: DporJob }>, opts: ExploreOptions = {}): Array<{ job: number; result: ExploreResult }> {
+  const t0 = Date.now();
+  const out: Array<{ job: number; result: ExploreResult }> = [];
+  let total = 0, steps = 0, depth = 0, states = 0, finished = 0;
+  for (const { index, job } of jobs) {
+    const left = (opts.maxExecutions ?? Infinity) - total;
+    const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
+    if (left <= 0 || (ms !== undefined && ms <= 0)) {
+      out.push({ job: index, result: notRun() });
+      break;
+    }
+    // a job counts from zero: report the running total over the jobs before it
+    const before = total, stepsBefore = steps, statesBefore = states, jobsDone: [number, number] = [finished, jobs.length];
+    const progress = opts.progress && ((p: Progress) => opts.progress!({ ...p, executions: before + p.executions, steps: stepsBefore + p.steps, elapsedMs: Date.now() - t0, jobs: jobsDone, ...(p.states !== undefined ? { states: statesBefore + p.states } : {}) }));
+    const r = exploreDpor(scn, { ...opts, job, maxExecutions: left, maxMs: ms, progress: progress || undefined });
+    out.push({ job: index, result: r });
+    total += r.executions;
+    steps += r.steps;
+    states += r.states ?? 0;
+    finished++;
+    depth = Math.max(depth, r.maxDepth);
+    if (r.counterexample || !r.complete) break;
+    opts.progress?.({ executions: total, steps, depth, elapsedMs: Date.now() - t0, jobs: [finished, jobs.length], ...(opts.states ? { states } : {}) });
+  }
+  return out;
+}
+
+/** DPOR over the jobs of a split, one after another (the single-threaded twin of the parallel run). */
+export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOptions = {}): ExploreResult {
+  const t0 = Date.now();
+  const jobs = dporJobs(scn, depth, opts).map((job, index) => ({ index, job }));
+  return mergeJobResults(runDporJobs(scn, jobs, opts).map((j) => j.result), t0);
+}
+
+/** Sleep set of the state after `n` took its chosen step: sleepers independent of that step stay. */
+function childSleep(n: DporNode): Map<number, Ev> {
+  const out = new Map<number, Ev>();
+  const e = n.pending[n.chosen];
+  for (const [q, qe] of n.sleep) if (q !== n.chosen && e && !dependent(qe, e)) out.set(q, qe);
+  return out;
+}
+
+/** A state: the whole kernel and the run's records, and each thread's fingerprint. */
+function stateFingerprint(ex: Execution, threads: ThreadFp[]): string {
+  const h = new Hasher().str(kernelHash(ex.run));
+  for (const t of threads) {
+    h.str(t.cur).num(t.frames.length);
+    for (const f of t.frames) h.str(f.base);
+  }
+  return h.key();
+}
+
+const big = (_: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v);
+function resultsOf(ex: Execution, thread: string): string {
+  return ex.run.steps.filter((x) => x.thread === thread).map((x) => JSON.stringify(x.result, big)).join(';');
+}
