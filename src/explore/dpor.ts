@@ -467,6 +467,10 @@ function childSleep(n: DporNode): Map<number, Ev> {
 function stateFingerprint(ex: Execution, threads: ThreadFp[]): string {
   const h = new Hasher().str(kernelHash(ex.run));
   for (const t of threads) {
+    if (!t) {
+      h.mix(0); // a forked task that has not run yet
+      continue;
+    }
     h.str(t.cur).num(t.frames.length);
     for (const f of t.frames) h.str(f.base);
   }

@@ -210,7 +210,8 @@ function counterValue(k: Kernel, key: string, acc: string, h: Hasher): boolean {
     return false;
   } else if (/^file\d+$/.test(key)) {
     const f = fileByKey(k, key);
-    if (f) h.num(f.refs);
+    // a count operation announced 'r' cannot see the count reach zero: its outcome is fixed
+    if (f) h.num(acc === 'r' ? -1 : f.refs).mix(f.freed ? 1 : 0);
     return !!f;
   }
   return false;

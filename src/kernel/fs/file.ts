@@ -2,7 +2,7 @@
 // defers the last fput of a user task to its return to user space (so ->release never runs under the
 // mmap_lock that munmap holds).
 import type { Kernel } from '../kernel.ts';
-import { ev, type KGen } from '../sched/sched.ts';
+import { announceTarget, ev, type KGen } from '../sched/sched.ts';
 import type { MmStruct, Vma } from '../mm/vma.ts';
 import { E } from '../../uapi/errno.ts';
 import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } from '../../uapi/mman.ts';
@@ -53,9 +53,17 @@ export class File {
   }
 }
 
+/**
+ * File reference counts are counter operations: a get, a get_file_active and a put that cannot be
+ * the last commute with each other (their events read the count, 'r'); the put that takes it to
+ * zero, and anything on a count already at zero, is ordered against them ('w'). A put announced
+ * as not the last that finds itself the last (another put ran meanwhile) announces itself again.
+ */
+const countAcc = (f: File) => (f.refs <= 0 ? 'w' : 'r');
+
 /** get_file: the caller already holds a reference, so the count cannot be zero. */
 export function* get_file(k: Kernel, f: File): KGen<File> {
-  yield ev('get_file', f.key);
+  yield ev('get_file', f.key, countAcc(f));
   k.checkAlive(f, 'get_file');
   if (f.refs <= 0) k.violation('lifetime', `get_file on ${f.path} whose count is ${f.refs}`);
   f.refs++;
@@ -64,7 +72,7 @@ export function* get_file(k: Kernel, f: File): KGen<File> {
 
 /** get_file_active: take a reference only if the count has not already dropped to zero. */
 export function* get_file_active(k: Kernel, f: File): KGen<boolean> {
-  yield ev('get_file_active', f.key);
+  yield ev('get_file_active', f.key, countAcc(f));
   k.checkAlive(f, 'get_file_active');
   if (f.refs === 0) return false;
   f.refs++;
@@ -72,7 +80,7 @@ export function* get_file_active(k: Kernel, f: File): KGen<boolean> {
 }
 
 export function* fput(k: Kernel, f: File): KGen {
-  yield ev('fput', f.key);
+  yield* announceTarget(() => f.refs <= 1, (last) => ev('fput', f.key, last ? 'w' : 'r'));
   k.checkAlive(f, 'fput');
   if (--f.refs < 0) {
     k.violation('lifetime', `refcount underflow on ${f.path}`);

@@ -351,7 +351,8 @@ export class Lockdep {
       if (m.has(to)) continue;
       m.set(to, `${t.name}: ${h.lock.name} (${h.mode}) then ${lock.name} (${mode})`);
       const back = this.path(to, from);
-      if (back) this.inversions.push(`lock order inversion: ${m.get(to)}; but earlier ${back.join('; ')}`);
+      // the cycle's edges in a fixed order: which of them was taken first is not part of the finding
+      if (back) this.inversions.push(`lock order inversion: ${[m.get(to)!, ...back].sort().join('; ')}`);
     }
   }
 
