@@ -24,6 +24,9 @@ export const DMABUF_SHAPES: Array<[number, number]> = [[1, 2], [2, 1], [2, 2]];
 export function shapeScenario(f: number, p: number, r: number): string {
   const lines = [
     `name: fault-vs-revoke-${f}x${p}x${r}`,
+    'description: >',
+    `  ${f} thread(s) loading ${p} distinct 4 KiB page(s) each of one BAR0 mapping while a VMM writes COMMAND`,
+    `  ${r} time(s) (memory off, on, ...). Written by bench/shapes.ts (section 7 of the benchmark).`,
     'devices:',
     '  - { name: gpu0, profile: h100 }',
     'setup:',
@@ -44,6 +47,10 @@ export function shapeScenario(f: number, p: number, r: number): string {
 export function dmabufShapeScenario(c: number, p: number): string {
   const lines = [
     `name: dmabuf-mmap-vs-revoke-${c}x${p}`,
+    'description: >',
+    `  ${c} client(s) loading ${p} distinct 4 KiB page(s) each of an exported DMABUF's mmap while a VMM turns`,
+    '  memory off and on and then revokes the buffer for good. Written by bench/shapes.ts (section 7).',
+    'kernels: [series-v4, series-v4-fixed, series-v4-dmabuf-lock]',
     'devices:',
     '  - { name: gpu0, profile: h100 }',
     'setup:',
