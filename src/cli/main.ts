@@ -79,6 +79,12 @@ function positive(flag: string, v: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: expected a positive number, got ${v}`);
   return n;
 }
+/** A whole number of at least `min` (counts, bounds, seeds). */
+function whole(flag: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag}: expected a whole number${min > 0 ? ` of at least ${min}` : min === 0 ? ' (0 or more)' : ''}, got ${v}`);
+  return n;
+}
 
 /**
  * The exit code of an exploration: 1 a violation was found; 0 every interleaving was explored
@@ -105,8 +111,8 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
     return { scn, result: r, text: JSON.stringify(doc, null, 2), json: doc };
   }
   let r: ExploreResult;
-  if (o.random) r = explorePct(scn, Number(o.random), Number(o.seed), { ...base, depth: Number(o.depth) });
-  else if (o.preemptions !== undefined) r = exploreBounded(scn, Number(o.preemptions), base);
+  if (o.random) r = explorePct(scn, whole('--random', o.random, 1), whole('--seed', o.seed, -(2 ** 31)), { ...base, depth: whole('--depth', o.depth, 1) });
+  else if (o.preemptions !== undefined) r = exploreBounded(scn, whole('--preemptions', o.preemptions, 0), base);
   else if (o.naive) r = exploreDfs(scn, base);
   else {
     // exhaustive DPOR, split into independent jobs; the same jobs on one thread or on several
@@ -160,6 +166,9 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
 
 export function main(argv: string[]): void {
   const program = new Command();
+  // usage errors (unknown commands and options, missing arguments) exit 2 like invalid input, not 1
+  // like a finding; help and --version exit 0
+  program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   program.name('vfio-sim').description('An executable model of Linux VFIO-PCI BAR mmap through DMABUFs.').showHelpAfterError();
   const kernelOpt = () => new Option('--kernel <name>', 'the modelled kernel').choices(Object.keys(KERNELS)).default(DEFAULT_KERNEL);
 
@@ -176,7 +185,7 @@ export function main(argv: string[]): void {
       let scn;
       try {
         scn = loadScenarioFile(file);
-        result = runScenario(scn, { kernel: o.kernel, mutant: o.mutant }).result;
+        result = runScenario(scn, { kernel: o.kernel, mutant: mutantOpt(o.mutant) }).result;
       } catch (e) {
         invalid(e);
       }
