@@ -222,3 +222,19 @@ describe('vfio-sim run on an invalid scenario', () => {
     assert.deepEqual(out.steps.map((s: { op: string }) => s.op), ['open', 'close']);
   });
 });
+
+describe('widths and names fuzzing found accepted', () => {
+  test('a load, store or config width other than the ones hardware has is refused, not run', () => {
+    expectError(HEAD + '    - load: { addr: 0x1000, width: 3 }\n', 7, 'threads.main.1.load.width', /width of 1, 2, 4, 8/);
+    expectError(HEAD + '    - store: { addr: 0x1000, width: 1000000000, value: 1 }\n', 7, 'threads.main.1.store.width', /width/);
+    expectError(HEAD + '    - store: { addr: 0x1000, width: -4, value: 1 }\n', 7, 'threads.main.1.store.width', /width/);
+    expectError(HEAD + '    - config_write: { fd: dev, reg: COMMAND, value: 2, width: 8 }\n', 7, 'threads.main.1.config_write.width', /width of 1, 2, 4 /);
+    assert.ok(parseScenario(HEAD + '    - config_write: { fd: dev, reg: COMMAND, value: 2, width: 2 }\n', 'ok.yaml'));
+  });
+
+  test('a name bound by as: cannot contain -, which an expression would read as a minus', () => {
+    expectError(HEAD + '    - open: { path: /dev/vfio/devices/gpu0, as: dev-2 }\n', 7, 'threads.main.1.open.as', /would read as minus/);
+    // event names are never read by expressions and keep their dashes
+    assert.ok(parseScenario(HEAD + '    - post: { event: a-done }\n', 'ok.yaml'));
+  });
+});

@@ -166,7 +166,10 @@ export interface OpEnv {
 export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const { k, proc: p, res } = env;
   const a = s.args;
-  const addrOf = () => Number(res(a.addr) + (a.offset !== undefined ? res(a.offset) : 0n));
+  // The memory syscalls take unsigned long arguments: a negative number is what C passes for it,
+  // its two's complement (mmap length -1 is 2^64 - 1, which PAGE_ALIGN wraps: ENOMEM)
+  const ulong = (v: unknown) => Number(BigInt.asUintN(64, res(v)));
+  const addrOf = () => ulong(res(a.addr) + (a.offset !== undefined ? res(a.offset) : 0n));
   switch (s.op) {
     case 'open': {
       const r = yield* sys_open(k, p, a.path as string, openFlags(a.flags, res, M.O_RDWR));
@@ -190,23 +193,23 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       });
     }
     case 'mmap': {
-      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? Number(res(a.addr)) : 0, Number(res(a.length)), mmapProt(a), mmapFlags(a), a.fd !== undefined ? Number(res(a.fd)) : -1, Number(res(a.offset ?? 0)));
+      const r = yield* sys_mmap2(k, p, a.addr !== undefined ? ulong(a.addr) : 0, ulong(a.length), mmapProt(a), mmapFlags(a), a.fd !== undefined ? Number(res(a.fd)) : -1, ulong(a.offset ?? 0));
       return errOr(r, () => ({ result: { ok: true, value: hex(r) }, bind: { value: BigInt(r) } }));
     }
     case 'munmap': {
-      const r = yield* sys_munmap2(k, p, addrOf(), Number(res(a.length)));
+      const r = yield* sys_munmap2(k, p, addrOf(), ulong(a.length));
       return errOr(r, () => okValue(r));
     }
     case 'mprotect': {
-      const r = yield* sys_mprotect2(k, p, addrOf(), Number(res(a.length)), mmapProt(a));
+      const r = yield* sys_mprotect2(k, p, addrOf(), ulong(a.length), mmapProt(a));
       return errOr(r, () => okValue(r));
     }
     case 'madvise': {
-      const r = yield* sys_madvise2(k, p, addrOf(), Number(res(a.length)), MADVICE[a.advice as string]);
+      const r = yield* sys_madvise2(k, p, addrOf(), ulong(a.length), MADVICE[a.advice as string]);
       return errOr(r, () => okValue(r));
     }
     case 'mremap': {
-      const r = yield* sys_mremap2(k, p, addrOf(), Number(res(a.old_length)), Number(res(a.new_length)), mremapFlags(a));
+      const r = yield* sys_mremap2(k, p, addrOf(), ulong(a.old_length), ulong(a.new_length), mremapFlags(a));
       return errOr(r, () => ({ result: { ok: true, value: hex(r) }, bind: { value: BigInt(r) } }));
     }
     case 'load':

@@ -12,7 +12,14 @@ export const num = z.union([z.bigint(), z.number(), z.string()]).superRefine((v,
     ctx.addIssue({ code: 'custom', message: (e as ValueError).message });
   }
 });
-const name = z.string().regex(/^[A-Za-z_][\w-]*$/, 'a name: letters, digits, _ and -');
+/** A name `as:` binds, which expressions read: no '-', which would read as a minus (`dev-2`). */
+const name = z.string().regex(/^[A-Za-z_]\w*$/, 'a name: letters, digits and _ (a - would read as minus)');
+/** An event's name (post/wait), never read by an expression. */
+const eventName = z.string().regex(/^[A-Za-z_][\w-]*$/, 'an event name: letters, digits, _ and -');
+/** An access width in bytes: what a CPU load/store or a config access can be. */
+const width = (ws: readonly number[]) =>
+  z.union([z.number(), z.bigint()]).refine((v) => ws.includes(Number(v)), `a width of ${ws.join(', ')} bytes`);
+const MEM_WIDTH = [1, 2, 4, 8], CFG_WIDTH = [1, 2, 4];
 const flagList = <T extends readonly [string, ...string[]]>(values: T) => z.array(z.enum(values));
 
 export const REGS = ['VENDOR_ID', 'DEVICE_ID', 'COMMAND', 'STATUS', 'BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5', 'PM_CTRL', 'DEVCTL'] as const;
@@ -73,13 +80,13 @@ export const OPS = {
   madvise: z.object({ addr: num, offset: num.optional(), length: num, advice: z.enum(['dontneed']), ...common }).strict(),
   /** resize in place; the value is the (unchanged) address */
   mremap: z.object({ addr: num, offset: num.optional(), old_length: num, new_length: num, flags: flagList(['maymove']).optional(), ...common }).strict(),
-  load: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), ...common }).strict(),
-  store: z.object({ addr: num, offset: num.optional(), width: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8), z.bigint()]).optional(), value: num, ...common }).strict(),
-  config_read: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), width: num.optional(), ...common }).strict(),
-  config_write: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), value: num, width: num.optional(), ...common }).strict(),
+  load: z.object({ addr: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), ...common }).strict(),
+  store: z.object({ addr: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), value: num, ...common }).strict(),
+  config_read: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), width: width(CFG_WIDTH).optional(), ...common }).strict(),
+  config_write: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), value: num, width: width(CFG_WIDTH).optional(), ...common }).strict(),
   /** pread of a region; with buf, the kernel copies into that user address (copy_to_user) */
   read: z.object({ fd: num, offset: num, length: num, buf: num.optional(), ...common }).strict(),
-  write: z.object({ fd: num, offset: num, value: num, width: num.optional(), ...common }).strict(),
+  write: z.object({ fd: num, offset: num, value: num, width: width(MEM_WIDTH).optional(), ...common }).strict(),
   fork: z.object({ as: name, expect: expect.optional() }).strict(),
   exit: z.object({ expect: expect.optional() }).strict(),
   maps: z.object({ ...common }).strict(),
@@ -89,8 +96,8 @@ export const OPS = {
    * never posted is a deadlock. The real-kernel executor runs the steps in the model's order, where
    * every wait already comes after its post.
    */
-  post: z.object({ event: name, expect: expect.optional() }).strict(),
-  wait: z.object({ event: name, expect: expect.optional() }).strict(),
+  post: z.object({ event: eventName, expect: expect.optional() }).strict(),
+  wait: z.object({ event: eventName, expect: expect.optional() }).strict(),
   /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
 
@@ -118,10 +125,10 @@ export const OPS = {
    * (+ `offset`), `width` bytes (default 4). The value is what it read; an IOMMU fault (no
    * translation, or no permission) is errno EIO, with the reason in the step's detail.
    */
-  dma_read: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: num.optional(), ...common }).strict()
+  dma_read: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), ...common }).strict()
     .refine((a) => a.iommufd !== undefined || a.ioas !== undefined, 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS)'),
   /** A peer device's DMA write of `value`, otherwise as dma_read */
-  dma_write: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: num.optional(), value: num, ...common }).strict()
+  dma_write: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), value: num, ...common }).strict()
     .refine((a) => a.iommufd !== undefined || a.ioas !== undefined, 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS)'),
   /**
    * A generic importer driver attaches to the DMABUF behind `fd`: dynamically (default) with
