@@ -238,3 +238,28 @@ describe('widths and names fuzzing found accepted', () => {
     assert.ok(parseScenario(HEAD + '    - post: { event: a-done }\n', 'ok.yaml'));
   });
 });
+
+describe('names the loader used to trip over', () => {
+  test('operation names that are Object.prototype keys are unknown operations, not crashes', () => {
+    for (const op of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) expectError(HEAD + `    - ${op}: {}\n`, 7, 'threads.main.1', new RegExp(`unknown operation "${op}"`));
+    expectError(HEAD + '    - mmapp: {}\n', 7, 'threads.main.1', /did you mean mmap\?/);
+  });
+
+  test('a misspelt ioctl or device feature is refused with a suggestion; a number or a bound name still goes through', () => {
+    expectError(HEAD + '    - ioctl: { fd: dev, op: VFIO_DEVICE_RESTE }\n', 7, 'threads.main.1.ioctl.op', /unknown ioctl VFIO_DEVICE_RESTE, did you mean VFIO_DEVICE_RESET\?/);
+    expectError(HEAD + '    - ioctl: { fd: dev, op: "a b c" }\n', 7, 'threads.main.1.ioctl.op', /unknown ioctl a b c/);
+    expectError(HEAD + '    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUFF }\n', 7, 'threads.main.1.ioctl.feature', /did you mean DMA_BUF\?/);
+    expectError(HEAD + '    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: "1+" }\n', 7, 'threads.main.1.ioctl.feature', /unknown device feature/);
+    assert.ok(parseScenario(HEAD + '    - ioctl: { fd: dev, op: 0x3b6f }\n', 'ok.yaml'));
+    assert.ok(parseScenario(HEAD + '    - ioctl: { fd: dev, op: dev }\n', 'ok.yaml'));
+  });
+
+  test('an alias without its anchor, and an alias bomb, are invalid YAML at the alias, not exceptions', () => {
+    expectError(HEAD + '    - load: *nope\n', 7, '', /YAML: Unresolved alias/);
+    const rows = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const [n, prev] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd']]) rows.push(`${n}: &${n} [${Array(9).fill(`*${prev}`).join(', ')}]`);
+    const e = parseError(`name: t\n${rows.join('\n')}\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n`, 'bomb.yaml');
+    assert.match(e.problem, /YAML: Excessive alias count/);
+    assert.equal(e.line, 3);
+  });
+});

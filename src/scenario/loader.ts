@@ -1,7 +1,9 @@
 // Load a scenario: YAML with line positions, the zod schemas, then the checks no schema can say
 // (BAR layouts, names used before they are bound). Every error names file, line and field.
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, visit, type Node } from 'yaml';
+import { closest, distance } from 'fastest-levenshtein';
+import { FEATURES, IOCTLS } from '../uapi/vfio.ts';
 import type { z } from 'zod';
 import { OPS, device as deviceSchema, scenario as scenarioSchema, type Expect, type OpName } from './schema.ts';
 import { literal, parseExpr, refsOf, ValueError } from './values.ts';
@@ -85,7 +87,16 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     return r.data as z.infer<S>;
   };
 
-  const raw = doc.toJS();
+  // aliases: one without its anchor, or so many that expanding them would blow up (a "billion
+  // laughs"), is an invalid scenario at the first alias, not an exception
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    let line: number | null = null;
+    visit(doc, { Alias: (_, n) => void (line ??= n.range ? lc.linePos(n.range[0]).line : null) });
+    throw new ScenarioError(file, line, '', `YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
   if (!isMap(doc.contents)) fail([], 'a scenario is a map with name, devices and threads');
   const top = check(scenarioSchema, raw, []);
   top.kernels?.forEach((kn, i) => {
@@ -112,7 +123,7 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
       const p = [...path, i];
       if (!s || typeof s !== 'object' || Array.isArray(s) || Object.keys(s).length !== 1) fail(p, `a step is a one-key map, e.g. "- mmap: { ... }" (operations: ${Object.keys(OPS).join(', ')})`);
       const [op, args] = Object.entries(s as object)[0];
-      if (!(op in OPS)) fail(p, `unknown operation "${op}" (operations: ${Object.keys(OPS).join(', ')})`);
+      if (!Object.hasOwn(OPS, op)) fail(p, `unknown operation "${op}"${didYouMean(op, Object.keys(OPS))} (operations: ${Object.keys(OPS).join(', ')})`);
       const a = check(OPS[op as OpName] as z.ZodType, args ?? {}, [...p, op]) as Record<string, unknown>;
       if (a.as) bound.add(a.as as string);
       return { op: op as OpName, args: a, as: a.as as string | undefined, expect: a.expect as Expect | undefined, line: lineOf([...p, op]) ?? 0 };
@@ -133,6 +144,18 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
         for (const x of vals)
           for (const r of refsOf(parseExpr(x)))
             if (!bound.has(r)) fail([...path, i, s.op, key], `"${r}" is not bound by any step's "as:"`);
+      }
+      // an ioctl or feature is a name the kernel knows, or a number (an expression of bound names)
+      for (const [key, known] of [['op', IOCTLS], ['feature', FEATURES]] as const) {
+        const v = s.args[key];
+        if (s.op !== 'ioctl' || typeof v !== 'string' || Object.hasOwn(known, v)) continue;
+        let refs: string[];
+        try {
+          refs = refsOf(parseExpr(v));
+        } catch {
+          refs = [v];
+        }
+        if (refs.some((r) => !bound.has(r))) fail([...path, i, s.op, key], `unknown ${key === 'op' ? 'ioctl' : 'device feature'} ${v}${didYouMean(v, Object.keys(known))}`);
       }
       if (s.op === 'unbind' && !names.has(s.args.device as string)) fail([...path, i, s.op, 'device'], `no device named ${s.args.device}`);
       if (s.op === 'config_read' || s.op === 'config_write') {
@@ -209,3 +232,10 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
   };
 }
 
+/** ", did you mean X?" for the known name nearest a misspelt one, when it is near enough. */
+function didYouMean(name: string, known: string[]): string {
+  const best = closest(name.toUpperCase(), known.map((k) => k.toUpperCase()));
+  const i = known.findIndex((k) => k.toUpperCase() === best);
+  const d = distance(name.toUpperCase(), best);
+  return i >= 0 && (d <= Math.max(2, name.length / 3) || best.includes(name.toUpperCase())) ? `, did you mean ${known[i]}?` : '';
+}
