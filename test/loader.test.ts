@@ -263,3 +263,17 @@ describe('names the loader used to trip over', () => {
     assert.equal(e.line, 3);
   });
 });
+
+describe('process and finding names', () => {
+  test('fork into the forking thread\'s own process, into main, or into a process forked already, is refused', () => {
+    expectError(HEAD + '    - fork: { as: main }\n', 7, 'threads.main.1.fork.as', /new process; main is the forking thread's own/);
+    expectError(HEAD + '    - fork: { as: a }\n    - fork: { as: a }\n', 8, 'threads.main.2.fork.as', /process a is forked twice/);
+    assert.ok(parseScenario(HEAD + '    - fork: { as: a }\n    - fork: { as: b }\n', 'ok.yaml'));
+  });
+
+  test('expect_violations names known kernels and invariants only', () => {
+    expectError(HEAD + 'expect_violations:\n  series-v9: [no-deadlock]\n', 8, 'expect_violations.series-v9', /unknown kernel series-v9, did you mean series-v4\?/);
+    expectError(HEAD + 'expect_violations:\n  series-v4: [no-stale-ptes]\n', 8, 'expect_violations.series-v4.0', /unknown invariant no-stale-ptes, did you mean no-stale-pte\?/);
+    assert.ok(parseScenario(HEAD + "expect_violations:\n  '*': [lifetime]\n", 'ok.yaml'));
+  });
+});

@@ -20,6 +20,9 @@ function vfioPrivs(k: Kernel): VfioPciDmaBuf[] {
   return out;
 }
 
+/** The invariants the checker knows (what `expect_violations` may name). */
+export const INVARIANTS = ['decode-enabled', 'no-stale-pte', 'pfn-in-buffer', 'huge-aligned', 'lifetime', 'no-leak', 'no-deadlock', 'iommu-revoked'] as const;
+
 export function checkInvariants(k: Kernel): void {
   const privs = vfioPrivs(k);
 

@@ -11,6 +11,7 @@ import { profile, PROFILES } from '../kernel/pci/profiles.ts';
 import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
 import type { KconfigInput } from '../kernel/kconfig.ts';
 import { KERNELS } from '../kernel/variants.ts';
+import { INVARIANTS } from '../kernel/invariants.ts';
 
 export interface Step {
   op: OpName;
@@ -165,6 +166,24 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     });
   walk(setup, ['setup']);
   for (const t of threads) walk(t.steps, ['threads', t.name]);
+
+  // fork makes a new process: not the caller's own, not one made already
+  const forked = new Set<string>();
+  for (const [steps, path, proc] of [[setup, ['setup'], MAIN_PROC], ...threads.map((t) => [t.steps, ['threads', t.name], t.proc])] as Array<[Step[], string[], string]>)
+    steps.forEach((s, i) => {
+      if (s.op !== 'fork') return;
+      const child = s.args.as as string;
+      if (child === proc || child === MAIN_PROC) fail([...path, i, 'fork', 'as'], `fork makes a new process; ${child} is ${child === proc ? 'the forking thread\'s own' : 'the main process'}`);
+      if (forked.has(child)) fail([...path, i, 'fork', 'as'], `process ${child} is forked twice`);
+      forked.add(child);
+    });
+
+  for (const [kn, invs] of Object.entries(top.expect_violations ?? {})) {
+    if (kn !== '*' && !Object.hasOwn(KERNELS, kn)) fail(['expect_violations', kn], `unknown kernel ${kn}${didYouMean(kn, Object.keys(KERNELS))} (known: ${Object.keys(KERNELS).join(', ')}, or * for every kernel)`);
+    invs.forEach((inv, i) => {
+      if (!(INVARIANTS as readonly string[]).includes(inv)) fail(['expect_violations', kn, i], `unknown invariant ${inv}${didYouMean(inv, [...INVARIANTS])} (known: ${INVARIANTS.join(', ')})`);
+    });
+  }
 
   return {
     file, name: top.name, description: top.description, config: (top.config ?? {}) as KconfigInput, devices, setup, threads,
