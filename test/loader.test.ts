@@ -277,3 +277,15 @@ describe('process and finding names', () => {
     assert.ok(parseScenario(HEAD + "expect_violations:\n  '*': [lifetime]\n", 'ok.yaml'));
   });
 });
+
+describe('device and configuration values fuzzing found accepted, or refused without a line', () => {
+  const DEV = (d: string) => `name: t\ndevices:\n  - ${d}\nthreads:\n  main:\n    - open: { path: /dev/vfio/devices/gpu0, as: dev }\n`;
+  test('a BAR larger than 64 bits can size, and an MSI-X table at a negative offset, are refused', () => {
+    expectError(DEV('{ name: gpu0, profile: h100, bars: [{ index: 0, size: 0x100000000000000000, bits: 64 }] }'), 3, 'devices.0.bars.0', /does not fit a 64-bit BAR/);
+    expectError(DEV('{ name: gpu0, profile: h100, msix: { bar: 0, offset: -16, entries: 4 } }'), 3, 'devices.0.msix.offset', /does not fit/);
+  });
+  test('a bad config: names the file, the line and the symbol', () => {
+    expectError(HEAD + 'config: { THP: always }\n', 7, 'config.THP', /unknown symbol/);
+    expectError(HEAD + 'config:\n  PCI_P2PDMA: n\n  VFIO_PCI_DMABUF: y\n', 9, 'config.VFIO_PCI_DMABUF', /def_bool y if PCI_P2PDMA/);
+  });
+});

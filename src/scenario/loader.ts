@@ -9,7 +9,7 @@ import { OPS, device as deviceSchema, scenario as scenarioSchema, type Expect, t
 import { literal, parseExpr, refsOf, ValueError } from './values.ts';
 import { profile, PROFILES } from '../kernel/pci/profiles.ts';
 import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
-import type { KconfigInput } from '../kernel/kconfig.ts';
+import { KconfigError, resolveKconfig, type KconfigInput } from '../kernel/kconfig.ts';
 import { KERNELS } from '../kernel/variants.ts';
 import { INVARIANTS } from '../kernel/invariants.ts';
 
@@ -100,6 +100,15 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
   }
   if (!isMap(doc.contents)) fail([], 'a scenario is a map with name, devices and threads');
   const top = check(scenarioSchema, raw, []);
+  // the configuration is resolved when a kernel is made; refuse a bad one here, at its symbol
+  try {
+    resolveKconfig((top.config ?? {}) as KconfigInput);
+  } catch (e) {
+    if (!(e instanceof KconfigError)) throw e;
+    const sym = /^config ([A-Za-z0-9_]+)/.exec(e.message)?.[1];
+    const cfg = (top.config ?? {}) as Record<string, unknown>;
+    fail(sym && Object.hasOwn(cfg, sym) ? ['config', sym] : ['config'], e.message.replace(/^config [A-Za-z0-9_]+(=\w)?: /, ''));
+  }
   top.kernels?.forEach((kn, i) => {
     if (!(kn in KERNELS)) fail(['kernels', i], `unknown kernel ${kn} (known: ${Object.keys(KERNELS).join(', ')})`);
   });
@@ -224,6 +233,8 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
     if (!Number.isInteger(Math.log2(b.size))) f(`size ${b.size} is not a power of two`);
     if (b.size < (b.io ? 4 : 16)) f(`size ${b.size} is below the minimum BAR size (${b.io ? 4 : 16} bytes)`);
     if (b.bits === 32 && b.size > 2 ** 31) f('a BAR over 2 GiB needs bits: 64');
+    // a 64-bit BAR's size is a power of two the size mask can express: at most 2^63
+    if (b.size > 2 ** 63) f(`size ${b.size} does not fit a 64-bit BAR (at most 2^63 bytes)`);
     if (b.io && b.bits === 64) f('an I/O BAR cannot be 64-bit');
     if (b.bits === 64 && b.index === 5) f('a 64-bit BAR takes two slots, so it cannot start at index 5');
     for (const s of b.bits === 64 ? [b.index, b.index + 1] : [b.index]) {
@@ -236,7 +247,8 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
     const b = bars.find((x) => x.index === msix.bar);
     if (!b) fail(['msix', 'bar'], `MSI-X table in BAR${msix.bar}, which the device does not have`);
     if (msix.entries < 1 || msix.entries > 2048) fail(['msix', 'entries'], 'MSI-X has 1..2048 entries');
-    if (msix.offset % 8 !== 0 || msix.offset + msix.entries * 16 > b!.size) fail(['msix', 'offset'], `the ${msix.entries}-entry table at 0x${msix.offset.toString(16)} does not fit in BAR${msix.bar} (${b!.size} bytes)`);
+    if (!Number.isInteger(msix.entries)) fail(['msix', 'entries'], 'MSI-X has a whole number of entries');
+    if (msix.offset < 0 || msix.offset % 8 !== 0 || msix.offset + msix.entries * 16 > b!.size) fail(['msix', 'offset'], `the ${msix.entries}-entry table at 0x${msix.offset.toString(16)} does not fit in BAR${msix.bar} (${b!.size} bytes)`);
   }
   const caps = { pm: true, pcie: true, flr: true, ...(base?.desc.capabilities ?? {}), ...(d.capabilities ?? {}) };
   if (caps.flr && !caps.pcie) fail(['capabilities', 'flr'], 'FLR is a PCIe capability: it needs pcie: true');
