@@ -162,6 +162,8 @@ export abstract class LockBase {
  */
 export class RwSem extends LockBase {
   readers = new Set<Task>();
+  /** further read holds of a reader that took the semaphore again (each up_read drops one) */
+  nested: Task[] = [];
   writer: Task | null = null;
   waiters: Array<{ t: Task; mode: 'r' | 'w' }> = [];
 
@@ -212,12 +214,24 @@ export class RwSem extends LockBase {
   }
 
   private grant(t: Task, mode: 'r' | 'w'): void {
-    if (mode === 'r') this.readers.add(t);
+    if (mode === 'r' && this.readers.has(t)) this.nested.push(t);
+    else if (mode === 'r') this.readers.add(t);
     else this.writer = t;
     t.held.push({ lock: this, mode });
   }
 
   private release(t: Task, mode: 'r' | 'w'): void {
+    const n = mode === 'r' ? this.nested.indexOf(t) : -1;
+    if (n >= 0) {
+      // an inner read hold goes; the reader still holds the semaphore
+      this.nested.splice(n, 1);
+      for (let i = t.held.length - 1; i >= 0; i--)
+        if (t.held[i].lock === this) {
+          t.held.splice(i, 1);
+          break;
+        }
+      return;
+    }
     if (mode === 'r' ? !this.readers.delete(t) : this.writer !== t) throw new Error(`${t.name} releases ${this.name} it does not hold`);
     if (mode === 'w') this.writer = null;
     const i = t.held.findIndex((h) => h.lock === this);
@@ -343,6 +357,11 @@ export class Lockdep {
   readonly inversions: string[] = [];
 
   acquire(t: Task, lock: LockBase, mode: 'r' | 'w'): void {
+    // taking a lock the task holds: a mutex deadlocks on itself; an rwsem read inside a read is
+    // not a recursive-read lock in lockdep's sense (down_read is read=1), so lockdep warns, and a
+    // writer queued in between deadlocks it
+    const again = t.held.find((h) => h.lock === lock);
+    if (again) this.inversions.push(`possible recursive locking: ${t.name} takes ${lock.name} (${mode === 'r' ? 'read' : 'write'}) while holding it (${again.mode === 'r' ? 'read' : 'write'})`);
     for (const h of t.held) {
       if (h.lock.cls === lock.cls) continue;
       const from = h.lock.cls, to = lock.cls;
