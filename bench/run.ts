@@ -3,7 +3,7 @@
 // to catch each mutant), all from one run. Prints; never asserts a timing. Fails (exit 1) only when
 // the model did not install what a figure claims to measure.
 //
-//   npm run bench [-- --pages N] [-- --faults N] [-- --reps N] [-- --quick] [-- --only faults|explore]
+//   npm run bench [-- --pages N] [-- --faults N] [-- --reps N] [-- --quick] [-- --only faults|explore|shapes]
 //                 [-- --naive-cap N] [-- --naive-ms N]
 import { spawnSync } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
@@ -40,7 +40,7 @@ function main(): void {
   const quick = args.includes('--quick');
   const oi = args.findIndex((a) => a === '--only' || a.startsWith('--only='));
   const only = oi < 0 ? null : args[oi].includes('=') ? args[oi].split('=')[1] : args[oi + 1];
-  if (only !== null && only !== 'faults' && only !== 'explore') throw new Error(`--only: expected faults or explore, got ${only}`);
+  if (only !== null && only !== 'faults' && only !== 'explore' && only !== 'shapes') throw new Error(`--only: expected faults, explore or shapes, got ${only}`);
   const PAGES = opt('pages', quick ? 65536 : 1048576);
   const FAULTS = opt('faults', quick ? 8192 : 65536);
   const REPS = opt('reps', 3);
@@ -53,11 +53,11 @@ function main(): void {
 
   out('vfio-sim benchmark: the series v4 BAR mmap fault path, revoke, page-table memory; the explorer');
   out(`node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Linux ${release()}, ${fixed(totalmem() / 2 ** 30, 1)} GiB RAM, ${new Date().toISOString()}`);
-  out(`global.gc: ${typeof globalThis.gc === 'function' ? 'yes' : 'NO (heap figures are noisy)'}; sections: ${only === 'faults' ? '1-4' : only === 'explore' ? '5-7' : '1-7'}${quick ? ' [--quick]' : ''}`);
+  out(`global.gc: ${typeof globalThis.gc === 'function' ? 'yes' : 'NO (heap figures are noisy)'}; sections: ${only === 'faults' ? '1-4' : only === 'explore' ? '5-7' : only === 'shapes' ? '7' : '1-7'}${quick ? ' [--quick]' : ''}`);
   out('All figures come from this run (single samples unless a median is stated); printed, never asserted.');
-  if (only !== 'explore') faultSections();
+  if (only === null || only === 'faults') faultSections();
   if (only !== 'faults') {
-    runExploreBench({ naiveCap: NAIVE_CAP, naiveMs: NAIVE_MS, out });
+    if (only !== 'shapes') runExploreBench({ naiveCap: NAIVE_CAP, naiveMs: NAIVE_MS, out });
     runShapesBench({ budgetMs: quick ? 10_000 : 60_000, out });
     peak('sections 5-7');
   }
