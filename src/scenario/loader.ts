@@ -72,7 +72,8 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     return null;
   };
   const fail = (path: ReadonlyArray<string | number>, problem: string): never => {
-    throw new ScenarioError(file, lineOf(path), path.join('.'), problem);
+    // a problem of the whole document (an empty file) is at its first line
+    throw new ScenarioError(file, lineOf(path) ?? 1, path.join('.'), problem);
   };
   const check = <S extends z.ZodType>(schema: S, value: unknown, path: Array<string | number>): z.infer<S> => {
     const r = schema.safeParse(value);
