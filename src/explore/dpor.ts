@@ -111,13 +111,8 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     let blk: Block | null = null;
 
     for (let depth = 0; ; depth++) {
-      if (ex.failure && !opts.all) break;
-      const en = ex.enabled();
-      if (!en.length) break;
-      if (depth >= maxDepth) {
-        ex.run.k.violation('no-deadlock', `livelock: no end after ${maxDepth} steps`);
-        break;
-      }
+      const en = ex.runnable(depth, maxDepth, opts.all);
+      if (!en) break;
       let node: DporNode;
       if (depth < replayTo) {
         node = stack[depth];

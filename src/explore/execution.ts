@@ -59,6 +59,20 @@ export class Execution {
     const e = t.pending;
     return this.plainLocks && e.acc === 'r' && e.op.startsWith('mutex_') ? { ...e, acc: 'w' } : e;
   }
+  /**
+   * The tasks that can take step `depth`, or null when the execution ends there: a failure (unless
+   * `goOn`), nothing runnable, or `maxDepth` steps without an end (reported as a livelock).
+   */
+  runnable(depth: number, maxDepth: number, goOn = false): number[] | null {
+    if (this.failure && !goOn) return null;
+    const en = this.enabled();
+    if (!en.length) return null;
+    if (depth >= maxDepth) {
+      this.run.k.violation('no-deadlock', `livelock: no end after ${maxDepth} steps`);
+      return null;
+    }
+    return en;
+  }
   finished(): boolean {
     return this.run.tasks.every((t) => t.done);
   }

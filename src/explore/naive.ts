@@ -21,13 +21,8 @@ export function exploreDfs(scn: Scenario, opts: ExploreOptions & { preemptionBou
     const enabledAt: number[][] = [];
     let pre = 0;
     for (let depth = 0; ; depth++) {
-      if (ex.failure && !opts.all) break;
-      const en = ex.enabled();
-      if (!en.length) break;
-      if (depth >= maxDepth) {
-        ex.run.k.violation('no-deadlock', `livelock: no end after ${maxDepth} steps`);
-        break;
-      }
+      const en = ex.runnable(depth, maxDepth, opts.all);
+      if (!en) break;
       const last = ex.choices.at(-1) ?? -1;
       if (depth >= replayTo) {
         // the current thread first; switching away from it costs a preemption

@@ -176,25 +176,6 @@ export function kernelHash(run: ScenarioRun): string {
   return h.key();
 }
 
-/** The values a step's event names in the named part: page-table slots, memory bytes, counters. */
-export function namedValues(k: Kernel, e: Ev, h: Hasher): void {
-  h.str(e.op).str(e.obj).str(e.acc);
-  if (e.spans)
-    for (const s of e.spans) {
-      h.str(s.space).num(s.lo).num(s.hi).num(s.level ?? -1);
-      if (s.space === 'pmem') {
-        for (let a = s.lo; a < s.hi; a++) {
-          const pg = k.pci.mem.pages.get(Math.floor(a / 4096));
-          h.mix(pg ? pg[a % 4096] : 0);
-        }
-      } else if (s.space.endsWith('.pt')) {
-        const mm = k.procs.find((p) => p.mm.ptKey === s.space)?.mm;
-        if (mm) mm.pt.describe(s.lo, s.hi, h);
-      }
-    }
-  for (const o of e.also ? [{ obj: e.obj, acc: e.acc }, ...e.also] : [{ obj: e.obj, acc: e.acc }]) counterValue(k, o.obj, o.acc, h);
-}
-
 function counterValue(k: Kernel, key: string, acc: string, h: Hasher): boolean {
   if (key.endsWith('.registration') || key.endsWith('.unregister')) {
     const d = k.vfio.get(key.slice(0, key.lastIndexOf('.')))?.vfio;
