@@ -20,52 +20,51 @@ const PML = fileURLToPath(new URL('./fault-vs-revoke.pml', import.meta.url));
 export const SHAPES: Array<[number, number, number]> = [[1, 1, 2], [1, 2, 2], [2, 1, 2], [1, 3, 2], [2, 2, 2], [2, 2, 4], [3, 3, 4]];
 export const DMABUF_SHAPES: Array<[number, number]> = [[1, 2], [2, 1], [2, 2]];
 
+/**
+ * A race shape as a scenario: one h100, the setup given (which maps `m`), `threads` loaders each
+ * loading `pages` distinct 4 KiB pages of `m` (thread t pages t*P ..), and a `vmm` thread.
+ */
+function shape(o: { name: string; about: string[]; kernels?: string; setup: string[]; loader: string; threads: number; pages: number; vmm: string[] }): string {
+  const lines = [`name: ${o.name}`, 'description: >', ...o.about.map((l) => `  ${l}`), ...(o.kernels ? [`kernels: ${o.kernels}`] : [])];
+  lines.push('devices:', '  - { name: gpu0, profile: h100 }', 'setup:', '  - open: { path: /dev/vfio/devices/gpu0, as: dev }', ...o.setup.map((l) => `  - ${l}`), 'threads:');
+  for (let t = 0; t < o.threads; t++) {
+    lines.push(`  ${o.loader}${t}:`);
+    for (let i = 0; i < o.pages; i++) lines.push(`    - load: { addr: m, offset: ${(t * o.pages + i) * 4096}, width: 4 }`);
+  }
+  lines.push('  vmm:', ...o.vmm.map((l) => `    - ${l}`));
+  return lines.join('\n') + '\n';
+}
+
 /** The race as a scenario: a 64 KiB BAR0 mapping (4 KiB faults), thread f loads pages f*P .. f*P+P-1. */
 export function shapeScenario(f: number, p: number, r: number): string {
-  const lines = [
-    `name: fault-vs-revoke-${f}x${p}x${r}`,
-    'description: >',
-    `  ${f} thread(s) loading ${p} distinct 4 KiB page(s) each of one BAR0 mapping while a VMM writes COMMAND`,
-    `  ${r} time(s) (memory off, on, ...). Written by bench/shapes.ts (section 7 of the benchmark).`,
-    'devices:',
-    '  - { name: gpu0, profile: h100 }',
-    'setup:',
-    '  - open: { path: /dev/vfio/devices/gpu0, as: dev }',
-    '  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }',
-    'threads:',
-  ];
-  for (let t = 0; t < f; t++) {
-    lines.push(`  f${t}:`);
-    for (let i = 0; i < p; i++) lines.push(`    - load: { addr: m, offset: ${(t * p + i) * 4096}, width: 4 }`);
-  }
-  lines.push('  vmm:');
-  for (let i = 0; i < r; i++) lines.push(`    - config_write: { fd: dev, reg: COMMAND, value: ${i % 2 ? 2 : 0} }`);
-  return lines.join('\n') + '\n';
+  return shape({
+    name: `fault-vs-revoke-${f}x${p}x${r}`,
+    about: [
+      `${f} thread(s) loading ${p} distinct 4 KiB page(s) each of one BAR0 mapping while a VMM writes COMMAND`,
+      `${r} time(s) (memory off, on, ...). Written by bench/shapes.ts (section 7 of the benchmark).`,
+    ],
+    setup: ['mmap: { fd: dev, offset: 0, length: 64KiB, as: m }'],
+    loader: 'f', threads: f, pages: p,
+    vmm: Array.from({ length: r }, (_, i) => `config_write: { fd: dev, reg: COMMAND, value: ${i % 2 ? 2 : 0} }`),
+  });
 }
 
 /** C clients of an exported DMABUF's mmap, client c loading pages c*P .., against off, on, DMA_BUF_REVOKE. */
 export function dmabufShapeScenario(c: number, p: number): string {
-  const lines = [
-    `name: dmabuf-mmap-vs-revoke-${c}x${p}`,
-    'description: >',
-    `  ${c} client(s) loading ${p} distinct 4 KiB page(s) each of an exported DMABUF's mmap while a VMM turns`,
-    '  memory off and on and then revokes the buffer for good. Written by bench/shapes.ts (section 7).',
-    'kernels: [series-v4, series-v4-fixed, series-v4-dmabuf-lock]',
-    'devices:',
-    '  - { name: gpu0, profile: h100 }',
-    'setup:',
-    '  - open: { path: /dev/vfio/devices/gpu0, as: dev }',
-    '  - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 0, ranges: [{ offset: 0, length: 64KiB }], as: buf }',
-    '  - mmap: { fd: buf, offset: 0, length: 64KiB, as: m }',
-    'threads:',
-  ];
-  for (let t = 0; t < c; t++) {
-    lines.push(`  c${t}:`);
-    for (let i = 0; i < p; i++) lines.push(`    - load: { addr: m, offset: ${(t * p + i) * 4096}, width: 4 }`);
-  }
-  lines.push('  vmm:', '    - config_write: { fd: dev, reg: COMMAND, value: 0 }', '    - config_write: { fd: dev, reg: COMMAND, value: 2 }');
-  lines.push('    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [set], feature: DMA_BUF_REVOKE, dmabuf_fd: buf }');
-  return lines.join('\n') + '\n';
+  return shape({
+    name: `dmabuf-mmap-vs-revoke-${c}x${p}`,
+    about: [
+      `${c} client(s) loading ${p} distinct 4 KiB page(s) each of an exported DMABUF's mmap while a VMM turns`,
+      'memory off and on and then revokes the buffer for good. Written by bench/shapes.ts (section 7).',
+    ],
+    kernels: '[series-v4, series-v4-fixed, series-v4-dmabuf-lock]',
+    setup: [
+      'ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 0, ranges: [{ offset: 0, length: 64KiB }], as: buf }',
+      'mmap: { fd: buf, offset: 0, length: 64KiB, as: m }',
+    ],
+    loader: 'c', threads: c, pages: p,
+    vmm: ['config_write: { fd: dev, reg: COMMAND, value: 0 }', 'config_write: { fd: dev, reg: COMMAND, value: 2 }', 'ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [set], feature: DMA_BUF_REVOKE, dmabuf_fd: buf }'],
+  });
 }
 
 interface SpinRun { states: number; seconds: number; errors: number; rssKb: number }
