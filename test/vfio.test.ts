@@ -525,3 +525,26 @@ describe('device-file lifetime of BAR mmaps (spec/series.md §3.2, §5.6, §5.7)
     assert.deepEqual(e.sim.checkNoLeak(), []);
   });
 });
+
+test('a PM_CTRL write of D1 or D2 the PM capability does not advertise leaves the function in D0 (pci_set_power_state refuses), and its memory decodes', async () => {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { runScenario } = await import('../src/scenario/report.ts');
+  const scn = parseScenario(`name: d2
+devices:
+  - { name: gpu0, profile: h100 }
+threads:
+  main:
+    - open: { path: /dev/vfio/devices/gpu0, as: dev }
+    - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
+    - config_write: { fd: dev, reg: PM_CTRL, value: 2 }
+    - config_read: { fd: dev, reg: PM_CTRL, width: 2, expect: { value: 0x8 } }
+    - config_write: { fd: dev, reg: PM_CTRL, value: 1 }
+    - load: { addr: m, width: 4, expect: { ok: true } }
+    - config_write: { fd: dev, reg: PM_CTRL, value: 3 }
+    - config_read: { fd: dev, reg: PM_CTRL, width: 2, expect: { value: 0xb } }
+    - load: { addr: m, width: 4, expect: { signal: SIGBUS } }
+`, 'd2.yaml');
+  const { result } = runScenario(scn, {});
+  assert.deepEqual(result.problems, []);
+  assert.deepEqual(result.violations, []);
+});

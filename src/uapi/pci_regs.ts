@@ -12,6 +12,8 @@ export const PCI_INTERRUPT_PIN = 0x3d;
 /** MSI: Message Control; Multiple Message Capable is bits 3:1 (log2 of the vectors), 64-bit is bit 7 */
 export const PCI_MSI_FLAGS = 2, PCI_MSI_FLAGS_QMASK = 0x0e, PCI_MSI_FLAGS_64BIT = 0x80;
 export const PCI_PM_CTRL = 4, PCI_PM_CTRL_STATE_MASK = 0x3, PCI_PM_CTRL_NO_SOFT_RESET = 0x8;
+/** PM capabilities (PMC): which of D1 and D2 the function supports */
+export const PCI_PM_PMC = 2, PCI_PM_CAP_D1 = 0x0200, PCI_PM_CAP_D2 = 0x0400;
 export const PCI_MSIX_FLAGS = 2, PCI_MSIX_TABLE = 4, PCI_MSIX_PBA = 8;
 export const PCI_EXP_DEVCAP = 4, PCI_EXP_DEVCAP_FLR = 0x10000000;
 export const PCI_EXP_DEVCTL = 8, PCI_EXP_DEVCTL_BCR_FLR = 0x8000;

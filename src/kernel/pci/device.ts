@@ -5,6 +5,7 @@ import type { Kernel } from '../kernel.ts';
 import { ev, type Acc, type KGen, type Span } from '../sched/sched.ts';
 import * as R from '../../uapi/pci_regs.ts';
 import { PAGE_SIZE } from '../../uapi/mman.ts';
+import { E } from '../../uapi/errno.ts';
 
 export interface BarDesc {
   index: number;
@@ -201,11 +202,24 @@ export class PciDev {
     return v;
   }
 
-  *setPower(state: number): KGen {
+  supportsPowerState(state: number): boolean {
+    if (state !== R.PCI_D1 && state !== R.PCI_D2) return true;
+    const pm = this.capOffset(R.PCI_CAP_ID_PM);
+    const pmc = pm ? this.cfg[pm + R.PCI_PM_PMC] | (this.cfg[pm + R.PCI_PM_PMC + 1] << 8) : 0;
+    return !!(pmc & (state === R.PCI_D1 ? R.PCI_PM_CAP_D1 : R.PCI_PM_CAP_D2));
+  }
+
+  /**
+   * pci_set_power_state: D1 and D2 only where the PM capability's PMC advertises them (otherwise
+   * -EIO and the function stays where it is, as pci_set_low_power_state refuses).
+   */
+  *setPower(state: number): KGen<number> {
     yield ev('pci_set_power_state', this.decodeKey, 'w', undefined, [this.cfgSpan(this.capOffset(R.PCI_CAP_ID_PM) + R.PCI_PM_CTRL, 2, 'w')]);
+    if (!this.supportsPowerState(state)) return -E.EIO;
     this.power = state;
     const pm = this.capOffset(R.PCI_CAP_ID_PM);
     if (pm) this.cfg[pm + R.PCI_PM_CTRL] = (this.cfg[pm + R.PCI_PM_CTRL] & ~R.PCI_PM_CTRL_STATE_MASK) | state;
+    return 0;
   }
 
   /**

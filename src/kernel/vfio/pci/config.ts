@@ -125,11 +125,13 @@ function* writePmCtrl(k: Kernel, vdev: VfioPciCoreDevice, v: number): KGen {
   if (state === vdev.pdev.power) return;
   if (state >= R.PCI_D3hot) yield* vdev.lock_revoke_bars();
   else yield* vdev.memory_lock.down_write();
-  yield* vdev.pdev.setPower(state);
+  // vfio_pm_config_write ignores what pci_set_power_state returns: a D1 or D2 the function does
+  // not support leaves it where it was, and PM_CTRL reads that state back
+  const r = yield* vdev.pdev.setPower(state);
   const pm = vdev.pdev.capOffset(R.PCI_CAP_ID_PM) || CAP_PM;
   yield ev('vconfig_write', '', 'w', undefined, [vdev.vconfigSpan(pm + R.PCI_PM_CTRL, 2, 'w')]);
-  vdev.vconfig[pm + R.PCI_PM_CTRL] = (vdev.vconfig[pm + R.PCI_PM_CTRL] & ~R.PCI_PM_CTRL_STATE_MASK) | state;
-  k.note(`${vdev.name}: power -> D${state === 3 ? '3hot' : state}`);
+  vdev.vconfig[pm + R.PCI_PM_CTRL] = (vdev.vconfig[pm + R.PCI_PM_CTRL] & ~R.PCI_PM_CTRL_STATE_MASK) | vdev.pdev.power;
+  k.note(r < 0 ? `${vdev.name}: D${state} refused (not in PMC): stays D${vdev.pdev.power === 3 ? '3hot' : vdev.pdev.power}` : `${vdev.name}: power -> D${state === 3 ? '3hot' : state}`);
   yield* vdev.unrevokeIfEnabled();
   yield* vdev.memory_lock.up_write();
 }
