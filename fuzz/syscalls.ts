@@ -10,6 +10,9 @@ import { PROFILES } from '../src/kernel/pci/profiles.ts';
 import { KERNELS } from '../src/kernel/variants.ts';
 import * as R from '../src/uapi/pci_regs.ts';
 import { MAP_FIXED, MAP_PRIVATE, MAP_SHARED } from '../src/uapi/mman.ts';
+import * as I from '../src/uapi/iommufd.ts';
+import { sys_iommufd_open } from '../src/kernel/iommufd/iommufd.ts';
+import { peer_dma } from '../src/kernel/iommufd/io_pagetable.ts';
 
 export type Call =
   | { k: 'open'; good: boolean }
@@ -21,6 +24,11 @@ export type Call =
   | { k: 'munmap'; map: number; pageOff: number; length: number }
   | { k: 'access'; map: number; offset: number; width: 1 | 2 | 4 | 8; write: boolean; value: number }
   | { k: 'config'; fd: number; reg: 'COMMAND' | 'PM_CTRL' | 'DEVCTL' | 'random'; value: number; at: number }
+  | { k: 'iommufd' }
+  | { k: 'ioas'; fd: number }
+  | { k: 'map_file'; fd: number; ioas: number; buf: number; start: number; length: number; fixed: number | null }
+  | { k: 'iommu_unmap'; fd: number; ioas: number; iova: number; length: number }
+  | { k: 'dma'; ioas: number; iova: number; write: boolean; value: number }
   | { k: 'fork' }
   | { k: 'exit'; proc: number };
 
@@ -41,6 +49,11 @@ export const callArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('munmap' as const), map: fc.nat(7), pageOff: fc.integer({ min: -1, max: 16 }), length: sizes }) },
   { weight: 6, arbitrary: fc.record({ k: fc.constant('access' as const), map: fc.nat(7), offset: fc.oneof(fc.nat(65535), fc.integer({ min: -8, max: 2 ** 21 })), width: fc.constantFrom(1 as const, 2 as const, 4 as const, 8 as const), write: fc.boolean(), value: u32 }) },
   { weight: 4, arbitrary: fc.record({ k: fc.constant('config' as const), fd, reg: fc.constantFrom('COMMAND' as const, 'PM_CTRL' as const, 'DEVCTL' as const, 'random' as const), value: fc.oneof(fc.constantFrom(0, 2, 3, 6, 0x8000), fc.integer({ min: 0, max: 0xffff })), at: fc.integer({ min: 0, max: 4095 }) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('iommufd' as const) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('ioas' as const), fd }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('map_file' as const), fd, ioas: fc.integer({ min: 0, max: 4 }), buf: fd, start: fc.constantFrom(0, 4096, 65536, -4096), length: sizes, fixed: fc.option(fc.constantFrom(0, 0x100000, 0x123)) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('iommu_unmap' as const), fd, ioas: fc.integer({ min: 0, max: 4 }), iova: fc.constantFrom(0, 0x100000, 2 ** 40), length: sizes }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('dma' as const), ioas: fc.nat(3), iova: fc.oneof(fc.nat(65535), fc.constantFrom(0x100000, 2 ** 40)), write: fc.boolean(), value: u32 }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('fork' as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('exit' as const), proc: fc.nat(3) }) },
 );
@@ -154,6 +167,42 @@ export function runCase(c: Case): { outcomes: Outcome[]; violations: string[]; c
           const at = call.reg === 'COMMAND' ? R.PCI_COMMAND : call.reg === 'PM_CTRL' ? pmCtrl() : call.reg === 'DEVCTL' ? (sk.k.pci.devs[0].capOffset(R.PCI_CAP_ID_EXP) || 0x60) + R.PCI_EXP_DEVCTL : call.at;
           const buf = new Uint8Array([call.value & 0xff, call.value >> 8]);
           outcomes.push(`wrote ${p.pwrite(fdOf(p, call.fd), buf, CFG + at)}`);
+          break;
+        }
+        case 'iommufd': {
+          const r = sk.run(p.proc, 'iommufd_open', sys_iommufd_open(sk.k, p.proc));
+          outcomes.push(r < 0 ? `errno ${r}` : `fd ${got(p, r)}`);
+          break;
+        }
+        case 'ioas': {
+          const arg = encode(I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size });
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), I.IOMMU_IOAS_ALLOC, arg)}`);
+          break;
+        }
+        case 'map_file': {
+          const flags = I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE | (call.fixed !== null ? I.IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+          const arg = encode(I.iommu_ioas_map_file, {
+            size: I.iommu_ioas_map_file.size, flags, ioas_id: call.ioas, fd: fdOf(p, call.buf),
+            start: BigInt.asUintN(64, BigInt(call.start)), length: BigInt.asUintN(64, BigInt(call.length)), iova: BigInt(call.fixed ?? 0),
+          });
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), I.IOMMU_IOAS_MAP_FILE, arg)}`);
+          break;
+        }
+        case 'iommu_unmap': {
+          const arg = encode(I.iommu_ioas_unmap, { size: I.iommu_ioas_unmap.size, ioas_id: call.ioas, iova: BigInt(call.iova), length: BigInt.asUintN(64, BigInt(call.length)) });
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), I.IOMMU_IOAS_UNMAP, arg)}`);
+          break;
+        }
+        case 'dma': {
+          // a peer's DMA through an IOAS some iommufd holds
+          const ioases = [...sk.k.iommufds].flatMap((c) => [...c.objects.values()]);
+          const ioas = ioases[call.ioas % Math.max(1, ioases.length)];
+          if (!ioas) {
+            outcomes.push('no ioas');
+            break;
+          }
+          const r = sk.run(p.proc, 'peer_dma', peer_dma(sk.k, ioas, call.iova, 4, call.write, BigInt(call.value)));
+          outcomes.push('fault' in r ? `dma fault ${r.fault}` : `dma ${r.value}`);
           break;
         }
         case 'fork':
