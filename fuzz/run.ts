@@ -17,7 +17,7 @@ out(`vfio-sim fuzz: seed ${seed} (rerun with --seed ${seed})`);
 let failed = false;
 try {
   const s = fuzzSyscalls({ runs: Math.max(1, Math.ceil(Number(o.syscalls) / 20)), seed, out });
-  out(`syscalls: ${s.calls} calls in ${(s.ms / 1000).toFixed(1)} s (${Math.round((s.calls * 1000) / s.ms)}/s, each sequence run twice for determinism); 0 uncaught exceptions; model findings: ${[...s.findings].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
+  out(`syscalls: ${s.calls} calls in ${(s.ms / 1000).toFixed(1)} s (${Math.round((s.calls * 1000) / s.ms)}/s, each sequence run twice for determinism); 0 uncaught exceptions; slowest sequence ${s.slowestMs.toFixed(0)} ms; model findings: ${[...s.findings].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
 } catch (e) {
   failed = true;
   out(`syscalls: FAILED\n${(e as Error).message}`);

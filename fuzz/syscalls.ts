@@ -248,13 +248,17 @@ export function unexplained(violations: string[]): string[] {
   return violations.filter((v) => !/^(no-stale-pte|no-deadlock): /.test(v) && !(stale && v.startsWith('decode-enabled: ')));
 }
 
-export function fuzzSyscalls(o: { runs: number; seed: number; out: (s: string) => void }): { calls: number; findings: Map<string, number>; ms: number } {
-  let calls = 0;
+export function fuzzSyscalls(o: { runs: number; seed: number; out: (s: string) => void }): { calls: number; findings: Map<string, number>; ms: number; slowestMs: number } {
+  let calls = 0, slowestMs = 0;
   const findings = new Map<string, number>();
   const t0 = performance.now();
   fc.assert(
     fc.property(caseArb, (c) => {
+      const t = performance.now();
       const a = runCase(c);
+      const dt = performance.now() - t;
+      slowestMs = Math.max(slowestMs, dt);
+      if (dt > 5000) throw new Error(`a sequence of ${c.calls.length} calls took ${(dt / 1000).toFixed(1)} s`);
       const b = runCase(c);
       if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error('the same calls gave different outcomes');
       const unknown = unexplained(a.violations);
@@ -267,5 +271,5 @@ export function fuzzSyscalls(o: { runs: number; seed: number; out: (s: string) =
     }),
     { numRuns: o.runs, seed: o.seed, endOnFailure: false },
   );
-  return { calls, findings, ms: performance.now() - t0 };
+  return { calls, findings, ms: performance.now() - t0, slowestMs };
 }
