@@ -11,3 +11,13 @@ export function bundledScenarios(dir = 'scenarios'): string[] {
   }
   return out;
 }
+
+/**
+ * Run a scenario given as the steps of one thread `main` on one h100 `gpu0` (or a whole document
+ * when it starts with "name:"), with run's round-robin: its problems and violations.
+ */
+export async function runSteps(steps: string, head = 'name: t\ndevices:\n  - { name: gpu0, profile: h100 }\nthreads:\n  main:\n') {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { runScenario } = await import('../src/scenario/report.ts');
+  return runScenario(parseScenario(steps.startsWith('name:') ? steps : head + steps, 'inline.yaml'), {}).result;
+}

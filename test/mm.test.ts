@@ -3,6 +3,7 @@
 // spec/mainline.md §2.8 and §5, spec/series.md §4.3 Example D, DESIGN.md §2.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { runSteps } from './bundled.ts';
 import { createKernel, SignalError, SyscallError, encode, decode, uapi, mman, type SimKernel, type SimProcess } from '../src/index.ts';
 import type { FaultRecord } from '../src/kernel/sched/sched.ts';
 
@@ -330,22 +331,14 @@ describe('SIGSEGV', () => {
 
 describe('negative numbers in unsigned long arguments read as C passes them (two\'s complement)', () => {
   test('mmap length -1 is ENOMEM, munmap length -1 EINVAL, mprotect length -4096 ENOMEM, offset -4096 an unknown region (EINVAL)', async () => {
-    const { parseScenario } = await import('../src/scenario/loader.ts');
-    const { runScenario } = await import('../src/scenario/report.ts');
-    const scn = parseScenario(`name: neg
-devices:
-  - { name: gpu0, profile: h100 }
-threads:
-  main:
-    - open: { path: /dev/vfio/devices/gpu0, as: dev }
+    const result = await runSteps(`    - open: { path: /dev/vfio/devices/gpu0, as: dev }
     - mmap: { fd: dev, offset: 0, length: -1, expect: { errno: ENOMEM } }
     - mmap: { fd: dev, offset: -4096, length: 4KiB, expect: { errno: EINVAL } }
     - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
     - munmap: { addr: m, length: -1, expect: { errno: EINVAL } }
     - mprotect: { addr: m, offset: 4096, length: -4096, prot: [read], expect: { errno: ENOMEM } }
     - munmap: { addr: m, length: 64KiB, expect: { ok: true } }
-`, 'neg.yaml');
-    const { result } = runScenario(scn, {});
+`);
     assert.deepEqual(result.problems, []);
     assert.equal(result.exit, 0);
   });

@@ -3,6 +3,7 @@
 // revocation (§6.3), and the device-file lifetime of BAR mmaps (§3.2, §5.6, §5.7).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { runSteps } from './bundled.ts';
 import { createKernel, SignalError, SyscallError, encode, decode, uapi, mman, type SimKernel, type SimProcess } from '../src/index.ts';
 import * as R from '../src/uapi/pci_regs.ts';
 
@@ -527,14 +528,7 @@ describe('device-file lifetime of BAR mmaps (spec/series.md §3.2, §5.6, §5.7)
 });
 
 test('a PM_CTRL write of D1 or D2 the PM capability does not advertise leaves the function in D0 (pci_set_power_state refuses), and its memory decodes', async () => {
-  const { parseScenario } = await import('../src/scenario/loader.ts');
-  const { runScenario } = await import('../src/scenario/report.ts');
-  const scn = parseScenario(`name: d2
-devices:
-  - { name: gpu0, profile: h100 }
-threads:
-  main:
-    - open: { path: /dev/vfio/devices/gpu0, as: dev }
+  const result = await runSteps(`    - open: { path: /dev/vfio/devices/gpu0, as: dev }
     - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
     - config_write: { fd: dev, reg: PM_CTRL, value: 2 }
     - config_read: { fd: dev, reg: PM_CTRL, width: 2, expect: { value: 0x8 } }
@@ -543,8 +537,7 @@ threads:
     - config_write: { fd: dev, reg: PM_CTRL, value: 3 }
     - config_read: { fd: dev, reg: PM_CTRL, width: 2, expect: { value: 0xb } }
     - load: { addr: m, width: 4, expect: { signal: SIGBUS } }
-`, 'd2.yaml');
-  const { result } = runScenario(scn, {});
+`);
   assert.deepEqual(result.problems, []);
   assert.deepEqual(result.violations, []);
 });
