@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,5 +38,8 @@ test('an unknown mutant is refused by run as by check; unknown options and comma
   }
   assert.match(cli('run', '--mutant', 'nope').stderr, /unknown mutant nope/);
   assert.equal(cli('--help').status, 0);
+  const v = cli('--version');
+  assert.equal(v.status, 0);
+  assert.equal(v.stdout.trim(), JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
   assert.equal(cli('check', RACE, '--preemptions', '0').status, 3, 'a bounded search that finds nothing still exits 3');
 });

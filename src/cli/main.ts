@@ -169,7 +169,8 @@ export function main(argv: string[]): void {
   // usage errors (unknown commands and options, missing arguments) exit 2 like invalid input, not 1
   // like a finding; help and --version exit 0
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
-  program.name('vfio-sim').description('An executable model of Linux VFIO-PCI BAR mmap through DMABUFs.').showHelpAfterError();
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  program.name('vfio-sim').description('An executable model of Linux VFIO-PCI BAR mmap through DMABUFs.').version(version).showHelpAfterError();
   const kernelOpt = () => new Option('--kernel <name>', 'the modelled kernel').choices(Object.keys(KERNELS)).default(DEFAULT_KERNEL);
 
   program
