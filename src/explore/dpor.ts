@@ -7,7 +7,7 @@ import { dependent, ev, type Acc, type Ev, type Span } from '../kernel/sched/sch
 import type { Scenario } from '../scenario/loader.ts';
 import { Execution, type ExecOptions } from './execution.ts';
 import { MemFpStore, type FingerprintStore } from './fpstore.ts';
-import { AccessLog, extend } from './movers.ts';
+import { AccessLog, extend, type Mover } from './movers.ts';
 import { DEFAULT_MAX_DEPTH, notRun, preemptionsOf, type Counterexample, type ExploreOptions, type ExploreResult, type Progress } from './result.ts';
 import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, type ThreadFp } from './state.ts';
 
@@ -47,6 +47,8 @@ interface DporNode {
   summary?: Set<number>;
   /** atomic blocks: the node where the block this step continues began (no other choice here) */
   forcedFrom?: number;
+  /** atomic blocks: how the open block's thread's step here moves (classified once) */
+  blkMover?: Mover;
   /** atomic blocks: the block open after this node's step */
   blkAfter?: Block | null;
 }
@@ -127,7 +129,10 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         if (log) {
           for (const p of en) log.record(p, ex.tasks[p], pending[p]!);
           // inside an atomic block: its thread goes on, nothing else is scheduled here
-          if (blk && depth > fixed && en.includes(blk.task) && extend(blk.phase, log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!)) !== null) node.forcedFrom = blk.start;
+          if (blk && depth > fixed && en.includes(blk.task)) {
+            node.blkMover = log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!);
+            if (extend(blk.phase, node.blkMover) !== null) node.forcedFrom = blk.start;
+          }
         }
         for (let p = 0; p < pending.length; p++) {
           const e = pending[p];
@@ -203,7 +208,8 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         // the block open after this step: replayed as it was, or from how this step moves
         if (depth < replayTo - 1) blk = node.blkAfter ?? null;
         else {
-          const mv = log.kind(p, ex.tasks[p], e);
+          const open = blk as Block | null;
+          const mv: Mover = node.blkMover !== undefined && p === open?.task ? node.blkMover : log.kind(p, ex.tasks[p], e);
           blk = node.forcedFrom !== undefined ? { task: p, phase: extend(blk!.phase, mv) ?? 1, start: node.forcedFrom } : { task: p, phase: extend(0, mv) ?? 1, start: depth };
           node.blkAfter = blk;
         }

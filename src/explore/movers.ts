@@ -14,8 +14,7 @@
 // record contradicts it, the search was built on a wrong assumption and starts again with the
 // log it has (which only grows, so this ends). A search that ends with no contradiction has seen
 // every access its reductions relied on.
-import type { Acc, Ev, Span } from '../kernel/sched/sched.ts';
-import { Mutex, type Task } from '../kernel/sched/sched.ts';
+import { LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, Mutex, type Acc, type Ev, type Span, type Task } from '../kernel/sched/sched.ts';
 
 export type Mover = 'R' | 'L' | 'B' | 'N';
 
@@ -32,9 +31,6 @@ interface Access {
   holds: Hold[];
   span?: Span;
 }
-
-const ACQUIRE = new Set(['down_read', 'down_write', 'mutex_lock', 'down_read:woken', 'down_write:woken', 'mutex_lock:woken']);
-const RELEASE = new Set(['up_read', 'up_write', 'mutex_unlock']);
 
 function holdsOf(t: Task): Hold[] {
   return t.held.map((h) => ({ lock: h.lock.name, excl: h.lock instanceof Mutex || h.mode === 'w', read: !(h.lock instanceof Mutex) && h.mode === 'r' }));
@@ -98,15 +94,15 @@ export class AccessLog {
    */
   kind(t: number, task: Task, e: Ev): Mover {
     if (e.block) return 'R';
-    if (ACQUIRE.has(e.op)) {
+    if (LOCK_ACQUIRE.has(e.op)) {
       // what a read-only section declares it reads must commute once the lock is held
       if (!e.also?.length) return 'R';
       const holds = [...holdsOf(task), { lock: e.obj, excl: true, read: false }];
       return this.commutes(t, holds, accessesOf(e).filter((x) => x.key !== e.obj)) ? 'R' : 'N';
     }
-    if (RELEASE.has(e.op)) return 'L';
+    if (LOCK_RELEASE.has(e.op)) return 'L';
     // a trylock is an acquisition when no other thread takes the lock in a conflicting mode
-    if (e.op.endsWith('_trylock')) return this.commutes(t, holdsOf(task), accessesOf(e)) ? 'R' : 'N';
+    if (LOCK_TRYLOCK.has(e.op)) return this.commutes(t, holdsOf(task), accessesOf(e)) ? 'R' : 'N';
     // an operation's start reads the names earlier operations bound: constant unless threads bind
     if (e.op === 'start') return this.threadsBind ? 'N' : 'B';
     // a wait (on a completion no other thread touches), like any other step, by what it touches

@@ -3,14 +3,14 @@
 // A state is the kernel (every object reachable from it) plus, for each thread, what its program
 // remembers. A thread's program is a generator whose locals cannot be read, so a thread is
 // fingerprinted by what determines them: the results of its finished operations, and, for the
-// operation in progress, the sequence of what each of its steps read. What a step reads is (a) the
-// objects and spans its event names (page-table slots, memory bytes, counters), and (b) anything
-// a lock protects, which no event names: the "unnamed" part of the kernel, hashed whole at every
-// step. Kept out of (b), because only named events touch them, are the page tables, memory, lock
-// internals, tasks and reference counts: the things concurrent faults on different pages change,
-// so that one thread's progress does not show in another's fingerprint. Two states with equal
-// fingerprints have equal futures, up to 64-bit hash collisions (as Spin's and TLC's hashing).
-import { Completion, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
+// operation in progress, the sequence of what each of its steps read (observe): (a) the values
+// its event names (page-table slots, memory and config bytes, counters, a buffer's state), and
+// (b) for a lock it takes, the state that lock protects, which later steps read unnamed while the
+// lock is held. What no table here knows reads the whole "unnamed" kernel (everything but page
+// tables, memory, lock internals, tasks and reference counts, which only named events touch).
+// What a call marked with `traced` read is forgotten when it returns (callCollapse). Two states
+// with equal fingerprints have equal futures, up to 64-bit hash collisions (as Spin's and TLC's).
+import { Completion, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
 import { PageTable } from '../kernel/mm/pgtable.ts';
 import { SparseMemory } from '../kernel/pci/device.ts';
 import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
@@ -257,8 +257,6 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
   if (whole) h.str(unnamedHash(run));
 }
 
-const ACQUIRE = new Set(['down_read', 'down_write', 'down_read_trylock', 'down_write_trylock', 'mutex_lock', 'down_read:woken', 'down_write:woken', 'mutex_lock:woken']);
-const RELEASE = new Set(['up_read', 'up_write', 'mutex_unlock']);
 const WAIT = new Set(['wait_for_completion', 'wait_for_completion:woken']);
 /** Owners of state a region does not include: met inside a region, they hash by identity. */
 const OWNERS: Function[] = [Kernel, PciBus, Process, MmStruct, Vma, File, VfioDevice, DmaBuf, VfioPciCoreDevice, VfioPciDmaBuf];
@@ -267,13 +265,13 @@ const ownerStop = (root: object) => (o: object) => o !== root && OWNERS.some((c)
 /** Hash the value of named object `key` as step `op` sees it; false when the table does not know it. */
 function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher): boolean {
   h.str(key);
-  if (RELEASE.has(op) || WAIT.has(op)) return true; // a release reads nothing; a wait shows as blocked or not (taskAfter)
-  if (ACQUIRE.has(op)) return lockRegion(k, key, h);
+  if (LOCK_RELEASE.has(op) || WAIT.has(op)) return true; // a release reads nothing; a wait shows as blocked or not (taskAfter)
+  if (LOCK_ACQUIRE.has(op) || LOCK_TRYLOCK.has(op)) return lockRegion(k, key, h);
   if (counterValue(k, key, acc, h)) return true;
   if (key.endsWith('.decode')) {
     const d = k.pci.devs.find((x) => x.decodeKey === key);
     if (!d) return false;
-    h.bytes(d.cfg).num(d.power).mix(d.inReset ? 1 : 0);
+    h.bytesCached(d.cfg).num(d.power).mix(d.inReset ? 1 : 0);
     return true;
   }
   if (key.endsWith('.priv')) {

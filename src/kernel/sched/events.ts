@@ -8,6 +8,14 @@
 // reduction relies on. A step must touch only what its event names, or what a lock it holds
 // protects (the lock's own events then order it).
 
+/**
+ * Lock operations, by event op: acquisitions that may sleep (and the wake-up that completes one),
+ * trylocks, and releases. The explorer's reductions treat them by kind.
+ */
+export const LOCK_ACQUIRE: ReadonlySet<string> = new Set(['down_read', 'down_write', 'mutex_lock', 'down_read:woken', 'down_write:woken', 'mutex_lock:woken']);
+export const LOCK_TRYLOCK: ReadonlySet<string> = new Set(['down_read_trylock', 'down_write_trylock']);
+export const LOCK_RELEASE: ReadonlySet<string> = new Set(['up_read', 'up_write', 'mutex_unlock']);
+
 /** How a step touches an object: read-only steps on the same object commute. */
 export type Acc = 'r' | 'w';
 

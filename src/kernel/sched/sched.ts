@@ -8,7 +8,7 @@
 // yield that names it: that is what makes the events a sound dependence relation for DPOR.
 
 import { ev, type Acc, type Ev } from './events.ts';
-export { announceTarget, ev, dependent, type Acc, type Ev, type Span } from './events.ts';
+export { announceTarget, ev, dependent, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, type Acc, type Ev, type Span } from './events.ts';
 
 export type KGen<T = void> = Generator<Ev, T, void>;
 
