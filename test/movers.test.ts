@@ -78,3 +78,38 @@ test('an operation start reads bound names: it races only when some thread binds
   assert.equal(new AccessLog(false).kind(0, t0, ev('start', '', 'r')), 'B');
   assert.equal(new AccessLog(true).kind(0, t0, ev('start', '', 'r')), 'N');
 });
+
+test('a zap announces the leaves it clears: it commutes with a walk of an empty slot, not with one of a mapped page', async () => {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { Execution } = await import('../src/explore/execution.ts');
+  const { dependent } = await import('../src/kernel/sched/sched.ts');
+  // page 0 is mapped by the setup; f0 is about to load page 1, f1 page 0; the vmm disables memory
+  const scn = parseScenario(`name: zap-footprint
+devices:
+  - { name: gpu0, profile: h100 }
+setup:
+  - open: { path: /dev/vfio/devices/gpu0, as: dev }
+  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
+  - load: { addr: m, offset: 0, width: 4 }
+threads:
+  f0:
+    - load: { addr: m, offset: 4096, width: 4 }
+  f1:
+    - load: { addr: m, offset: 0, width: 4 }
+  vmm:
+    - config_write: { fd: dev, reg: COMMAND, value: 0 }
+`, 'zap-footprint.yaml');
+  const ex = new Execution(scn, {});
+  const [f0, f1, vmm] = [0, 1, 2];
+  ex.step(f0);
+  ex.step(f1);
+  while (ex.pending(vmm)!.op !== 'zap_page_range') ex.step(vmm);
+  const zap = ex.pending(vmm)!;
+  const miss = ex.pending(f0)!, hit = ex.pending(f1)!;
+  assert.equal(miss.op, 'user_load');
+  assert.equal(dependent(zap, miss), false, 'nothing to clear at page 1: the zap and the walk that misses there commute');
+  assert.equal(dependent(zap, hit), true, 'the zap clears page 0, which the other load reads through');
+  assert.ok(zap.spans!.some((s) => s.space === 'mm1.leaves' && s.acc === 'r' && s.hi - s.lo === 65536), 'it reads where leaves are over its whole range');
+  const ptWrites = zap.spans!.filter((s) => s.space === 'mm1.pt' && s.acc === 'w');
+  assert.deepEqual(ptWrites.map((s) => [s.hi - s.lo, s.level]), [[4096, 0]], 'it writes only the one PTE slot it clears');
+});

@@ -234,7 +234,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           ts.cur = new Hasher().str('ops').str(resultsOf(ex, name)).str(obs).str(after.key()).key();
         else ts.cur = new Hasher().str(ts.cur).str(after.key()).key();
         node.summary?.add(p * 1048576 + evId(e));
-      } else ex.step(p);
+      } else ex.step(p, depth < replayTo - 1);
       steps++;
       lastTask = p;
       deepest = Math.max(deepest, depth + 1);

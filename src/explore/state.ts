@@ -96,8 +96,12 @@ const NAMED_FIELDS = new Map<Function, Set<string>>([
   [File, new Set(['refs'])],
   [VfioPciDmaBuf, new Set(['kref'])],
 ]);
-/** Bookkeeping that is not state: traces, notes, step counters, generators, the violation dedup set. */
-const NEVER = new Set(['trace', 'notes', 'stepNo', 'current', 'gen', 'seen', 'blame', 'recordTrace', 'steps']);
+/**
+ * Bookkeeping that is not state: traces, notes, step counters, generators, the violation dedup set,
+ * and the fault records of an operation in progress (a report, dropped with the operation's other
+ * records when it ends; kernelHash keeps the one thing an expectation reads from them).
+ */
+const NEVER = new Set(['faults', 'trace', 'notes', 'stepNo', 'current', 'gen', 'seen', 'blame', 'recordTrace', 'steps']);
 
 /**
  * Deep hash of an object graph in a canonical walk order. `unnamedOnly` leaves out the named part
@@ -173,6 +177,8 @@ export function unnamedHash(run: ScenarioRun): string {
 export function kernelHash(run: ScenarioRun): string {
   const h = new Hasher();
   walk(h, [run.k, run.bindings, run.events, run.k.violations], false);
+  // `expect: { order }` reads the order of the operation's last installing fault
+  for (const t of run.tasks) h.num(t.faults.filter((f) => f.outcome === 'NOPAGE').at(-1)?.order ?? -1);
   return h.key();
 }
 
@@ -237,8 +243,8 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
           const pg = k.pci.mem.pages.get(Math.floor(a / 4096));
           h.mix(pg ? pg[a % 4096] : 0);
         }
-      } else if (s.space.endsWith('.pt')) {
-        const mm = k.procs.find((p) => p.mm.ptKey === s.space)?.mm;
+      } else if (s.space.endsWith('.pt') || s.space.endsWith('.leaves')) {
+        const mm = k.procs.find((p) => p.mm.ptKey === s.space || p.mm.leavesKey === s.space)?.mm;
         if (mm) mm.pt.describe(s.lo, s.hi, h);
       } else if (s.space.endsWith('.vconfig')) {
         const v = k.vfio.get(s.space.slice(0, -'.vconfig'.length));

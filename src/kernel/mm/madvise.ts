@@ -2,7 +2,8 @@
 // BAR mapping; on anonymous memory it drops the pages (the next touch reads zeroes).
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
-import { ev, type KGen } from '../sched/sched.ts';
+import type { KGen } from '../sched/sched.ts';
+import { zapRange } from './memory.ts';
 import { E } from '../../uapi/errno.ts';
 import { PAGE_SIZE, TASK_SIZE } from '../../uapi/mman.ts';
 
@@ -20,8 +21,7 @@ export function* sys_madvise(k: Kernel, p: Process, start: number, len: number, 
   try {
     const hit = mm.overlapping(start, end);
     if (hit.some((v) => v.flags.pfnmap)) return -E.EINVAL;
-    yield ev('zap_page_range', '', 'w', undefined, [mm.ptRange(start, end, 'w')]);
-    mm.pt.zapRange(start, end);
+    yield* zapRange(mm, start, end);
     // a hole in the range is -ENOMEM after the mapped parts were advised, as madvise_walk_vmas does
     let at = start;
     for (const v of hit) {

@@ -144,10 +144,18 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
  * written when the insert allocates the table it lands in, which fills the slot above).
  */
 export function insertSpans(mm: MmStruct, va: number, order: number): Span[] {
-  if (order === PUD_ORDER) return [mm.ptSlot(va, 2, 'w')];
+  const size = PAGE_SIZE * 2 ** order, lo = va - (va % size);
+  const leaf = mm.leafSpan(lo, lo + size, 'w');
+  if (order === PUD_ORDER) return [mm.ptSlot(va, 2, 'w'), leaf];
   const pudNone = mm.pt.pudNone(va);
-  if (order === PMD_ORDER) return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, 'w')];
-  return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, mm.pt.pmdNone(va) ? 'w' : 'r'), mm.ptSlot(va, 0, 'w')];
+  if (order === PMD_ORDER) return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, 'w'), leaf];
+  return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, mm.pt.pmdNone(va) ? 'w' : 'r'), mm.ptSlot(va, 0, 'w'), leaf];
+}
+
+/** zap_page_range over [start, end) of `mm`, announced by what it will clear (MmStruct.zapSpans). */
+export function* zapRange(mm: MmStruct, start: number, end: number): KGen<number> {
+  yield* announceTarget(() => mm.zapTarget(start, end), () => ev('zap_page_range', '', 'w', undefined, mm.zapSpans(start, end)));
+  return mm.pt.zapRange(start, end);
 }
 
 /** vmf_insert_pfn / _pmd / _pud: install a leaf if the slot is still none. */
@@ -181,8 +189,7 @@ export function* unmap_mapping_range(k: Kernel, mapping: AddressSpace, holebegin
     const zfirst = Math.max(first, vfirst), zlast = Math.min(last, vlast);
     const start = vma.vm_start + (zfirst - vfirst) * PAGE_SIZE;
     const end = vma.vm_start + (zlast - vfirst + 1) * PAGE_SIZE;
-    yield ev('zap_page_range', '', 'w', undefined, [vma.mm.ptRange(start, end, 'w')]);
-    const z = vma.mm.pt.zapRange(start, end);
+    const z = yield* zapRange(vma.mm, start, end);
     n += z;
     k.note(`zap mm${vma.mm.id} [0x${start.toString(16)}, 0x${end.toString(16)}) of ${mapping.name}: ${z} entries`);
   }

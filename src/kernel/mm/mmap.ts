@@ -140,7 +140,7 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
     doomed.push(cur);
   }
   // the page-table objects touched are those under the VMAs, not the whole (maybe 128 TiB) range
-  yield ev('unmap_region', mm.vmasKey, 'w', undefined, hit.map((v) => mm.ptRange(Math.max(start, v.vm_start), Math.min(end, v.vm_end), 'w')));
+  yield ev('unmap_region', mm.vmasKey, 'w', undefined, hit.flatMap((v) => mm.ptRange(Math.max(start, v.vm_start), Math.min(end, v.vm_end), 'w')));
   mm.pt.zapRange(start, end);
   for (const v of doomed) {
     mm.remove(v);
@@ -177,7 +177,7 @@ export function* dup_mmap(k: Kernel, src: MmStruct, dst: MmStruct): KGen {
     n.vm_private_data = v.vm_private_data;
     n.cache = v.cache;
     if (v.vm_file) yield* get_file(k, v.vm_file);
-    yield ev('dup_vma', dst.vmasKey, 'w', [{ obj: 'ram.alloc', acc: 'w' }, ...(v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' as const }] : [])], [src.ptRange(v.vm_start, v.vm_end, 'r'), dst.ptRange(v.vm_start, v.vm_end, 'w')]);
+    yield ev('dup_vma', dst.vmasKey, 'w', [{ obj: 'ram.alloc', acc: 'w' }, ...(v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' as const }] : [])], [...src.ptRange(v.vm_start, v.vm_end, 'r'), ...dst.ptRange(v.vm_start, v.vm_end, 'w')]);
     dst.insert(n);
     linkFile(n);
     // copy_page_range: VM_PFNMAP entries cannot be refaulted from a page cache, so they are copied

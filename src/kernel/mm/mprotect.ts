@@ -36,7 +36,7 @@ export function* sys_mprotect(k: Kernel, p: Process, start: number, len: number,
       const cur = mm.find_vma(Math.max(start, v.vm_start))!;
       if (cur.vm_end > end) yield* split_vma(k, mm, cur, end);
     }
-    yield ev('change_protection', mm.vmasKey, 'w', undefined, [mm.ptRange(start, end, 'w')]);
+    yield ev('change_protection', mm.vmasKey, 'w', undefined, mm.ptRange(start, end, 'w'));
     for (const v of mm.overlapping(start, end)) v.flags = { ...v.flags, read: !!(prot & PROT_READ), write: !!(prot & PROT_WRITE), exec: !!(prot & PROT_EXEC) };
     mm.pt.protectRange(start, end, !!(prot & PROT_WRITE));
     for (const v of hit) if (v.vm_lock.heldBy(k.sched.cur(), 'w')) yield* v.vm_lock.up_write();

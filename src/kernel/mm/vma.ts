@@ -77,6 +77,8 @@ export class MmStruct {
   readonly mmap_lock: RwSem;
   /** object names for scheduling events */
   readonly ptKey: string;
+  /** which ranges hold a leaf (space `mm<N>.leaves`): what a zap reads, apart from the tables */
+  readonly leavesKey: string;
   readonly vmasKey: string;
   private nextVma = 0;
   /** deterministic stand-in for the randomized mmap_base: 2 MiB- but not 1 GiB-aligned */
@@ -85,6 +87,7 @@ export class MmStruct {
   constructor(readonly sched: Sched, readonly id: number) {
     this.mmap_lock = new RwSem(sched, `mm${id}.mmap_lock`, 'mmap_lock');
     this.ptKey = `mm${id}.pt`;
+    this.leavesKey = `mm${id}.leaves`;
     this.vmasKey = `mm${id}.vmas`;
   }
 
@@ -93,6 +96,12 @@ export class MmStruct {
    * insert writes the one slot it fills (and the slot above if it allocates the table under it);
    * a zap, a copy or a protection change covers every level over its range. Faults on different
    * 4 KiB pages therefore commute, as on Linux, where they take different PTE locks.
+   *
+   * A second space, `mm<N>.leaves`, says where leaves are: whatever installs or clears a leaf
+   * writes it over the leaf's range. A zap reads it over its range and writes only the slots of the
+   * leaves present (zapSpans), so a fault's table walk, table allocation or missed access commutes
+   * with a zap that has nothing of its own to clear, as on Linux, where zap_pte_range skips none
+   * entries and never frees a table.
    */
   ptWalk(va: number): Span {
     return ptSpan(this.ptKey, va, va + 1, 'r');
@@ -103,9 +112,32 @@ export class MmStruct {
     const lo = va - (va % size);
     return ptSpan(this.ptKey, lo, lo + size, acc, level);
   }
-  /** Every level over [start, end). */
-  ptRange(start: number, end: number, acc: Acc): Span {
-    return ptSpan(this.ptKey, start, end, acc);
+  /** Every level over [start, end), and the leaves there. */
+  ptRange(start: number, end: number, acc: Acc): Span[] {
+    return [ptSpan(this.ptKey, start, end, acc), ptSpan(this.leavesKey, start, end, acc)];
+  }
+  /** Where leaves are over [start, end). */
+  leafSpan(start: number, end: number, acc: Acc): Span {
+    return ptSpan(this.leavesKey, start, end, acc);
+  }
+  /**
+   * What zapping [start, end) touches in the state now: it reads where leaves are over the range,
+   * and clears the leaves present (their slots, and their ranges of `leaves`). Announced through
+   * announceTarget with zapTarget, so it is announced again if a leaf comes or goes first.
+   */
+  zapSpans(start: number, end: number): Span[] {
+    const out = [this.leafSpan(start, end, 'r')];
+    for (const e of this.pt.entries(start, end)) {
+      const level = (e.order / 9) as 0 | 1 | 2;
+      out.push(this.ptSlot(e.va, level, 'w'), this.leafSpan(e.va, e.va + LEVEL_SIZE[level], 'w'));
+    }
+    return out;
+  }
+  /** The leaves over [start, end) as a string, for announceTarget. */
+  zapTarget(start: number, end: number): string {
+    let s = '';
+    for (const e of this.pt.entries(start, end)) s += `${e.va}/${e.order},`;
+    return s;
   }
 
   newVma(start: number, end: number, pgoff: number, file: File | null, flags: VmFlags): Vma {
