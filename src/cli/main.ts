@@ -331,7 +331,9 @@ export function main(argv: string[]): void {
     .description('list the modelled kernels')
     .action(() => {
       const w = Math.max(...Object.keys(KERNELS).map((n) => n.length));
-      for (const k of Object.values(KERNELS)) process.stdout.write(`${k.name.padEnd(w)}${k.name === DEFAULT_KERNEL ? ' (default)' : '          '} ${k.description}\n`);
+      const rows = Object.values(KERNELS).map((k) => ({ k, on: `on ${k.base}${k.posted ? `, posted ${k.posted}` : ''}` }));
+      const w2 = Math.max(...rows.map((r) => r.on.length));
+      for (const { k, on } of rows) process.stdout.write(`${k.name.padEnd(w)}${k.name === DEFAULT_KERNEL ? ' (default)' : '          '} ${on.padEnd(w2)}  ${k.description}\n`);
     });
 
   program

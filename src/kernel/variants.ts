@@ -3,6 +3,10 @@
 export interface KernelVariant {
   name: string;
   description: string;
+  /** the mainline release the kernel is built on */
+  base: string;
+  /** when the series version was posted (absent: a mainline release or a named fix) */
+  posted?: string;
   /** series patch 05: every BAR mmap goes through a single-range DMABUF (spec/series.md §3.1-3.2) */
   barMmapViaDmabuf: boolean;
   /**
@@ -34,17 +38,34 @@ export interface KernelVariant {
    */
   featureDmaBufMemattr: boolean;
   /**
-   * Which lock the DMABUF export and list take: v4 (and v5) take memory_lock for write, under the
-   * mmap_lock mmap() holds (spec/series.md §3.3 step 4); v6 took a dmabuf_lock with a shadow
-   * bars_revoked state instead, after the v5 deadlock (§1.4, §9.6 item 30). Absent: memory_lock.
+   * The locking of v6 on, after the v5 deadlock with nvgrace-gpu (export waited for memory_lock under
+   * mmap_lock while a read held it): a `dmabuf_lock` rwsem, ordered memory_lock -> dmabuf_lock ->
+   * resv, guards the device's buffer list and a shadow `bars_revoked` flag. The export takes it (for
+   * write) instead of memory_lock and starts the buffer from the shadow flag; dma_buf_move and
+   * set_status run under it (write); the fault handler re-checks the status under memory_lock(read)
+   * then dmabuf_lock(read); the REVOKE feature takes memory_lock for read, then dmabuf_lock for write;
+   * release takes it around list_del. v4 and v5 take memory_lock for write in export and release.
    */
-  exportLock?: 'memory_lock' | 'dmabuf_lock';
+  dmabufLock: boolean;
+  /**
+   * find_pfn of v6 on: a BAR-mmap buffer's adjust is the whole vm_pgoff (region index included), so
+   * no mask is applied; a huge page that does not fit returns -ERANGE (v4: -EAGAIN), either way
+   * VM_FAULT_FALLBACK; an order-0 miss is -EFAULT (SIGBUS) as before.
+   */
+  findPfnErange: boolean;
+  /**
+   * v6 on: without CONFIG_VFIO_PCI_DMABUF the buffer ops still have an .attach, which always returns
+   * -EOPNOTSUPP, so no importer attaches to a BAR-mmap buffer; v4 has no .attach then.
+   */
+  attachRefusedWithoutConfig: boolean;
 }
 
 /** The series as posted; the other series kernels differ from it in the switches they name. */
 const SERIES_V4: KernelVariant = {
   name: 'series-v4',
-  description: 'v7.1 + "vfio/pci: Add mmap() for DMABUFs" v4 (2026-07-01), as posted',
+  description: '"vfio/pci: Add mmap() for DMABUFs" v4, as posted (Message-ID 20260701171245.90111-1-matt@ozlabs.org)',
+  base: 'v7.1',
+  posted: '2026-07-01',
   barMmapViaDmabuf: true,
   inodeZapFirst: false,
   dmabufZapWholeFile: false,
@@ -52,6 +73,27 @@ const SERIES_V4: KernelVariant = {
   dmabufMmap: true,
   featureDmaBufRevoke: true,
   featureDmaBufMemattr: true,
+  dmabufLock: false,
+  findPfnErange: false,
+  attachRefusedWithoutConfig: false,
+};
+
+/**
+ * v6 (on v7.2), Matt Evans' line as the lab copy of it shows (GitHub opsound/linux; docs/kernels.md
+ * lists the commits): the dmabuf_lock locking and shadow state, the new find_pfn, the whole-file zap,
+ * and no DMA_BUF_MEMATTR feature (an unknown feature: -ENOTTY). BAR VMAs still take the buffer's file.
+ */
+const SERIES_V6: KernelVariant = {
+  ...SERIES_V4,
+  name: 'series-v6',
+  description: 'the series v6: dmabuf_lock (rwsem) and shadow revoked state, export without memory_lock, find_pfn with -ERANGE, whole-file zap, no MEMATTR',
+  base: 'v7.2',
+  posted: undefined,
+  dmabufZapWholeFile: true,
+  featureDmaBufMemattr: false,
+  dmabufLock: true,
+  findPfnErange: true,
+  attachRefusedWithoutConfig: true,
 };
 
 export const KERNELS: Record<string, KernelVariant> = {
@@ -69,19 +111,15 @@ export const KERNELS: Record<string, KernelVariant> = {
   'series-v4-fixed': {
     ...SERIES_V4,
     name: 'series-v4-fixed',
-    description: 'series-v4 with the whole-file DMABUF zap (length 0) of the later code: §9.7 item 33 fixed',
+    description: 'series-v4 with the whole-file DMABUF zap (length 0) of the later code: the zap-range finding fixed',
+    posted: undefined,
     dmabufZapWholeFile: true,
   },
-  /** v4 with v6's export locking (spec/series.md §1.4): the fix for the v5 deadlock. */
-  'series-v4-dmabuf-lock': {
-    ...SERIES_V4,
-    name: 'series-v4-dmabuf-lock',
-    description: 'series-v4 with the v6 export locking (dmabuf_lock + bars_revoked, no memory_lock under mmap_lock)',
-    exportLock: 'dmabuf_lock',
-  },
+  'series-v6': SERIES_V6,
   'v7.1': {
     name: 'v7.1',
     description: 'mainline before the series: BAR mmap with vm_private_data = vdev, revoke zaps the device inode',
+    base: 'v7.1',
     barMmapViaDmabuf: false,
     inodeZapFirst: true,
     dmabufZapWholeFile: false,
@@ -89,6 +127,9 @@ export const KERNELS: Record<string, KernelVariant> = {
     dmabufMmap: false,
     featureDmaBufRevoke: false,
     featureDmaBufMemattr: false,
+    dmabufLock: false,
+    findPfnErange: false,
+    attachRefusedWithoutConfig: false,
   },
 };
 export const DEFAULT_KERNEL = 'series-v4';

@@ -30,9 +30,9 @@ const PGOFF_INDEX_SHIFT = 2 ** (VFIO_PCI_OFFSET_SHIFT - 12);
 
 export class VfioPciCoreDevice {
   readonly memory_lock: RwSem;
-  /** v6: protects dmabufs and bars_revoked, so the export need not take memory_lock */
-  readonly dmabuf_lock: Mutex;
-  /** v6: the revoke state the last dma_buf_move left, for new buffers' initial status */
+  /** v6 on: protects dmabufs and bars_revoked, so the export need not take memory_lock */
+  readonly dmabuf_lock: RwSem;
+  /** v6 on: the revoke state the last dma_buf_move left, for new buffers' initial status */
   bars_revoked = false;
   readonly dmabufs: VfioPciDmaBuf[] = [];
   /** set at registration when the driver overrides .mmap; plain vfio-pci does not */
@@ -44,7 +44,7 @@ export class VfioPciCoreDevice {
   readonly bar_mmap_supported: boolean[] = [];
   constructor(readonly k: Kernel, readonly pdev: PciDev, readonly vfio: VfioDevice) {
     this.memory_lock = new RwSem(k.sched, `${pdev.name}.memory_lock`, 'memory_lock');
-    this.dmabuf_lock = new Mutex(k.sched, `${pdev.name}.dmabuf_lock`, 'dmabuf_lock');
+    this.dmabuf_lock = new RwSem(k.sched, `${pdev.name}.dmabuf_lock`, 'dmabuf_lock');
     this.vconfig = pdev.cfg.slice();
     const caps = pdev.desc.capabilities;
     this.reset_works = caps.flr || pdev.desc.bus === 'bridge';
@@ -355,7 +355,7 @@ function* huge_fault_v4(k: Kernel, vmf: VmFaultCtx, order: number): KGen<VmFault
       k.checkAlive(vdev.vfio, `fault handler's use of ${vdev.name}`);
       if (priv.status === Status.OK) {
         if (fp.ret === 0) ret = yield* vfio_pci_vmf_insert_pfn(k, vdev, vmf, (pfn = fp.pfn), order);
-        else if (fp.ret === -E.EAGAIN) ret = VM_FAULT_FALLBACK;
+        else if (fp.ret === -E.EAGAIN || fp.ret === -E.ERANGE) ret = VM_FAULT_FALLBACK;
       }
       yield* vdev.memory_lock.up_read();
     }
@@ -383,11 +383,19 @@ function* huge_fault_v4(k: Kernel, vmf: VmFaultCtx, order: number): KGen<VmFault
   }
   yield* priv.dmabuf.resv.unlock();
   yield* vdev.memory_lock.down_read();
+  // v6 on: the status is re-checked under dmabuf_lock, which set_status holds for write (M22: not,
+  // and v6's REVOKE, which holds memory_lock only for read, can zap between the check and the insert)
+  const dmabufLock = k.variant.dmabufLock && !k.mut('M22');
+  if (dmabufLock) yield* vdev.dmabuf_lock.down_read();
+  // the re-check: a read of what set_status writes (under resv and, in v4, memory_lock for write;
+  // from v6, dmabuf_lock for write)
+  yield ev('READ(status)', priv.key, 'r');
   if (k.mut('M1') || priv.status === Status.OK) {
     const fp = findPfn(k, priv, vmf.vma, vmf.address, order);
     if (fp.ret === 0) ret = yield* vfio_pci_vmf_insert_pfn(k, vdev, vmf, (pfn = fp.pfn), order);
-    else if (fp.ret === -E.EAGAIN) ret = VM_FAULT_FALLBACK;
+    else if (fp.ret === -E.EAGAIN || fp.ret === -E.ERANGE) ret = VM_FAULT_FALLBACK;
   }
+  if (dmabufLock) yield* vdev.dmabuf_lock.up_read();
   yield* vdev.memory_lock.up_read();
   record(k, vmf, order, pfn, ret);
   yield* vfio_device_put_registration(k, vdev.vfio);

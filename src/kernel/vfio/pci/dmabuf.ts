@@ -82,21 +82,23 @@ const PGOFF_MASK_PAGES = 2 ** (VFIO_PCI_OFFSET_SHIFT - 12);
 
 /**
  * vfio_pci_dma_buf_find_pfn: which PFN backs `addr` at `order` in this VMA, 0 on success, -EAGAIN
- * to fall back to a smaller order, -EFAULT for an order-0 miss (SIGBUS). Byte 0 of the buffer is
- * the VMA's first byte once vma_pgoff_adjust is taken off vm_pgoff; the 40-bit mask strips the
- * region index a BAR mmap keeps in vm_pgoff.
+ * (v6 on: -ERANGE) to fall back to a smaller order, -EFAULT for an order-0 miss (SIGBUS). Byte 0 of
+ * the buffer is the VMA's first byte once vma_pgoff_adjust is taken off vm_pgoff. In v4 the adjust
+ * is the in-BAR page offset and the 40-bit mask strips the region index a BAR mmap keeps in
+ * vm_pgoff; from v6 the adjust is the whole vm_pgoff and nothing is masked.
  */
 export function findPfn(k: Kernel, priv: VfioPciDmaBuf, vma: Vma, addr: number, order: number): { ret: number; pfn: number } {
   const pagesize = PAGE_SIZE * 2 ** order;
-  // ((vm_pgoff - adjust) << PAGE_SHIFT) & VFIO_PCI_OFFSET_MASK, exact in doubles
+  const fallback = k.variant.findPfnErange ? -E.ERANGE : -E.EAGAIN;
+  // ((vm_pgoff - adjust) << PAGE_SHIFT), masked in v4; exact in doubles
   const adjust = k.mut('M12') ? 0 : priv.vma_pgoff_adjust;
-  const vmaOff = mod(vma.vm_pgoff - adjust, PGOFF_MASK_PAGES) * PAGE_SIZE;
+  const vmaOff = (k.variant.findPfnErange ? vma.vm_pgoff - adjust : mod(vma.vm_pgoff - adjust, PGOFF_MASK_PAGES)) * PAGE_SIZE;
   const rounded = addr - (addr % pagesize);
   const roundedEnd = rounded + pagesize;
   // M13: an earlier version refused (WARNed on) a VMA whose pgoff no longer equals the adjust: a split
-  if (k.mut('M13') && mod(vma.vm_pgoff, PGOFF_MASK_PAGES) !== priv.vma_pgoff_adjust) return { ret: -E.EFAULT, pfn: 0 };
+  if (k.mut('M13') && mod(vma.vm_pgoff - priv.vma_pgoff_adjust, PGOFF_MASK_PAGES) !== 0) return { ret: -E.EFAULT, pfn: 0 };
   if (rounded < vma.vm_start || roundedEnd > vma.vm_end) {
-    if (order > 0 && !k.mut('M9')) return { ret: -E.EAGAIN, pfn: 0 };
+    if (order > 0 && !k.mut('M9')) return { ret: fallback, pfn: 0 };
     if (order === 0) {
       k.note(`find_pfn: fault addr 0x${addr.toString(16)} outside VMA`);
       return { ret: -E.EFAULT, pfn: 0 };
@@ -120,7 +122,7 @@ export function findPfn(k: Kernel, priv: VfioPciDmaBuf, vma: Vma, addr: number, 
     k.note(`find_pfn: no range for addr 0x${addr.toString(16)} size 0x${pagesize.toString(16)}`);
     return { ret: -E.EFAULT, pfn: 0 };
   }
-  return { ret: -E.EAGAIN, pfn: 0 };
+  return { ret: fallback, pfn: 0 };
 }
 
 /** Reference translation for the invariants: the physical address of buffer offset `off`. */
@@ -158,11 +160,18 @@ const vfio_pci_dmabuf_ops: DmaBufOps = {
   },
 };
 /**
- * Without CONFIG_VFIO_PCI_DMABUF the ops have neither .attach nor .mmap; map/unmap/release remain
- * (spec/series.md §7.1). No fd is handed out in that configuration, so no importer reaches them.
+ * Without CONFIG_VFIO_PCI_DMABUF the ops of v4 have neither .attach nor .mmap; map/unmap/release
+ * remain. From v6 an .attach stays, and refuses every importer (-EOPNOTSUPP). No fd is handed out in
+ * that configuration, so only an importer that finds a BAR-mmap buffer some other way reaches them.
  */
 const vfio_pci_dmabuf_ops_nodmabuf: DmaBufOps = {
   owner: 'vfio-pci', map_dma_buf: vfio_pci_dma_buf_map, unmap_dma_buf: vfio_pci_dma_buf_unmap, release: vfio_pci_dmabuf_ops.release,
+};
+const vfio_pci_dmabuf_ops_nodmabuf_v6: DmaBufOps = {
+  ...vfio_pci_dmabuf_ops_nodmabuf,
+  *attach() {
+    return -E.EOPNOTSUPP;
+  },
 };
 
 /**
@@ -190,30 +199,31 @@ function* vfio_pci_dma_buf_unmap(k: Kernel, attach: DmaBufAttachment, _sgt: SgTa
 }
 
 export function isVfioDmaBuf(dmabuf: DmaBuf): boolean {
-  return dmabuf.ops === vfio_pci_dmabuf_ops || dmabuf.ops === vfio_pci_dmabuf_ops_nodmabuf;
+  return dmabuf.ops === vfio_pci_dmabuf_ops || dmabuf.ops === vfio_pci_dmabuf_ops_nodmabuf || dmabuf.ops === vfio_pci_dmabuf_ops_nodmabuf_v6;
 }
 
 /**
- * vfio_pci_dmabuf_export: take a registration, export, and publish the initial status (from the
- * memory-enable state) and list membership under memory_lock and the resv lock.
+ * vfio_pci_dmabuf_export: take a registration, export, and publish the initial status and list
+ * membership: in v4 under memory_lock and the resv lock, from the memory-enable state; from v6
+ * under dmabuf_lock and the resv lock, from the shadow bars_revoked (no memory_lock: mmap() calls
+ * this under mmap_lock, and a fault holding memory_lock waits for mmap_lock: the v5 deadlock).
  */
 export function* vfio_pci_dmabuf_export(k: Kernel, vdev: VfioPciCoreDevice, priv: VfioPciDmaBuf, flags: number): KGen<number> {
   if (!(yield* vfio_device_try_get_registration(k, vdev.vfio))) return -E.ENODEV;
-  const ops = k.config.VFIO_PCI_DMABUF ? vfio_pci_dmabuf_ops : vfio_pci_dmabuf_ops_nodmabuf;
+  const ops = k.config.VFIO_PCI_DMABUF ? vfio_pci_dmabuf_ops : k.variant.attachRefusedWithoutConfig ? vfio_pci_dmabuf_ops_nodmabuf_v6 : vfio_pci_dmabuf_ops_nodmabuf;
   priv.dmabuf = yield* dma_buf_export(k, ops, priv.size, flags, priv);
   priv.kref = 1;
   priv.comp = new Completion(k.sched, `dmabuf${priv.dmabuf.id}.comp`);
-  if (k.variant.exportLock === 'dmabuf_lock') {
-    // v6 (spec/series.md §1.4): the export no longer takes memory_lock; dmabuf_lock and the shadow
-    // bars_revoked decide the initial status. M21 puts the v4/v5 memory_lock back around it.
+  if (k.variant.dmabufLock) {
+    // M21 puts the v4/v5 memory_lock back around it
     if (k.mut('M21')) yield* vdev.memory_lock.down_write();
-    yield* vdev.dmabuf_lock.lock();
+    yield* vdev.dmabuf_lock.down_write();
     yield* priv.dmabuf.resv.lock();
     priv.status = vdev.bars_revoked ? Status.TEMP_REVOKED : Status.OK;
     vdev.dmabufs.push(priv);
     priv.onList = true;
     yield* priv.dmabuf.resv.unlock();
-    yield* vdev.dmabuf_lock.unlock();
+    yield* vdev.dmabuf_lock.up_write();
     if (k.mut('M21')) yield* vdev.memory_lock.up_write();
   } else {
     if (k.mut('M3')) {
@@ -243,7 +253,7 @@ export function* vfio_pci_dmabuf_export(k: Kernel, vdev: VfioPciCoreDevice, priv
  */
 export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevice, vma: Vma, barStart: number, reqLen: number, index: number): KGen<number> {
   const vmaPgoff = mod(vma.vm_pgoff, PGOFF_MASK_PAGES);
-  const adjust = vmaPgoff;
+  const adjust = k.variant.findPfnErange ? vma.vm_pgoff : vmaPgoff;
   const phys = { paddr: barStart + vmaPgoff * PAGE_SIZE, len: reqLen };
   if (!vdev.provider(index)) return -E.EINVAL;
   const priv = new VfioPciDmaBuf(k, vdev, phys.len, [phys], adjust, index, 'bar-mmap');
@@ -275,11 +285,15 @@ function* vfio_pci_dma_buf_mmap(k: Kernel, priv: VfioPciDmaBuf, vma: Vma): KGen<
 }
 
 /**
- * vfio_pci_dma_buf_set_status: the per-buffer state machine. Caller holds memory_lock for write.
- * Revoking drains importers (invalidate, wait for their unmaps through the kref/completion) and then
- * zaps every user PTE of the buffer's file; PERM_REVOKED is absorbing.
+ * vfio_pci_dma_buf_set_status: the per-buffer state machine. Caller holds memory_lock for write
+ * (v4), or dmabuf_lock for write (v6 on). Revoking drains importers (invalidate, wait for their
+ * unmaps through the kref/completion) and then zaps every user PTE of the buffer's file;
+ * PERM_REVOKED is absorbing.
  */
 export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, next: Status): KGen {
+  const owner = priv.vdev;
+  if (k.variant.dmabufLock && owner && !owner.dmabuf_lock.heldBy(k.sched.cur(), 'w'))
+    k.violation('no-deadlock', `set_status on dmabuf${priv.dmabuf.id} without ${owner.name}'s dmabuf_lock held for write (lockdep_assert_held_write)`);
   yield ev('READ(status)', priv.key, 'r');
   if ((priv.status === Status.PERM_REVOKED && !k.mut('M7')) || priv.status === next) return;
   yield* priv.dmabuf.resv.lock();
@@ -338,9 +352,9 @@ export function* kref_put(k: Kernel, priv: VfioPciDmaBuf): KGen {
 /** vfio_pci_dma_buf_move: revoke (TEMP) or un-revoke every live buffer. memory_lock held for write. */
 export function* vfio_pci_dma_buf_move(k: Kernel, vdev: VfioPciCoreDevice, revoked: boolean): KGen {
   if (!vdev.memory_lock.heldBy(k.sched.cur(), 'w')) k.violation('no-deadlock', `dma_buf_move on ${vdev.name} without memory_lock held for write`);
-  const v6 = k.variant.exportLock === 'dmabuf_lock';
+  const v6 = k.variant.dmabufLock;
   if (v6) {
-    yield* vdev.dmabuf_lock.lock();
+    yield* vdev.dmabuf_lock.down_write();
     vdev.bars_revoked = revoked;
   }
   for (const priv of [...vdev.dmabufs]) {
@@ -348,15 +362,15 @@ export function* vfio_pci_dma_buf_move(k: Kernel, vdev: VfioPciCoreDevice, revok
     yield* vfio_pci_dma_buf_set_status(k, priv, revoked ? Status.TEMP_REVOKED : Status.OK);
     yield* fput(k, priv.dmabuf.file);
   }
-  if (v6) yield* vdev.dmabuf_lock.unlock();
+  if (v6) yield* vdev.dmabuf_lock.up_write();
 }
 
 /** vfio_pci_dma_buf_cleanup: at close_device, revoke everything and detach from the device. */
 export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): KGen {
   yield* vdev.memory_lock.down_write();
   yield* vfio_pci_dma_buf_move(k, vdev, true);
-  const v6 = k.variant.exportLock === 'dmabuf_lock';
-  if (v6) yield* vdev.dmabuf_lock.lock();
+  const v6 = k.variant.dmabufLock;
+  if (v6) yield* vdev.dmabuf_lock.down_write();
   for (const priv of [...vdev.dmabufs]) {
     if (!(yield* get_file_active(k, priv.dmabuf.file))) continue;
     if (k.mut('M4')) {
@@ -372,7 +386,7 @@ export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): K
     yield* vfio_device_put_registration(k, vdev.vfio);
     yield* fput(k, priv.dmabuf.file);
   }
-  if (v6) yield* vdev.dmabuf_lock.unlock();
+  if (v6) yield* vdev.dmabuf_lock.up_write();
   yield* vdev.memory_lock.up_write();
 }
 
@@ -381,14 +395,12 @@ function* vfio_pci_dma_buf_release(k: Kernel, priv: VfioPciDmaBuf): KGen {
   yield ev('READ(vdev)', priv.key, 'r');
   const vdev = priv.vdev;
   if (vdev) {
-    // the list is memory_lock's in v4, dmabuf_lock's in v6
-    const lock = k.variant.exportLock === 'dmabuf_lock' ? vdev.dmabuf_lock : null;
-    if (lock) yield* lock.lock();
-    else yield* vdev.memory_lock.down_write();
+    // the list is memory_lock's in v4, dmabuf_lock's from v6
+    const lock = k.variant.dmabufLock ? vdev.dmabuf_lock : vdev.memory_lock;
+    yield* lock.down_write();
     if (priv.onList) vdev.dmabufs.splice(vdev.dmabufs.indexOf(priv), 1);
     priv.onList = false;
-    if (lock) yield* lock.unlock();
-    else yield* vdev.memory_lock.up_write();
+    yield* lock.up_write();
     yield* vfio_device_put_registration(k, vdev.vfio);
   }
   if (priv.vfile) yield* fput(k, priv.vfile);
@@ -491,11 +503,20 @@ export function* vfio_pci_core_feature_dma_buf_revoke(k: Kernel, p: Process, vde
   if (typeof f === 'number') return f;
   const { priv } = f;
   const owner = priv.vdev ?? vdev; // M20 may hand us another device's buffer: lock its owner
-  yield* owner.memory_lock.down_write();
+  // v6 on: memory_lock only for read, so that a hot reset's trylock of it fails (-EBUSY) rather than
+  // the whole dev_set waiting behind this revoke's drain; dmabuf_lock for write for set_status
+  const v6 = k.variant.dmabufLock;
+  if (v6) {
+    yield* owner.memory_lock.down_read();
+    yield* owner.dmabuf_lock.down_write();
+  } else yield* owner.memory_lock.down_write();
   let ret = 0;
   if (priv.status === Status.PERM_REVOKED) ret = -E.EBADFD;
   else yield* vfio_pci_dma_buf_set_status(k, priv, Status.PERM_REVOKED);
-  yield* owner.memory_lock.up_write();
+  if (v6) {
+    yield* owner.dmabuf_lock.up_write();
+    yield* owner.memory_lock.up_read();
+  } else yield* owner.memory_lock.up_write();
   yield* fput(k, priv.dmabuf.file);
   return ret;
 }
