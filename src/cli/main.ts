@@ -10,7 +10,7 @@ import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts
 import { UnknownKernelError } from '../kernel/kernel.ts';
 import { readFileSync } from 'node:fs';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
-import { exploreBounded, exploreDfs, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
 import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } from '../explore/report.ts';
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
@@ -115,11 +115,12 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   else if (o.preemptions !== undefined) r = exploreBounded(scn, whole('--preemptions', o.preemptions, 0), base);
   else if (o.naive) r = exploreDfs(scn, base);
   else {
-    // exhaustive DPOR, split into independent jobs; the same jobs on one thread or on several
-    // workers give the same executions and the same verdict
-    const workers = o.workers === 'auto' ? defaultWorkers() : Number(o.workers ?? 1);
-    if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: expected a count or auto, got ${o.workers}`);
-    r = workers > 1 ? await exploreDporParallel(scn, workers, base) : { ...exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, base), mode: 'dpor' };
+    // exhaustive DPOR. One search by default: one state store and one access log for all of it.
+    // --workers N splits it into independent jobs (as shards do); the same jobs on one thread
+    // (--workers 1) or on several give the same executions and the same verdict
+    const workers = o.workers === 'auto' ? defaultWorkers() : Number(o.workers ?? 0);
+    if (o.workers !== undefined && (!Number.isInteger(workers) || workers < 1)) throw new UsageError(`--workers: expected a count or auto, got ${o.workers}`);
+    r = workers > 1 ? await exploreDporParallel(scn, workers, base) : workers === 1 ? { ...exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, base), mode: 'dpor' } : exploreDpor(scn, base);
   }
   if (base.progress) process.stderr.write('\r\x1b[K');
   const extra: string[] = [];
@@ -217,7 +218,7 @@ export function main(argv: string[]): void {
     .option('--no-states', 'exhaustive DPOR without state caching (by default an execution stops at a state explored before; see README)')
     .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
-    .option('--workers <n>', 'exhaustive DPOR on N worker threads ("auto": one per core); same result as one', '1')
+    .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core), as shards do; same verdict as one search')
     .action(async (file: string, o: CheckOpts) => {
       let out;
       try {
