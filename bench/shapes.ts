@@ -57,7 +57,7 @@ export function dmabufShapeScenario(c: number, p: number): string {
       `${c} client(s) loading ${p} distinct 4 KiB page(s) each of an exported DMABUF's mmap while a VMM turns`,
       'memory off and on and then revokes the buffer for good. Written by bench/shapes.ts (section 7).',
     ],
-    kernels: '[series-v4, series-v4-fixed, series-v6]',
+    kernels: '[series-v4, series-v4-fixed, series-v6, series-v8]',
     setup: [
       'ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 0, ranges: [{ offset: 0, length: 64KiB }], as: buf }',
       'mmap: { fd: buf, offset: 0, length: 64KiB, as: m }',

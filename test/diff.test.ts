@@ -129,9 +129,11 @@ describe('series-v4-fixed (the whole-file zap)', () => {
 });
 
 describe('expected-differences data', () => {
-  test('every entry covers some difference between v7.1 and series-v4 in the bundled scenarios', () => {
+  test('every entry covers some difference between v7.1 and series-v4, or series-v4 and series-v8, in the bundled scenarios', () => {
     const used = new Set<string>();
-    for (const file of bundledScenarios()) for (const d of allDifferences(diff(file, ['v7.1', 'series-v4']))) if (d.rule) used.add(d.rule);
+    for (const file of bundledScenarios())
+      for (const pair of [['v7.1', 'series-v4'], ['series-v4', 'series-v8']] as Array<[string, string]>)
+        for (const d of allDifferences(diff(file, pair))) if (d.rule) used.add(d.rule);
     assert.deepEqual(EXPECTED.map((e) => e.id).filter((id) => !used.has(id)), []);
   });
 
@@ -179,4 +181,17 @@ describe('vfio-sim diff (CLI)', () => {
   test('every kernel the diff can name is a modelled kernel', () => {
     assert.ok(['v7.1', 'series-v4', 'series-v4-fixed'].every((k) => k in KERNELS));
   });
+});
+
+test('series-v4 -> series-v8 on every bundled scenario: every difference is a reviewed one, and each v4 -> v8 entry is seen', () => {
+  const used = new Map<string, number>();
+  for (const file of bundledScenarios()) {
+    const scn = loadScenarioFile(file);
+    if (!scn.kernels.includes('series-v4') || !scn.kernels.includes('series-v8')) continue;
+    const r = diffScenario(scn, { kernels: ['series-v4', 'series-v8'], expected: EXPECTED });
+    assert.equal(r.flagged, 0, `${file}: ${allDifferences(r).filter((d) => d.class === 'flagged').map((d) => `${d.op} ${d.kind} ${d.field}`).join('; ')}`);
+    for (const rule of r.rules) used.set(rule.id, (used.get(rule.id) ?? 0) + rule.count);
+  }
+  for (const id of ['memattr-feature-gone-from-v6', 'bar-mmap-vma-keeps-device-file-in-v8', 'zap-range-fixed-verdicts', 'zap-range-fixed-accesses', 'zap-range-fixed-refault', 'export-without-memory-lock-from-v6'])
+    assert.ok((used.get(id) ?? 0) > 0, `entry ${id} matched no difference`);
 });

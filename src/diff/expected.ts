@@ -10,7 +10,7 @@ import { z } from 'zod';
 export const KINDS = ['result', 'installed', 'maps', 'verdict', 'check', 'faults'] as const;
 export type Kind = (typeof KINDS)[number];
 
-/** One or more glob patterns (`*` matches any run of characters). */
+/** One or more glob patterns (`*` matches any run of characters, `|` separates alternatives). */
 const patterns = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 const entry = z
@@ -37,7 +37,8 @@ const entry = z
     /** the two kernels (glob patterns) the entry is about; it applies to a diff of them in either order */
     kernels: z.tuple([z.string().min(1), z.string().min(1)]),
     reason: z.string().min(10),
-    spec: z.string().regex(/(spec\/(series|mainline)\.md|DESIGN\.md|notes\/[\w.-]+\.md) §/, 'a reference such as "spec/series.md §3.2"'),
+    /** where it is documented: a spec section, a docs/ page, a patch Message-ID or a lab commit */
+    spec: z.string().regex(/(spec\/(series|mainline)\.md|DESIGN\.md|notes\/[\w.-]+\.md) §|docs\/[\w.-]+\.md|Message-ID \S+@\S+|opsound\/linux [0-9a-f]{8}/, 'a reference such as "spec/series.md §3.2", "docs/kernels.md" or "Message-ID <id>"'),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -88,7 +89,10 @@ export function parseExpected(src: string, path = '<expected-differences>'): Exp
 const globCache = new Map<string, RegExp>();
 export function glob(pattern: string, s: string): boolean {
   let re = globCache.get(pattern);
-  if (!re) globCache.set(pattern, (re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's')));
+  if (!re) {
+    const alt = (a: string) => a.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+    globCache.set(pattern, (re = new RegExp(`^(?:${pattern.split('|').map(alt).join('|')})$`, 's')));
+  }
   return re.test(s);
 }
 const anyOf = (p: string | string[] | undefined, s: string) => p === undefined || (Array.isArray(p) ? p : [p]).some((x) => glob(x, s));

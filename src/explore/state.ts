@@ -85,6 +85,13 @@ export class Hasher {
 /** Objects that belong to the named part of the state (only named events touch them). */
 const NAMED_CLASSES: Function[] = [PageTable, SparseMemory, Task, Sched, Lockdep, LockBase, Completion];
 const namedByCtor = new Map<Function, boolean>();
+/** Whether objects made by `ctor` are generators (looked up once per constructor). */
+const generatorByCtor = new Map<Function | undefined, boolean>();
+function isGenerator(ctor: Function | undefined, o: object): boolean {
+  let v = generatorByCtor.get(ctor);
+  if (v === undefined) generatorByCtor.set(ctor, (v = Object.prototype.toString.call(o) === '[object Generator]'));
+  return v;
+}
 function isNamedClass(ctor: Function, o: object): boolean {
   let v = namedByCtor.get(ctor);
   if (v === undefined) namedByCtor.set(ctor, (v = NAMED_CLASSES.some((c) => o instanceof c)));
@@ -145,8 +152,8 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object)
       for (const x of xs) go(x);
       return;
     }
-    if (Object.prototype.toString.call(o) === '[object Generator]') return;
     const ctor = (o as { constructor?: Function }).constructor;
+    if (isGenerator(ctor, o)) return;
     if (unnamedOnly && ctor && isNamedClass(ctor, o)) return void h.mix(13);
     if (stop?.(o)) return void h.mix(15).str(ctor?.name ?? '').str(identity(o));
     // lockdep's graph: which class was taken inside which, not who first did it, nor in what order

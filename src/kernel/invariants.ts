@@ -20,6 +20,16 @@ function vfioPrivs(k: Kernel): VfioPciDmaBuf[] {
   return out;
 }
 
+/**
+ * The VMAs that map a buffer: those on its file's i_mmap and those whose private data it is (from v8
+ * a BAR VMA keeps the device file, and so lives on the device inode's i_mmap).
+ */
+function vmasOf(k: Kernel, priv: VfioPciDmaBuf): Set<Vma> {
+  const out = new Set<Vma>(priv.dmabuf.file.f_mapping.i_mmap);
+  for (const p of k.procs) for (const v of p.mm.vmas) if (v.vm_private_data === priv) out.add(v);
+  return out;
+}
+
 /** The invariants the checker knows (what `expect_violations` may name). */
 export const INVARIANTS = ['decode-enabled', 'no-stale-pte', 'pfn-in-buffer', 'huge-aligned', 'lifetime', 'no-leak', 'no-deadlock', 'iommu-revoked'] as const;
 
@@ -29,7 +39,7 @@ export function checkInvariants(k: Kernel): void {
   // no-stale-pte (a): a revoked buffer, once its revoke finished, has no entry in any of its VMAs
   for (const priv of privs) {
     if (priv.status === Status.OK || priv.revoking) continue;
-    for (const vma of priv.dmabuf.file.f_mapping.i_mmap)
+    for (const vma of vmasOf(k, priv))
       for (const e of vma.mm.pt.entries(vma.vm_start, vma.vm_end))
         k.violation('no-stale-pte', `mm${vma.mm.id} va ${hex(e.va)} -> pfn ${hex(e.pfn)} (order ${e.order}) survives the revocation of ${priv.dmabuf.path()} (dmabuf${priv.dmabuf.id}, ${STATUS_NAME[priv.status]})`);
   }
@@ -77,7 +87,7 @@ export function checkInvariants(k: Kernel): void {
   // not been cleaned up (its VMAs hold the device file open); a VMA's file is alive
   for (const priv of privs) {
     if (priv.vdev && (priv.vdev.vfio.freed || priv.vdev.vfio.refcount <= 0)) k.violation('lifetime', `dmabuf${priv.dmabuf.id} refers to ${priv.vdev.name}, which is no longer registered`);
-    if (priv.kind === 'bar-mmap' && priv.dmabuf.file.f_mapping.i_mmap.size > 0 && !priv.vdev)
+    if (priv.kind === 'bar-mmap' && !priv.vdev && vmasOf(k, priv).size > 0)
       k.violation('lifetime', `${priv.dmabuf.path()} is mapped but its device was closed under it (cleanup ran while a BAR mmap exists)`);
   }
   for (const p of k.procs) for (const v of p.mm.vmas) if (v.vm_file?.freed) k.violation('lifetime', `mm${p.mm.id} VMA ${hex(v.vm_start)} uses freed file ${v.vm_file.path}`);

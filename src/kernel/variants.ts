@@ -58,6 +58,13 @@ export interface KernelVariant {
    * -EOPNOTSUPP, so no importer attaches to a BAR-mmap buffer; v4 has no .attach then.
    */
   attachRefusedWithoutConfig: boolean;
+  /**
+   * The complete state of Matt Evans' line (v8): a BAR-mmap VMA keeps the VFIO device file (it stays on
+   * the device inode's i_mmap, and /proc/PID/maps names the device), holds the buffer's file through
+   * vm_ops .open/.close instead, and every revoke zaps the device inode (no zap_bars_on_revoke); a
+   * BAR-mmap buffer cannot be mmap()ed through the DMABUF (-EINVAL); it has no name.
+   */
+  barVmaKeepsDeviceFile: boolean;
 }
 
 /** The series as posted; the other series kernels differ from it in the switches they name. */
@@ -76,6 +83,7 @@ const SERIES_V4: KernelVariant = {
   dmabufLock: false,
   findPfnErange: false,
   attachRefusedWithoutConfig: false,
+  barVmaKeepsDeviceFile: false,
 };
 
 /**
@@ -116,6 +124,19 @@ export const KERNELS: Record<string, KernelVariant> = {
     dmabufZapWholeFile: true,
   },
   'series-v6': SERIES_V6,
+  /**
+   * v8 (on v7.3-rc6, 9 patches): the v6 locking and find_pfn, and the BAR VMA that keeps the device
+   * file. The lab copy's complete state of the line (opsound/linux 65ff31fe); docs/kernels.md says
+   * why that is read as v8 and what is uncertain.
+   */
+  'series-v8': {
+    ...SERIES_V6,
+    name: 'series-v8',
+    description: 'the series v8 (Message-ID 20261006193643.76330-1-matt@ozlabs.org): v6 + BAR VMAs keep the VFIO device file and hold the DMABUF through vm_ops open/close; every revoke zaps the device inode',
+    base: 'v7.3-rc6',
+    posted: '2026-10-06',
+    barVmaKeepsDeviceFile: true,
+  },
   'v7.1': {
     name: 'v7.1',
     description: 'mainline before the series: BAR mmap with vm_private_data = vdev, revoke zaps the device inode',
@@ -130,6 +151,7 @@ export const KERNELS: Record<string, KernelVariant> = {
     dmabufLock: false,
     findPfnErange: false,
     attachRefusedWithoutConfig: false,
+    barVmaKeepsDeviceFile: false,
   },
 };
 export const DEFAULT_KERNEL = 'series-v4';

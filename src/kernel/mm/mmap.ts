@@ -148,7 +148,10 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
   }
   mm.pt.freeTables(start, end, (a, b) => mm.overlapping(a, b).length > 0);
   k.note(`munmap mm${mm.id} [0x${start.toString(16)}, 0x${end.toString(16)})`);
-  for (const v of doomed) if (v.vm_file) yield* fput(k, v.vm_file);
+  for (const v of doomed) {
+    if (v.vm_ops?.close) yield* v.vm_ops.close(v);
+    if (v.vm_file) yield* fput(k, v.vm_file);
+  }
   for (const v of hit) if (v.vm_lock.heldBy(k.sched.cur(), 'w')) yield* v.vm_lock.up_write();
 }
 
@@ -166,6 +169,7 @@ export function* split_vma(k: Kernel, mm: MmStruct, v: Vma, at: number): KGen {
   v.vm_end = at;
   mm.insert(n);
   linkFile(n);
+  if (n.vm_ops?.open) yield* n.vm_ops.open(n);
 }
 
 /** dup_mmap: copy every VMA (sharing its file) and, for PFN maps, the page-table entries. */
@@ -180,6 +184,7 @@ export function* dup_mmap(k: Kernel, src: MmStruct, dst: MmStruct): KGen {
     yield ev('dup_vma', dst.vmasKey, 'w', [{ obj: 'ram.alloc', acc: 'w' }, ...(v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' as const }] : [])], [...src.ptRange(v.vm_start, v.vm_end, 'r'), ...dst.ptRange(v.vm_start, v.vm_end, 'w')]);
     dst.insert(n);
     linkFile(n);
+    if (n.vm_ops?.open) yield* n.vm_ops.open(n);
     // copy_page_range: VM_PFNMAP entries cannot be refaulted from a page cache, so they are copied
     if (v.flags.pfnmap) src.pt.copyRange(dst.pt, v.vm_start, v.vm_end);
     else if (!v.vm_file) {

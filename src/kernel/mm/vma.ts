@@ -38,6 +38,10 @@ export interface VmOps {
   huge_fault?(vmf: VmFaultCtx, order: number): KGen<VmFault>;
   /** ->map_pages: vfio has none, which makes a PTE fault under the VMA lock retry under mmap_lock */
   map_pages?: true;
+  /** ->open: a copy of the VMA was made (split, fork) */
+  open?(vma: Vma): KGen;
+  /** ->close: the VMA goes (munmap, exit), before its file reference is dropped */
+  close?(vma: Vma): KGen;
 }
 
 export class Vma {

@@ -3,14 +3,14 @@
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
 import { ev, Mutex, RwSem, type Acc, type KGen, type Span } from '../../sched/sched.ts';
-import type { File, UserBuf } from '../../fs/file.ts';
+import { fput, get_file, type File, type UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
 import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
 import {
   Status, findPfn, vfio_pci_core_feature_dma_buf, vfio_pci_core_feature_dma_buf_memattr, vfio_pci_core_feature_dma_buf_revoke,
-  vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, type VfioPciDmaBuf,
+  vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, VfioPciDmaBuf,
 } from './dmabuf.ts';
 import { vfio_pci_config_rw } from './config.ts';
 import { E } from '../../../uapi/errno.ts';
@@ -80,11 +80,17 @@ export class VfioPciCoreDevice {
 
   // ---- revocation (patch 07) ----
 
-  /** vfio_pci_revoke_bars: memory_lock held for write. */
+  /**
+   * vfio_pci_revoke_bars: memory_lock held for write. Before the series the device inode is zapped
+   * first (vfio_pci_zap_and_down_write_memory_lock); the series revokes the buffers first and zaps
+   * the inode after, only for drivers that override .mmap (zap_bars_on_revoke) until v8, whose BAR
+   * VMAs stay on the inode, always.
+   */
   *revoke_bars(): KGen {
     const v = this.k.variant;
-    if (v.inodeZapFirst || this.zap_bars_on_revoke) yield* this.zap_bars();
+    if (v.inodeZapFirst) yield* this.zap_bars();
     if (!this.k.mut('no-revoke-dmabufs')) yield* vfio_pci_dma_buf_move(this.k, this, true);
+    if (!v.inodeZapFirst && (this.zap_bars_on_revoke || v.barVmaKeepsDeviceFile)) yield* this.zap_bars();
   }
   /** vfio_pci_zap_bars: every mapping of BAR0..BAR5 through the device inode */
   *zap_bars(): KGen {
@@ -432,13 +438,26 @@ export function legacyMmapOps(k: Kernel): VmOps {
   return mmapOps(k, 'vfio_pci_mmap_ops (vdev)', huge_fault_v71);
 }
 function mmapOps(k: Kernel, name: string, huge: (k: Kernel, vmf: VmFaultCtx, order: number) => KGen<VmFault>): VmOps {
-  return {
+  const ops: VmOps = {
     name,
     *fault(vmf) {
       return yield* huge(k, vmf, 0);
     },
     *huge_fault(vmf, order) {
       return yield* huge(k, vmf, order);
+    },
+  };
+  if (!k.variant.barVmaKeepsDeviceFile) return ops;
+  // v8: a BAR VMA keeps the device file and holds its buffer's file: one reference per VMA copy
+  return {
+    ...ops,
+    *open(vma) {
+      const priv = vma.vm_private_data;
+      if (priv instanceof VfioPciDmaBuf && priv.vma_holds_dmabuf) yield* get_file(k, priv.dmabuf.file);
+    },
+    *close(vma) {
+      const priv = vma.vm_private_data;
+      if (priv instanceof VfioPciDmaBuf && priv.vma_holds_dmabuf) yield* fput(k, priv.dmabuf.file);
     },
   };
 }

@@ -45,6 +45,8 @@ export class VfioPciDmaBuf {
   comp: Completion;
   /** the VFIO device file a BAR-mmap buffer owns (moved from the VMA); null for exported buffers */
   vfile: File | null = null;
+  /** v8: the buffer's file is held by the BAR VMAs that keep the device file (vm_ops open/close) */
+  vma_holds_dmabuf = false;
   memattr = VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_NC;
   status = Status.OK;
   freed = false;
@@ -258,8 +260,15 @@ export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevi
   if (!vdev.provider(index)) return -E.EINVAL;
   const priv = new VfioPciDmaBuf(k, vdev, phys.len, [phys], adjust, index, 'bar-mmap');
   const name = `${vdev.name}:${vdev.pdev.desc.bdf}/${index.toString(16)}`;
-  const r = yield* vfio_pci_dmabuf_export(k, vdev, priv, O_CLOEXEC | O_RDWR);
+  const v8 = k.variant.barVmaKeepsDeviceFile;
+  const r = yield* vfio_pci_dmabuf_export(k, vdev, priv, v8 ? O_RDWR : O_CLOEXEC | O_RDWR);
   if (r < 0) return r;
+  if (v8) {
+    // the VMA keeps the device file; the export's reference to the buffer's file is the VMA's
+    priv.vma_holds_dmabuf = true;
+    vma.vm_private_data = priv;
+    return 0;
+  }
   const devFile = vma.vm_file!;
   if (k.mut('no-vfile')) {
     // The buffer does not own the device file: the VMA's reference is simply dropped.
@@ -274,6 +283,7 @@ export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevi
 /** vfio_pci_dma_buf_mmap (patch 08): mmap of an exported DMABUF fd. */
 function* vfio_pci_dma_buf_mmap(k: Kernel, priv: VfioPciDmaBuf, vma: Vma): KGen<number> {
   if (!k.variant.dmabufMmap) return -E.EINVAL; // before patch 08: no .mmap op, dma_buf_mmap_internal says -EINVAL
+  if (k.variant.barVmaKeepsDeviceFile && priv.vma_pgoff_adjust !== 0) return -E.EINVAL; // v8: a BAR-mmap buffer
   yield ev('READ_ONCE(status)', priv.key, 'r');
   if (k.mut('M18') ? priv.status === Status.PERM_REVOKED : priv.status !== Status.OK) return -E.ENODEV;
   if (!vma.flags.shared) return -E.EINVAL;
