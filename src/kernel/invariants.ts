@@ -56,11 +56,13 @@ export function checkInvariants(k: Kernel): void {
   }
 
   // decode-enabled, state half: with memory disabled and no transition under way, no buffer on the
-  // device's list may be OK, or an importer could still reach the disabled BAR
+  // device's list may be OK, or an importer could still reach the disabled BAR. A buffer whose file
+  // is gone (its dentry held by an O_PATH open) is left alone by the walks, and reaches nothing: no
+  // fd, mapping or attachment can hold it without holding its file
   for (const vdev of k.vfio.values()) {
     if (vdev.memoryEnabled() || vdev.memory_lock.writer) continue;
     for (const priv of vdev.dmabufs)
-      if (priv.status === Status.OK) k.violation('decode-enabled', `dmabuf${priv.dmabuf.id} (${priv.dmabuf.path()}) is OK while ${vdev.name}'s memory is disabled: importers and new faults may reach the disabled BAR`);
+      if (priv.status === Status.OK && !priv.dmabuf.file.freed && !priv.dmabuf.fileAnnulled) k.violation('decode-enabled', `dmabuf${priv.dmabuf.id} (${priv.dmabuf.path()}) is OK while ${vdev.name}'s memory is disabled: importers and new faults may reach the disabled BAR`);
   }
 
   checkIommu(k, privs);

@@ -11,7 +11,8 @@ import { sys_madvise } from './mm/madvise.ts';
 import { sys_mremap } from './mm/mremap.ts';
 import { vfio_device_cdev_open } from './vfio/vfio_main.ts';
 import { E } from '../uapi/errno.ts';
-import { O_CLOEXEC, O_RDWR } from '../uapi/mman.ts';
+import { O_CLOEXEC, O_PATH, O_RDWR } from '../uapi/mman.ts';
+import { o_path_file, proc_fd_open, PROC_SELF_FD } from './fs/proc.ts';
 
 /** Run deferred task_work (fput's release) on the way back to user space. */
 export function* returnToUser(k: Kernel): KGen {
@@ -28,14 +29,21 @@ function* syscall<T>(k: Kernel, body: KGen<T>): KGen<T> {
 const DEV_PREFIX = '/dev/vfio/devices/';
 
 export function* sys_open(k: Kernel, p: Process, path: string, flags = O_RDWR): KGen<number> {
-  return yield* syscall(k, (function* () {
+  return yield* syscall(k, do_open(k, p, path, flags));
+}
+
+function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<number> {
+  return yield* (function* () {
+    const fd = PROC_SELF_FD.exec(path);
+    if (fd) return yield* proc_fd_open(k, p, Number(fd[1]), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
     if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
     const vdev = k.vfio.get(path.slice(DEV_PREFIX.length));
     if (!vdev || vdev.vfio.freed) return -E.ENOENT; // an unbound device has no cdev node
+    if (flags & O_PATH) return yield* p.files.alloc(yield* o_path_file(k, vdev.vfio.inode, path, null), !!(flags & O_CLOEXEC));
     const f = yield* vfio_device_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC);
     if (typeof f === 'number') return f;
     return yield* p.files.alloc(f, !!(flags & O_CLOEXEC));
-  })());
+  })();
 }
 
 export function* sys_close(k: Kernel, p: Process, fd: number): KGen<number> {
@@ -44,7 +52,7 @@ export function* sys_close(k: Kernel, p: Process, fd: number): KGen<number> {
 
 export function* sys_dup(k: Kernel, p: Process, fd: number): KGen<number> {
   return yield* syscall(k, (function* () {
-    const f = yield* p.files.fget(k, fd);
+    const f = yield* p.files.fget(k, fd, true);
     if (typeof f === 'number') return f;
     return yield* p.files.alloc(f, false); // the fget reference becomes the new fd's
   })());

@@ -65,6 +65,15 @@ export interface KernelVariant {
    * BAR-mmap buffer cannot be mmap()ed through the DMABUF (-EINVAL); it has no name.
    */
   barVmaKeepsDeviceFile: boolean;
+  /**
+   * "dma-buf: Annul dmabuf->file on file release" (Message-ID
+   * f8efaabd-c06e-4f04-8cfa-489c148e37ba@ozlabs.org), which v8 depends on: dma_buf_file_release sets
+   * dmabuf->file to NULL, so a walk of the device's buffers (get_file_active(&priv->dmabuf->file) in
+   * dma_buf_move and cleanup) skips a buffer whose file is gone while something (an O_PATH open of
+   * /proc/PID/fd/N) still holds its dentry, and with it the dma_buf and its private data. Without it
+   * the walk reads the freed file: KASAN's slab-use-after-free in get_file_active.
+   */
+  dmaBufAnnulFile: boolean;
 }
 
 /** The series as posted; the other series kernels differ from it in the switches they name. */
@@ -84,6 +93,7 @@ const SERIES_V4: KernelVariant = {
   findPfnErange: false,
   attachRefusedWithoutConfig: false,
   barVmaKeepsDeviceFile: false,
+  dmaBufAnnulFile: false,
 };
 
 /**
@@ -137,6 +147,15 @@ export const KERNELS: Record<string, KernelVariant> = {
     posted: '2026-10-06',
     barVmaKeepsDeviceFile: true,
   },
+  /** v8 with the dma-buf patch it depends on ("dma-buf: Annul dmabuf->file on file release"). */
+  'series-v8+annul': {
+    ...SERIES_V6,
+    name: 'series-v8+annul',
+    description: 'series-v8 with "dma-buf: Annul dmabuf->file on file release" (Message-ID f8efaabd-c06e-4f04-8cfa-489c148e37ba@ozlabs.org), which v8 depends on',
+    base: 'v7.3-rc6',
+    barVmaKeepsDeviceFile: true,
+    dmaBufAnnulFile: true,
+  },
   'v7.1': {
     name: 'v7.1',
     description: 'mainline before the series: BAR mmap with vm_private_data = vdev, revoke zaps the device inode',
@@ -152,6 +171,7 @@ export const KERNELS: Record<string, KernelVariant> = {
     findPfnErange: false,
     attachRefusedWithoutConfig: false,
     barVmaKeepsDeviceFile: false,
+    dmaBufAnnulFile: false,
   },
 };
 export const DEFAULT_KERNEL = 'series-v4';

@@ -45,7 +45,7 @@ export type Resolver = (v: unknown) => bigint;
 const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
 const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
 
-const OPEN_FLAGS: Record<string, number> = { rdonly: M.O_RDONLY, wronly: M.O_WRONLY, rdwr: M.O_RDWR, cloexec: M.O_CLOEXEC, nonblock: M.O_NONBLOCK };
+const OPEN_FLAGS: Record<string, number> = { rdonly: M.O_RDONLY, wronly: M.O_WRONLY, rdwr: M.O_RDWR, cloexec: M.O_CLOEXEC, nonblock: M.O_NONBLOCK, path: M.O_PATH };
 export function openFlags(v: unknown, res: Resolver, dflt: number): number {
   if (v === undefined) return dflt;
   if (Array.isArray(v)) return (v as string[]).reduce((a, f) => a | OPEN_FLAGS[f], 0);
@@ -172,7 +172,8 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const addrOf = () => ulong(res(a.addr) + (a.offset !== undefined ? res(a.offset) : 0n));
   switch (s.op) {
     case 'open': {
-      const r = yield* sys_open(k, p, a.path as string, openFlags(a.flags, res, M.O_RDWR));
+      const path = a.proc_fd !== undefined ? `/proc/self/fd/${res(a.proc_fd)}` : (a.path as string);
+      const r = yield* sys_open(k, p, path, openFlags(a.flags, res, M.O_RDWR));
       return errOr(r, () => okValue(r));
     }
     case 'close': {

@@ -41,7 +41,11 @@ const boolFlag = z.boolean().transform((b) => (b ? 1 : 0));
 const fdOrDevice = { fd: num.optional(), device: z.string().optional() };
 
 export const OPS = {
-  open: z.object({ path: z.string(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock']).optional(), ...common }).strict(),
+  /** open(2) of a device node, or of /proc/self/fd/N (`proc_fd: <fd>` names N by a bound fd) */
+  open: z
+    .object({ path: z.string().optional(), proc_fd: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
+    .strict()
+    .refine((a) => (a.path === undefined) !== (a.proc_fd === undefined), { message: 'give exactly one of path and proc_fd' }),
   close: z.object({ fd: num, ...common }).strict(),
   dup: z.object({ fd: num, ...common }).strict(),
   ioctl: z

@@ -4,7 +4,7 @@
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, Mutex, type KGen } from '../sched/sched.ts';
-import { AddressSpace, File, fput, type FileOps } from '../fs/file.ts';
+import { AddressSpace, File, fput, get_file_active, type FileOps } from '../fs/file.ts';
 import type { Vma } from '../mm/vma.ts';
 import { E } from '../../uapi/errno.ts';
 import { O_ACCMODE, O_CLOEXEC, O_NONBLOCK, PAGE_SIZE } from '../../uapi/mman.ts';
@@ -53,6 +53,14 @@ export class DmaBuf {
   readonly attachments: DmaBufAttachment[] = [];
   readonly resv: Mutex;
   file!: File;
+  /**
+   * References to the buffer's dentry: its file's, and one per O_PATH open of /proc/PID/fd/N. The
+   * dma_buf (and the exporter's private data) goes at the last one (dma_buf_release, the dentry's
+   * d_release), which may be after its file is freed.
+   */
+  dentryRefs = 1;
+  /** "Annul dmabuf->file": dmabuf->file was set to NULL when the file was released */
+  fileAnnulled = false;
   constructor(readonly k: Kernel, readonly id: number, readonly size: number, readonly ops: DmaBufOps, readonly priv: unknown) {
     this.resv = new Mutex(k.sched, `dmabuf${id}.resv`, 'dma_resv');
   }
@@ -74,12 +82,39 @@ const dma_buf_fops: FileOps = {
   *ioctl() {
     return -E.ENOTTY;
   },
+  /** dma_buf_file_release, then the file's dput of the dentry */
   *release(k, file) {
     const dmabuf = file.private_data as DmaBuf;
-    yield* dmabuf.ops.release(k, dmabuf);
-    k.dmabufs.delete(dmabuf);
+    if (k.variant.dmaBufAnnulFile) {
+      yield ev('WRITE(dmabuf->file)', `dmabuf${dmabuf.id}.file`);
+      dmabuf.fileAnnulled = true;
+    }
+    yield* dma_buf_dput(k, dmabuf);
   },
 };
+
+/** Drop a reference to the buffer's dentry; the last one runs dma_buf_release: the exporter's release. */
+export function* dma_buf_dput(k: Kernel, dmabuf: DmaBuf): KGen {
+  yield ev('dput', `dmabuf${dmabuf.id}.dentry`);
+  if (--dmabuf.dentryRefs > 0) return;
+  yield* dmabuf.ops.release(k, dmabuf);
+  k.dmabufs.delete(dmabuf);
+}
+
+/**
+ * get_file_active(&dmabuf->file), as the exporter's walks of its buffers do it: false when the
+ * pointer was annulled (NULL) or the count is zero; on a file already freed (its dentry outlived
+ * it) the read is a use-after-free.
+ */
+export function* dma_buf_get_file_active(k: Kernel, dmabuf: DmaBuf): KGen<boolean> {
+  yield ev('READ(dmabuf->file)', `dmabuf${dmabuf.id}.file`, 'r');
+  if (dmabuf.fileAnnulled) return false;
+  if (dmabuf.file.freed) {
+    k.violation('lifetime', `use after free: get_file_active on the freed file of dmabuf${dmabuf.id} (${dmabuf.path()}), whose dentry something still holds (KASAN: slab-use-after-free in get_file_active)`);
+    return false;
+  }
+  return yield* get_file_active(k, dmabuf.file);
+}
 
 export function isDmaBufFile(f: File): boolean {
   return f.ops === dma_buf_fops;

@@ -5,7 +5,7 @@ import type { Kernel } from '../kernel.ts';
 import { announceTarget, ev, type KGen } from '../sched/sched.ts';
 import type { MmStruct, Vma } from '../mm/vma.ts';
 import { E } from '../../uapi/errno.ts';
-import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } from '../../uapi/mman.ts';
+import { O_ACCMODE, O_PATH, O_RDONLY, O_RDWR, O_WRONLY } from '../../uapi/mman.ts';
 
 /** A destination in user memory for copy_to_user. */
 export interface UserBuf {
@@ -110,11 +110,14 @@ export class FdTable {
     return fd;
   }
 
-  /** fget: look up and take a reference. Returns -EBADF for a closed fd. */
-  *fget(k: Kernel, fd: number): KGen<File | number> {
+  /**
+   * fget: look up and take a reference. Returns -EBADF for a closed fd, and for an O_PATH fd unless
+   * `path` (an O_PATH file is only a handle on the path: no ioctl, mmap or I/O through it).
+   */
+  *fget(k: Kernel, fd: number, path = false): KGen<File | number> {
     yield ev('fget', this.key, 'r');
     const e = this.fds.get(fd);
-    if (!e) return -E.EBADF;
+    if (!e || (!path && e.file.flags & O_PATH)) return -E.EBADF;
     return yield* get_file(k, e.file);
   }
 

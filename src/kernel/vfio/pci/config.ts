@@ -119,10 +119,13 @@ function* writeBar(vdev: VfioPciCoreDevice, base: number, v: number): KGen {
   wr(vdev.vconfig, base, 4, nv);
 }
 
-/** vfio_pm_config_write → vfio_lock_and_set_power_state: D3hot and deeper revoke first. */
+/**
+ * vfio_pm_config_write → vfio_lock_and_set_power_state, for every write of the state field, the
+ * current state included: D3hot and deeper revoke first; afterwards, un-revoke if memory is enabled
+ * (which, after LOW_POWER_ENTRY, un-revokes the buffers of a function that never left D0).
+ */
 function* writePmCtrl(k: Kernel, vdev: VfioPciCoreDevice, v: number): KGen {
   const state = v & R.PCI_PM_CTRL_STATE_MASK;
-  if (state === vdev.pdev.power) return;
   if (state >= R.PCI_D3hot) yield* vdev.lock_revoke_bars();
   else yield* vdev.memory_lock.down_write();
   // vfio_pm_config_write ignores what pci_set_power_state returns: a D1 or D2 the function does

@@ -5,11 +5,11 @@ import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
 import { Completion, ev, type KGen } from '../../sched/sched.ts';
 import * as R from '../../../uapi/pci_regs.ts';
-import { fput, get_file_active, type File } from '../../fs/file.ts';
+import { fput, type File } from '../../fs/file.ts';
 import { unmap_mapping_range } from '../../mm/memory.ts';
 import type { Vma } from '../../mm/vma.ts';
 import {
-  dma_buf_export, dma_buf_fd, dma_buf_get, dma_buf_invalidate_mappings, setDmaBufName, type DmaBuf, type DmaBufAttachment,
+  dma_buf_export, dma_buf_fd, dma_buf_get, dma_buf_get_file_active, dma_buf_invalidate_mappings, setDmaBufName, type DmaBuf, type DmaBufAttachment,
   type DmaBufOps, type SgTable,
 } from '../../dma-buf/dma-buf.ts';
 import { vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
@@ -368,7 +368,7 @@ export function* vfio_pci_dma_buf_move(k: Kernel, vdev: VfioPciCoreDevice, revok
     vdev.bars_revoked = revoked;
   }
   for (const priv of [...vdev.dmabufs]) {
-    if (!(yield* get_file_active(k, priv.dmabuf.file))) continue;
+    if (!(yield* dma_buf_get_file_active(k, priv.dmabuf))) continue;
     yield* vfio_pci_dma_buf_set_status(k, priv, revoked ? Status.TEMP_REVOKED : Status.OK);
     yield* fput(k, priv.dmabuf.file);
   }
@@ -382,7 +382,7 @@ export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): K
   const v6 = k.variant.dmabufLock;
   if (v6) yield* vdev.dmabuf_lock.down_write();
   for (const priv of [...vdev.dmabufs]) {
-    if (!(yield* get_file_active(k, priv.dmabuf.file))) continue;
+    if (!(yield* dma_buf_get_file_active(k, priv.dmabuf))) continue;
     if (k.mut('M4')) {
       // before the kref fix: revokes did not re-arm, and cleanup drained again after a revoke had
       // already dropped the base reference
