@@ -144,3 +144,21 @@ test('exit codes: 1 a violation, 0 exhausted, 3 cut short, bounded or randomized
   assert.equal(verdictExit(exploreBounded(scn, 0)), 3);
   assert.equal(verdictExit(explorePct(scn, 5, 1)), 3);
 });
+
+test('a declared finding hides only the violations its message pattern names: another of the same invariant is still a counterexample', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { isExpected } = await import('../src/scenario/loader.ts');
+  const src = readFileSync('scenarios/races/nvgrace-read-vs-mmap.yaml', 'utf8');
+  const declared = parseScenario(src, 'nvgrace-read-vs-mmap.yaml');
+  assert.equal(exploreDpor(declared, { atomic: true, states: true }).counterexample, null, 'the declared inversion and deadlock are expected');
+  // the same declaration with a pattern that names a different pair of locks: the inversion is news
+  const other = parseScenario(src.replace(/message: '[^']*'/, "message: 'lock order inversion: mapper: mm1.mmap_lock (w) then gh0.dmabuf_lock (w)*'"), 'nvgrace-read-vs-mmap.yaml');
+  const r = exploreDpor(other, { atomic: true, states: true });
+  assert.equal(r.counterexample?.invariant, 'no-deadlock');
+  const findings = declared.expectViolations['series-v4'];
+  assert.ok(isExpected(findings, { invariant: 'no-deadlock', message: 'deadlock: reader waits at down_read mm1.mmap_lock; mapper waits at down_write gh0.memory_lock' }));
+  assert.ok(!isExpected(findings, { invariant: 'no-deadlock', message: 'deadlock: vmm waits at down_write gh0.memory_lock' }));
+  assert.ok(!isExpected(findings, { invariant: 'lifetime', message: 'deadlock: mapper waits at down_write gh0.memory_lock' }));
+  // a bare invariant name still expects any message
+  assert.ok(isExpected([{ invariant: 'no-deadlock' }], { invariant: 'no-deadlock', message: 'anything' }));
+});

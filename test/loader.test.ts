@@ -274,6 +274,7 @@ describe('process and finding names', () => {
   test('expect_violations names known kernels and invariants only', () => {
     expectError(HEAD + 'expect_violations:\n  series-v9: [no-deadlock]\n', 8, 'expect_violations.series-v9', /unknown kernel series-v9, did you mean series-v4\?/);
     expectError(HEAD + 'expect_violations:\n  series-v4: [no-stale-ptes]\n', 8, 'expect_violations.series-v4.0', /unknown invariant no-stale-ptes, did you mean no-stale-pte\?/);
+    expectError(HEAD + "expect_violations:\n  series-v4: [{ invariant: no-stale-ptes, message: '*' }]\n", 8, 'expect_violations.series-v4.0.invariant', /unknown invariant no-stale-ptes/);
     assert.ok(parseScenario(HEAD + "expect_violations:\n  '*': [lifetime]\n", 'ok.yaml'));
   });
 });

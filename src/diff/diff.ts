@@ -320,7 +320,7 @@ export function diffScenario(scn: Scenario, o: DiffOptions): DiffReport {
     const per: Record<string, Verdict> = {};
     for (const r of [a, b]) {
       const at = [...r.violationsAt].filter(([, m]) => invariant in m).map(([w]) => w);
-      const declared = (scn.expectViolations[r.kernel] ?? scn.expectViolations['*'] ?? []).includes(invariant);
+      const declared = (scn.expectViolations[r.kernel] ?? scn.expectViolations['*'] ?? []).some((f) => f.invariant === invariant);
       per[r.kernel] = { violated: at.length > 0, declared, at, ...(at.length ? { message: r.violationsAt.get(at[0])![invariant] } : {}) };
     }
     return { invariant, per };

@@ -5,6 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
+import { glob } from '../scenario/glob.ts';
+
+export { glob };
 
 /** What a difference is about; `field` says which part of it. */
 export const KINDS = ['result', 'installed', 'maps', 'verdict', 'check', 'faults'] as const;
@@ -86,15 +89,6 @@ export function parseExpected(src: string, path = '<expected-differences>'): Exp
   return r.data.differences;
 }
 
-const globCache = new Map<string, RegExp>();
-export function glob(pattern: string, s: string): boolean {
-  let re = globCache.get(pattern);
-  if (!re) {
-    const alt = (a: string) => a.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-    globCache.set(pattern, (re = new RegExp(`^(?:${pattern.split('|').map(alt).join('|')})$`, 's')));
-  }
-  return re.test(s);
-}
 const anyOf = (p: string | string[] | undefined, s: string) => p === undefined || (Array.isArray(p) ? p : [p]).some((x) => glob(x, s));
 
 /** The facts about one difference that an entry can match. */

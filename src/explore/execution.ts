@@ -2,7 +2,7 @@
 // It knows which tasks are enabled, what each will do next, and whether an invariant broke.
 import type { Ev, StepRecord, Task } from '../kernel/sched/sched.ts';
 import type { Violation } from '../kernel/kernel.ts';
-import type { Scenario } from '../scenario/loader.ts';
+import { isExpected, type ExpectedFinding, type Scenario } from '../scenario/loader.ts';
 import { ScenarioRun } from '../scenario/runner.ts';
 
 export interface ExecOptions {
@@ -25,7 +25,7 @@ export class Execution {
   readonly run: ScenarioRun;
   /** the task index (into run.tasks) of each step taken */
   readonly choices: number[] = [];
-  private readonly expected: Set<string>;
+  private readonly expected: ExpectedFinding[];
   private seenViolations = 0;
   private seenSteps = 0;
   /** the kernel step number at which each run step (operation) finished */
@@ -38,7 +38,7 @@ export class Execution {
   constructor(readonly scn: Scenario, opts: ExecOptions) {
     this.plainLocks = opts.lockAware === false;
     this.run = new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace });
-    this.expected = new Set(this.run.expectedViolations());
+    this.expected = this.run.expectedViolations();
     this.scan();
   }
 
@@ -100,7 +100,7 @@ export class Execution {
     const vs: Violation[] = this.run.k.violations;
     for (; this.seenViolations < vs.length; this.seenViolations++) {
       const v = vs[this.seenViolations];
-      if (!this.expected.has(v.invariant)) {
+      if (!isExpected(this.expected, v)) {
         this.failure = { invariant: v.invariant, message: v.message };
         return;
       }

@@ -1,5 +1,6 @@
 // Load a scenario: YAML with line positions, the zod schemas, then the checks no schema can say
 // (BAR layouts, names used before they are bound). Every error names file, line and field.
+import { glob } from './glob.ts';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isAlias, isMap, visit, type Node } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
@@ -33,7 +34,7 @@ export interface Scenario {
   devices: PciDevDesc[];
   setup: Step[];
   threads: ThreadDef[];
-  expectViolations: Record<string, string[]>;
+  expectViolations: Record<string, ExpectedFinding[]>;
   /** the kernels the scenario's expectations hold on (`kernels:`; every kernel when left out) */
   kernels: string[];
 }
@@ -46,6 +47,20 @@ export class ScenarioError extends Error {
 
 /** The default process: threads without a "P/" prefix and the setup run in it. */
 export const MAIN_PROC = 'main';
+
+/**
+ * A finding a scenario declares for a kernel (`expect_violations`): violations of `invariant` whose
+ * message matches `message` (a glob; absent: any message) are expected, and at least one must occur.
+ */
+export interface ExpectedFinding {
+  invariant: string;
+  message?: string;
+}
+
+/** Whether a violation is one of the declared findings. */
+export function isExpected(findings: readonly ExpectedFinding[], v: { invariant: string; message: string }): boolean {
+  return findings.some((f) => f.invariant === v.invariant && (f.message === undefined || glob(f.message, v.message)));
+}
 
 export function loadScenarioFile(file: string): Scenario {
   let src: string;
@@ -188,16 +203,19 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
       forked.add(child);
     });
 
+  const expectViolations: Record<string, ExpectedFinding[]> = {};
   for (const [kn, invs] of Object.entries(top.expect_violations ?? {})) {
     if (kn !== '*' && !Object.hasOwn(KERNELS, kn)) fail(['expect_violations', kn], `unknown kernel ${kn}${didYouMean(kn, Object.keys(KERNELS))} (known: ${Object.keys(KERNELS).join(', ')}, or * for every kernel)`);
-    invs.forEach((inv, i) => {
-      if (!(INVARIANTS as readonly string[]).includes(inv)) fail(['expect_violations', kn, i], `unknown invariant ${inv}${didYouMean(inv, [...INVARIANTS])} (known: ${INVARIANTS.join(', ')})`);
+    expectViolations[kn] = invs.map((x, i) => {
+      const f: ExpectedFinding = typeof x === 'string' ? { invariant: x } : x;
+      if (!(INVARIANTS as readonly string[]).includes(f.invariant)) fail(['expect_violations', kn, i, ...(typeof x === 'string' ? [] : ['invariant'])], `unknown invariant ${f.invariant}${didYouMean(f.invariant, [...INVARIANTS])} (known: ${INVARIANTS.join(', ')})`);
+      return f;
     });
   }
 
   return {
     file, name: top.name, description: top.description, config: (top.config ?? {}) as KconfigInput, devices, setup, threads,
-    expectViolations: top.expect_violations ?? {},
+    expectViolations,
     kernels: top.kernels ?? Object.keys(KERNELS),
   };
 }

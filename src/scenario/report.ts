@@ -1,7 +1,7 @@
 // The result of one run: the JSON document of DESIGN.md §3 and the readable trace.
 import pc from 'picocolors';
 import { finalState, describe, runSequential, ScenarioRun, type RunOptions, type StepOut } from './runner.ts';
-import type { Scenario } from './loader.ts';
+import { isExpected, type Scenario } from './loader.ts';
 import type { Violation } from '../kernel/kernel.ts';
 
 export interface RunResult {
@@ -24,13 +24,13 @@ export function runScenario(scn: Scenario, opts: RunOptions = {}): { run: Scenar
 
 export function summarize(run: ScenarioRun): RunResult {
   const k = run.k;
-  const expected = new Set(run.expectedViolations());
-  const violations: RunResult['violations'] = k.violations.map((v) => (expected.has(v.invariant) ? { ...v, expected: true } : v));
+  const expected = run.expectedViolations();
+  const violations: RunResult['violations'] = k.violations.map((v) => (isExpected(expected, v) ? { ...v, expected: true } : v));
   const problems: string[] = [];
   for (const s of run.steps) if (s.mismatch) problems.push(`${s.thread}[${s.index}] ${s.op} (line ${s.line}): ${s.mismatch}`);
   for (const v of violations) if (!v.expected) problems.push(`invariant ${v.invariant}: ${v.message}`);
-  const seen = new Set(violations.map((v) => v.invariant));
-  for (const inv of expected) if (!seen.has(inv)) problems.push(`expected the model to report ${inv} on ${k.variant.name}, but it did not`);
+  for (const f of expected)
+    if (!violations.some((v) => isExpected([f], v))) problems.push(`expected the model to report ${f.invariant}${f.message ? ` (${f.message})` : ''} on ${k.variant.name}, but it did not`);
   const total = run.scn.setup.length + run.scn.threads.reduce((a, t) => a + t.steps.length, 0);
   if (run.steps.length < total && !problems.length) problems.push(`only ${run.steps.length} of ${total} steps ran`);
   return {

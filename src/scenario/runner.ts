@@ -8,7 +8,7 @@ import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
 import * as R from '../uapi/pci_regs.ts';
-import { MAIN_PROC, type Scenario, type Step, type ThreadDef } from './loader.ts';
+import { MAIN_PROC, type ExpectedFinding, type Scenario, type Step, type ThreadDef } from './loader.ts';
 import { execOp, type OpEnv, type Result } from './ops.ts';
 import { hex, parseExpr } from './values.ts';
 
@@ -206,7 +206,7 @@ export class ScenarioRun {
   }
 
   /** Which violations a faithful model is expected to report for this kernel. */
-  expectedViolations(): string[] {
+  expectedViolations(): ExpectedFinding[] {
     const e = this.scn.expectViolations;
     return e[this.k.variant.name] ?? e['*'] ?? [];
   }

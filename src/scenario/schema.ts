@@ -187,7 +187,7 @@ export const scenario = z
     setup: z.array(z.unknown()).optional(),
     threads: z.record(z.string().regex(/^([A-Za-z_][\w-]*\/)?[A-Za-z_][\w-]*$/, 'a thread name, or P/T for thread T of process P'), z.array(z.unknown())).refine((t) => Object.keys(t).length >= 1, 'at least one thread'),
     /** findings a faithful model is expected to report, per kernel ("*" for all) */
-    expect_violations: z.record(z.string(), z.array(z.string())).optional(),
+    expect_violations: z.record(z.string(), z.array(z.union([z.string(), z.object({ invariant: z.string(), message: z.string().min(1) }).strict()]))).optional(),
     /** the kernels whose behaviour the scenario's expect: lines describe (default: every kernel) */
     kernels: z.array(z.string()).min(1).optional(),
   })
