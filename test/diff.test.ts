@@ -57,7 +57,7 @@ describe('diff of bar2-memory-disable, v7.1 vs series-v4', () => {
   test('clearing MEMORY is where series-v4 breaks no-stale-pte (the BAR2 PMD survives the revoke)', () => {
     const v = step(r, 'main[10]').differences;
     assert.deepEqual(v.map((d) => [d.kind, d.field, d.class]), [['verdict', 'no-stale-pte', 'flagged']]);
-    assert.match(v[0].values['series-v4'], /va 0x[0-9a-f]+ -> pfn 0x20000000 \(order 9\) survives the revocation of \/dmabuf:gpu0:0000:3b:00\.0\/2/);
+    assert.match(v[0].values['series-v4'], /va 0x[0-9a-f]+ -> pfn 0x20000000 \(order 9\) survives the revocation of \/dmabuf:vfio0:0000:3b:00\.0\/2/);
   });
 
   test('after memory is back, D0 and the reset, v7.1 refaults and series-v4 installs nothing', () => {

@@ -2,7 +2,7 @@
 // variant and configuration, and the invariant findings of the run.
 import { Sched, type KGen, type Task } from './sched/sched.ts';
 import { PciBus, type PciDevDesc } from './pci/device.ts';
-import { VfioDevice } from './vfio/vfio_main.ts';
+import { VfioDevice, VfioDeviceSet } from './vfio/vfio_main.ts';
 import { VfioPciCoreDevice, vfioPciMmapOps, vfioPciOps } from './vfio/pci/core.ts';
 import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
@@ -56,9 +56,17 @@ export class Kernel {
     this.mutant = opts.mutant ?? null;
     this.vfioPciMmapOps = vfioPciMmapOps(this);
     this.anonVmOps = anonVmOps(this);
+    const sets = new Map<string, VfioDeviceSet>();
     for (const d of opts.devices) {
       const pdev = this.pci.add(d);
       const vfio = new VfioDevice(this, d.name);
+      // vfio_assign_device_set: behind a bridge, by bus (domain:bus); on the root bus, alone
+      const bus = pdev.desc.bdf.split(':').slice(0, 2).join(':');
+      const key = pdev.desc.bus === 'bridge' ? `bus ${bus}` : `dev ${d.name}`;
+      let set = sets.get(key);
+      if (!set) sets.set(key, (set = new VfioDeviceSet(this, pdev.desc.bus === 'bridge' ? `pci${bus}` : d.name)));
+      set.devices.push(vfio);
+      vfio.devSet = set;
       const vdev = new VfioPciCoreDevice(this, pdev, vfio);
       vfio.ops = d.driver === 'nvgrace-gpu' ? nvgraceOps(this, vdev, vfioPciOps(this, vdev)) : vfioPciOps(this, vdev);
       this.vfio.set(d.name, vdev);

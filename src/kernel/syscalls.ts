@@ -12,6 +12,7 @@ import { sys_mremap } from './mm/mremap.ts';
 import { vfio_device_cdev_open } from './vfio/vfio_main.ts';
 import { E } from '../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH, O_RDWR } from '../uapi/mman.ts';
+import { do_eventfd } from './fs/eventfd.ts';
 import { o_path_file, proc_fd_open, PROC_SELF_FD } from './fs/proc.ts';
 
 /** Run deferred task_work (fput's release) on the way back to user space. */
@@ -44,6 +45,10 @@ function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<numb
     if (typeof f === 'number') return f;
     return yield* p.files.alloc(f, !!(flags & O_CLOEXEC));
   })();
+}
+
+export function* sys_eventfd2(k: Kernel, p: Process, initval: number, flags: number): KGen<number> {
+  return yield* syscall(k, do_eventfd(k, p, initval, flags));
 }
 
 export function* sys_close(k: Kernel, p: Process, fd: number): KGen<number> {

@@ -4,7 +4,7 @@ import type { Kernel } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
 import { Completion, ev, type KGen } from '../kernel/sched/sched.ts';
 import {
-  sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_madvise2, sys_mmap2, sys_mprotect2, sys_mremap2, sys_munmap2, sys_open, sys_pread, user_access,
+  sys_close, sys_dup, sys_eventfd2, sys_exit, sys_fork, sys_ioctl, sys_madvise2, sys_mmap2, sys_mprotect2, sys_mremap2, sys_munmap2, sys_open, sys_pread, user_access,
 } from '../kernel/syscalls.ts';
 import type { Step } from './loader.ts';
 import { hex } from './values.ts';
@@ -15,7 +15,7 @@ import { decode, encode, encodeInto, type Layout, type StructValue } from '../ua
 import {
   FEATURES, IOCTLS, IOCTL_NAME, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_SET,
   VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INDEX_TO_OFFSET, vfio_device_feature, vfio_device_feature_dma_buf,
-  vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info,
+  vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info, vfio_pci_hot_reset,
   vfio_region_dma_range, vfio_region_info,
 } from '../uapi/vfio.ts';
 import { MADV_DONTNEED } from '../kernel/mm/madvise.ts';
@@ -111,6 +111,7 @@ export function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: nu
     case 'VFIO_DEVICE_GET_REGION_INFO': return { cmd, name, layout: vfio_region_info, arg: simple(vfio_region_info, { index: res(a.index ?? 0) }) };
     case 'VFIO_DEVICE_GET_IRQ_INFO': return { cmd, name, layout: vfio_irq_info, arg: simple(vfio_irq_info, { index: res(a.index ?? 0) }) };
     case 'VFIO_DEVICE_FEATURE': return { cmd, name, layout: null, arg: buildFeature(a, res) };
+    case 'VFIO_DEVICE_PCI_HOT_RESET': return { cmd, name, layout: null, arg: simple(vfio_pci_hot_reset, { flags: res(a.hot_reset_flags ?? 0), count: res(a.count ?? 0) }) };
     default: return { cmd, name, layout: null, arg: new Uint8Array(0) };
   }
 }
@@ -135,6 +136,10 @@ function buildFeature(a: Record<string, unknown>, res: Resolver): Uint8Array {
   } else if (feature === FEATURES.DMA_BUF_MEMATTR) {
     const m = a.memattr === 'NC' ? 0n : a.memattr === 'WC' ? 1n : res(a.memattr ?? 0);
     payload = encode(vfio_device_feature_dma_buf_memattr, { dmabuf_fd: res(a.dmabuf_fd ?? -1), memattr: m });
+  } else if (feature === FEATURES.LOW_POWER_ENTRY_WITH_WAKEUP && a.wakeup_eventfd !== undefined) {
+    // struct vfio_device_low_power_entry_with_wakeup { __s32 wakeup_eventfd; __u32 reserved; }
+    payload = new Uint8Array(8);
+    new DataView(payload.buffer).setInt32(0, Number(BigInt.asIntN(32, res(a.wakeup_eventfd))), true);
   } else payload = new Uint8Array(0);
   const hsz = vfio_device_feature.size;
   const buf = new Uint8Array(hsz + payload.length);
@@ -174,6 +179,11 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'open': {
       const path = a.proc_fd !== undefined ? `/proc/self/fd/${res(a.proc_fd)}` : (a.path as string);
       const r = yield* sys_open(k, p, path, openFlags(a.flags, res, M.O_RDWR));
+      return errOr(r, () => okValue(r));
+    }
+    case 'eventfd': {
+      const fl = ((a.flags as string[] | undefined) ?? []).reduce((x, f) => x | ({ cloexec: M.O_CLOEXEC, nonblock: M.O_NONBLOCK, semaphore: 1 } as Record<string, number>)[f], 0);
+      const r = yield* sys_eventfd2(k, p, Number(res(a.initval ?? 0)), fl);
       return errOr(r, () => okValue(r));
     }
     case 'close': {

@@ -8,6 +8,7 @@ import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
 import * as R from '../uapi/pci_regs.ts';
+import { glob } from './glob.ts';
 import { MAIN_PROC, type ExpectedFinding, type Scenario, type Step, type ThreadDef } from './loader.ts';
 import { execOp, type OpEnv, type Result } from './ops.ts';
 import { hex, parseExpr } from './values.ts';
@@ -169,6 +170,10 @@ export class ScenarioRun {
       const want = this.resolve(e.value);
       if (!('ok' in r) || r.value === undefined) return `expected value ${hex(want)}, got ${got}`;
       if (BigInt.asUintN(64, BigInt(r.value)) !== BigInt.asUintN(64, want)) return `expected value ${hex(want)}, got ${hex(BigInt(r.value))}`;
+    }
+    if (e.line !== undefined) {
+      const lines = 'ok' in r ? ((r.out as { lines?: string[] } | undefined)?.lines ?? []) : [];
+      if (!lines.some((l) => glob(e.line!, l))) return `expected a maps line matching ${e.line}, got ${lines.length ? lines.join(' / ') : got}`;
     }
     if (e.order !== undefined) {
       const inst = faults.filter((f) => f.outcome === 'NOPAGE').at(-1);

@@ -31,6 +31,8 @@ const expect = z
     signal: z.enum(['SIGBUS', 'SIGSEGV']).optional(),
     value: num.optional(),
     order: z.union([z.literal(0), z.literal(9), z.literal(18), z.literal(0n), z.literal(9n), z.literal(18n)]).optional(),
+    /** `maps`: some line of /proc/PID/maps matches this glob (`*`, `|`) */
+    line: z.string().min(1).optional(),
   })
   .strict()
   .refine((e) => [e.ok, e.errno, e.signal].filter((x) => x !== undefined).length <= 1, 'at most one of ok, errno, signal');
@@ -48,6 +50,8 @@ export const OPS = {
     .refine((a) => (a.path === undefined) !== (a.proc_fd === undefined), { message: 'give exactly one of path and proc_fd' }),
   close: z.object({ fd: num, ...common }).strict(),
   dup: z.object({ fd: num, ...common }).strict(),
+  /** eventfd2(initval, flags): the value is the fd */
+  eventfd: z.object({ initval: num.optional(), flags: flagList(['cloexec', 'nonblock', 'semaphore']).optional(), ...common }).strict(),
   ioctl: z
     .object({
       fd: num,
@@ -62,6 +66,11 @@ export const OPS = {
       nr_ranges: num.optional(),
       ranges: z.array(z.object({ offset: num, length: num }).strict()).optional(),
       dmabuf_fd: num.optional(),
+      /** VFIO_DEVICE_PCI_HOT_RESET: its flags and group-fd count (0 with the device cdev) */
+      hot_reset_flags: num.optional(),
+      count: num.optional(),
+      /** LOW_POWER_ENTRY_WITH_WAKEUP: the eventfd to signal on wake-up */
+      wakeup_eventfd: num.optional(),
       memattr: z.union([z.enum(['NC', 'WC']), num]).optional(),
       ...common,
     })

@@ -68,6 +68,8 @@ export const vfio_region_info = cstruct('vfio_region_info', [
 ]);
 export const vfio_info_cap_header = cstruct('vfio_info_cap_header', [['id', 'u16'], ['version', 'u16'], ['next', 'u32']]);
 export const vfio_irq_info = cstruct('vfio_irq_info', [['argsz', 'u32'], ['flags', 'u32'], ['index', 'u32'], ['count', 'u32']]);
+/** struct vfio_pci_hot_reset: followed by `count` group fds (__s32); with the device cdev, count is 0 */
+export const vfio_pci_hot_reset = cstruct('vfio_pci_hot_reset', [['argsz', 'u32'], ['flags', 'u32'], ['count', 'u32']]);
 export const vfio_device_feature = cstruct('vfio_device_feature', [['argsz', 'u32'], ['flags', 'u32']]);
 export const vfio_region_dma_range = cstruct('vfio_region_dma_range', [['offset', 'u64'], ['length', 'u64']]);
 export const vfio_device_feature_dma_buf = cstruct('vfio_device_feature_dma_buf', [

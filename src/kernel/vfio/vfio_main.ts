@@ -23,6 +23,19 @@ export interface VfioDeviceOps {
   write(k: Kernel, buf: Uint8Array, off: number): KGen<number>;
 }
 
+/**
+ * struct vfio_device_set: the devices a reset can only reach together (those behind one bridge, as
+ * vfio_pci_core_register_device assigns them by slot or bus; a function on the root bus is alone).
+ * Its lock serializes open, close and hot reset across them.
+ */
+export class VfioDeviceSet {
+  readonly devices: VfioDevice[] = [];
+  readonly lock: Mutex;
+  constructor(k: Kernel, readonly name: string) {
+    this.lock = new Mutex(k.sched, `${name}.dev_set.lock`, 'dev_set_lock');
+  }
+}
+
 export class VfioDevice {
   /** registration count: 1 for being registered, +1 per device file, DMABUF and in-flight fault */
   refcount = 1;
@@ -33,12 +46,14 @@ export class VfioDevice {
   unregistering = false;
   /** the per-device inode every device file shares (vfio_fs_type: one inode per device) */
   readonly inode: AddressSpace;
-  readonly dev_set_lock: Mutex;
+  devSet!: VfioDeviceSet;
   ops!: VfioDeviceOps;
+  /** dev_name of the vfio device: "vfio<N>", N from the registration order (vfio_device_set_name's IDA) */
+  readonly devName: string;
   constructor(readonly k: Kernel, readonly name: string) {
+    this.devName = `vfio${k.nextId('vfio-device')}`;
     this.comp = new Completion(k.sched, `${name}.unregister`);
     this.inode = new AddressSpace(`${name}.inode`);
-    this.dev_set_lock = new Mutex(k.sched, `${name}.dev_set.lock`, 'dev_set_lock');
   }
   get regKey(): string {
     return `${this.name}.registration`;
@@ -105,9 +120,9 @@ const vfio_device_fops: FileOps = {
   /** vfio_device_fops_release: close the device on the last close, then drop the registration. */
   *release(k, file) {
     const d = file.private_data as VfioDevice;
-    yield* d.dev_set_lock.lock();
+    yield* d.devSet.lock.lock();
     if (--d.open_count === 0) yield* d.ops.close_device(k);
-    yield* d.dev_set_lock.unlock();
+    yield* d.devSet.lock.unlock();
     yield* vfio_device_put_registration(k, d);
   },
 };
@@ -122,17 +137,17 @@ export function isVfioDeviceFile(f: File): boolean {
  */
 export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
   if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
-  yield* d.dev_set_lock.lock();
+  yield* d.devSet.lock.lock();
   if (d.open_count === 0) {
     const r = yield* d.ops.open_device(k);
     if (r < 0) {
-      yield* d.dev_set_lock.unlock();
+      yield* d.devSet.lock.unlock();
       yield* vfio_device_put_registration(k, d);
       return r;
     }
   }
   d.open_count++;
-  yield* d.dev_set_lock.unlock();
+  yield* d.devSet.lock.unlock();
   return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, d, `/dev/vfio/devices/${d.name}`);
 }
 

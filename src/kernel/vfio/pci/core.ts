@@ -13,6 +13,7 @@ import {
   vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, VfioPciDmaBuf,
 } from './dmabuf.ts';
 import { vfio_pci_config_rw } from './config.ts';
+import { eventfd_ctx_fdget } from '../../fs/eventfd.ts';
 import { E } from '../../../uapi/errno.ts';
 import { PAGE_SIZE } from '../../../uapi/mman.ts';
 import * as R from '../../../uapi/pci_regs.ts';
@@ -23,7 +24,7 @@ import {
   VFIO_PCI_INDEX_TO_OFFSET, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS,
   VFIO_PCI_OFFSET_SHIFT, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX,
   VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE, vfio_device_info, vfio_info_cap_header, vfio_irq_info, vfio_region_info,
+  VFIO_REGION_INFO_FLAG_WRITE, vfio_device_info, vfio_info_cap_header, vfio_irq_info, vfio_pci_hot_reset, vfio_region_info,
 } from '../../../uapi/vfio.ts';
 
 const PGOFF_INDEX_SHIFT = 2 ** (VFIO_PCI_OFFSET_SHIFT - 12);
@@ -139,6 +140,7 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
         case IOCTLS.VFIO_DEVICE_GET_REGION_INFO: return getRegionInfo(vdev, arg);
         case IOCTLS.VFIO_DEVICE_GET_IRQ_INFO: return getIrqInfo(vdev, arg);
         case IOCTLS.VFIO_DEVICE_RESET: return yield* ioctlReset(k, vdev);
+        case IOCTLS.VFIO_DEVICE_PCI_HOT_RESET: return yield* ioctlHotReset(k, p, vdev, arg);
         default: return -E.ENOTTY;
       }
     },
@@ -147,8 +149,8 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
         case FEATURES.DMA_BUF: return yield* vfio_pci_core_feature_dma_buf(k, p, vdev, flags, payload, argsz);
         case FEATURES.DMA_BUF_REVOKE: return yield* vfio_pci_core_feature_dma_buf_revoke(k, p, vdev, flags, payload, argsz);
         case FEATURES.DMA_BUF_MEMATTR: return yield* vfio_pci_core_feature_dma_buf_memattr(k, p, vdev, flags, payload, argsz);
-        case FEATURES.LOW_POWER_ENTRY: return yield* runtimePmEntry(vdev, flags, payload, argsz, false);
-        case FEATURES.LOW_POWER_ENTRY_WITH_WAKEUP: return yield* runtimePmEntry(vdev, flags, payload, argsz, true);
+        case FEATURES.LOW_POWER_ENTRY: return yield* runtimePmEntry(vdev, flags, payload, argsz, null);
+        case FEATURES.LOW_POWER_ENTRY_WITH_WAKEUP: return yield* runtimePmEntry(vdev, flags, payload, argsz, p);
         case FEATURES.LOW_POWER_EXIT: return yield* runtimePmExit(vdev, flags, argsz);
         default: return -E.ENOTTY;
       }
@@ -255,12 +257,16 @@ function getIrqInfo(vdev: VfioPciCoreDevice, arg: Uint8Array): number {
  * memory_lock(write), then mark runtime PM engaged (faults SIGBUS while it is). The function's own
  * trip to D3 that runtime PM would make later is not modelled; the model keeps it in D0.
  */
-function* runtimePmEntry(vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number, wakeup: boolean): KGen<number> {
+function* runtimePmEntry(vdev: VfioPciCoreDevice, flags: number, payload: Uint8Array, argsz: number, wakeup: Process | null): KGen<number> {
   const r = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, wakeup ? 8 : 0);
   if (r !== 1) return r;
   if (wakeup) {
+    // vfio_pci_core_pm_entry_with_wakeup: a negative fd is -EINVAL, then eventfd_ctx_fdget's errnos
     if (payload.length < 8) return -E.EFAULT;
-    if (new DataView(payload.buffer, payload.byteOffset, 8).getInt32(0, true) < 0) return -E.EINVAL;
+    const fd = new DataView(payload.buffer, payload.byteOffset, 8).getInt32(0, true);
+    if (fd < 0) return -E.EINVAL;
+    const ctx = yield* eventfd_ctx_fdget(vdev.k, wakeup, fd);
+    if (typeof ctx === 'number') return ctx;
   }
   yield* vdev.lock_revoke_bars();
   let ret = 0;
@@ -302,6 +308,54 @@ function* ioctlReset(k: Kernel, vdev: VfioPciCoreDevice): KGen<number> {
   yield* vdev.unrevokeIfEnabled();
   yield* vdev.memory_lock.up_write();
   return 0;
+}
+
+/**
+ * VFIO_DEVICE_PCI_HOT_RESET with the device cdev (vfio_pci_ioctl_pci_hot_reset, count 0: ownership
+ * through the caller's iommufd context). -EINVAL for a short argsz, flags or group fds; -ENODEV when
+ * neither the slot nor the bus can be reset (a function on the root bus). Then
+ * vfio_pci_dev_set_hot_reset under the device set's lock: every device of the set must be the
+ * caller's (-EINVAL), and its memory_lock is only tried (-EBUSY, undoing what was taken: a REVOKE
+ * draining its importers under memory_lock makes the reset fail rather than wait); each device is
+ * revoked, open or not; all go to D0 and the bus is reset; in reverse order each is un-revoked if it
+ * is open and its memory is enabled, and unlocked.
+ */
+function* ioctlHotReset(k: Kernel, p: Process, vdev: VfioPciCoreDevice, arg: Uint8Array): KGen<number> {
+  if (arg.length < vfio_pci_hot_reset.size) return -E.EFAULT;
+  const hdr = decode(vfio_pci_hot_reset, arg);
+  if (Number(hdr.argsz) < vfio_pci_hot_reset.size || Number(hdr.flags) !== 0) return -E.EINVAL;
+  if (Number(hdr.count) !== 0) return -E.EINVAL; // group fds are the group interface's, not the cdev's
+  if (vdev.pdev.desc.bus !== 'bridge') return -E.ENODEV; // pci_probe_reset_slot and _bus fail
+  const set = vdev.vfio.devSet;
+  yield* set.lock.lock();
+  const members = set.devices.map((d) => k.vfio.get(d.name)!);
+  // vfio_dev_in_iommufd_ctx: the caller holds each device of the set open (bound to its context)
+  yield ev('fdtable_lookup', p.files.key, 'r');
+  const owns = (d: VfioPciCoreDevice) => [...p.files.fds.values()].some((e) => e.file.private_data === d.vfio && e.file.ops.kind === 'vfio-device');
+  const locked: VfioPciCoreDevice[] = [];
+  let ret = 0;
+  for (const d of members) {
+    if (!owns(d)) {
+      ret = -E.EINVAL;
+      break;
+    }
+    if (!(yield* d.memory_lock.down_write_trylock())) {
+      ret = -E.EBUSY;
+      break;
+    }
+    locked.push(d);
+    yield* d.revoke_bars();
+  }
+  if (ret === 0) {
+    for (const d of members) yield* d.pdev.setPower(R.PCI_D0);
+    for (const d of members) yield* d.pdev.resetFunction('secondary bus');
+  }
+  for (const d of locked.reverse()) {
+    if (d.vfio.open_count > 0) yield* d.unrevokeIfEnabled();
+    yield* d.memory_lock.up_write();
+  }
+  yield* set.lock.unlock();
+  return ret;
 }
 
 /** vfio_pci_core_mmap: the checks in the kernel's order and errnos, then the DMABUF (series). */

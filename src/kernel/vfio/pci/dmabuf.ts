@@ -259,7 +259,8 @@ export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevi
   const phys = { paddr: barStart + vmaPgoff * PAGE_SIZE, len: reqLen };
   if (!vdev.provider(index)) return -E.EINVAL;
   const priv = new VfioPciDmaBuf(k, vdev, phys.len, [phys], adjust, index, 'bar-mmap');
-  const name = `${vdev.name}:${vdev.pdev.desc.bdf}/${index.toString(16)}`;
+  // patch 06: "<vfio device name>:<PCI BDF>/<BAR index in hex>", e.g. vfio0:0000:3b:00.0/2
+  const name = `${vdev.vfio.devName}:${vdev.pdev.desc.bdf}/${index.toString(16)}`;
   const v8 = k.variant.barVmaKeepsDeviceFile;
   const r = yield* vfio_pci_dmabuf_export(k, vdev, priv, v8 ? O_RDWR : O_CLOEXEC | O_RDWR);
   if (r < 0) return r;
