@@ -220,7 +220,7 @@ export function runExploreBench(o: ExploreBenchOptions): void {
   const mrows: string[][] = [];
   for (const m of MUTANTS) {
     const scn = loadScenarioFile(join(ROOT, m.scenario));
-    const kernel = m.kernel ?? DEFAULT_KERNEL;
+    const kernel = m.kernel;
     const x = dpor(m.scenario.replace(/^scenarios\/races\/|\.yaml$/g, ''), scn, kernel, m.id);
     const real = rows.find((r) => r.scenario === x.scenario && r.kernel === kernel && r.r.complete);
     mrows.push([

@@ -72,13 +72,13 @@ test('a lock-order inversion is a violation (lockdep), and the real deadlock it 
   // the v5 deadlock scenario without its declared finding
   const src = readFileSync('scenarios/races/nvgrace-read-vs-mmap.yaml', 'utf8').replace(/expect_violations:[\s\S]*$/, '');
   const scn = parseScenario(src, 'nvgrace-read-vs-mmap.yaml');
-  const r = exploreDpor(scn, {});
+  const r = exploreDpor(scn, { kernel: 'series-v4' });
   assert.equal(r.counterexample?.invariant, 'no-deadlock');
   assert.match(r.counterexample!.message, /lock order inversion: .*mmap_lock.*memory_lock/);
   // drive the interleaving by hand: the reader takes memory_lock for read, the mapper takes mmap_lock
   // for write and sleeps on memory_lock, the reader's copy_to_user then sleeps on mmap_lock
   const { Execution } = await import('../src/explore/execution.ts');
-  const ex = new Execution(scn, {});
+  const ex = new Execution(scn, { kernel: 'series-v4' });
   const [reader, mapper, vmm] = ['reader', 'mapper', 'vmm'].map((n) => ex.tasks.findIndex((t) => t.name === n));
   const holds = (i: number, lock: string) => ex.tasks[i].held.some((h) => h.lock.name.endsWith(lock));
   while (!holds(reader, 'memory_lock')) ex.step(reader);
@@ -115,7 +115,7 @@ test('check --shard I/N on every shard, merged, gives the executions, verdict an
   const file = 'scenarios/races/fault-vs-perm-revoke.yaml';
   const scn = loadScenarioFile(file);
   for (const mutant of [null, 'M1']) {
-    const one = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, { mutant });
+    const one = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant });
     for (const n of [1, 3, 5]) {
       const docs = Array.from({ length: n }, (_, i) => exploreShard(scn, file, { index: i + 1, count: n }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant }));
       // the documents cross a process boundary as JSON
@@ -137,7 +137,7 @@ test('exit codes: 1 a violation, 0 exhausted, 3 cut short, bounded or randomized
   const { verdictExit } = await import('../src/cli/main.ts');
   const scn = loadScenarioFile('scenarios/races/fault-vs-revoke.yaml');
   assert.equal(verdictExit(exploreDpor(scn, {})), 0);
-  assert.equal(verdictExit(exploreDpor(scn, { mutant: 'no-zap' })), 1);
+  assert.equal(verdictExit(exploreDpor(scn, { kernel: 'series-v4', mutant: 'no-zap' })), 1);
   const cut = exploreDpor(scn, { maxExecutions: 3 });
   assert.equal(cut.complete, false);
   assert.equal(verdictExit(cut), 3);
@@ -150,10 +150,10 @@ test('a declared finding hides only the violations its message pattern names: an
   const { isExpected } = await import('../src/scenario/loader.ts');
   const src = readFileSync('scenarios/races/nvgrace-read-vs-mmap.yaml', 'utf8');
   const declared = parseScenario(src, 'nvgrace-read-vs-mmap.yaml');
-  assert.equal(exploreDpor(declared, { atomic: true, states: true }).counterexample, null, 'the declared inversion and deadlock are expected');
+  assert.equal(exploreDpor(declared, { kernel: 'series-v4', atomic: true, states: true }).counterexample, null, 'the declared inversion and deadlock are expected');
   // the same declaration with a pattern that names a different pair of locks: the inversion is news
   const other = parseScenario(src.replace(/message: '[^']*'/, "message: 'lock order inversion: mapper: mm1.mmap_lock (w) then gh0.dmabuf_lock (w)*'"), 'nvgrace-read-vs-mmap.yaml');
-  const r = exploreDpor(other, { atomic: true, states: true });
+  const r = exploreDpor(other, { kernel: 'series-v4', atomic: true, states: true });
   assert.equal(r.counterexample?.invariant, 'no-deadlock');
   const findings = declared.expectViolations['series-v4'];
   assert.ok(isExpected(findings, { invariant: 'no-deadlock', message: 'deadlock: reader waits at down_read mm1.mmap_lock; mapper waits at down_write gh0.memory_lock' }));

@@ -15,8 +15,9 @@ const PAGE = 4 * KiB;
 const INDEX_PAGES = 2 ** 28;
 const EAGAIN = -E.EAGAIN, EFAULT = -E.EFAULT;
 
+// v4's find_pfn (-EAGAIN to fall back, the masked adjust); series-v6 on is checked where it differs
 function kernel(mutant?: string): Kernel {
-  return createKernel({ devices: [{ name: 'gpu0', profile: 'h100' }], mutant }).k;
+  return createKernel({ devices: [{ name: 'gpu0', profile: 'h100' }], mutant, kernel: 'series-v4' }).k;
 }
 
 interface Setup {

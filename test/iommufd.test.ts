@@ -28,8 +28,8 @@ interface Env {
   p: SimProcess;
   dev: number;
 }
-function env(config?: Record<string, string>): Env {
-  const sim = createKernel({ devices: [{ name: 'gpu0', profile: 'h100' }], config });
+function env(config?: Record<string, string>, kernel?: string): Env {
+  const sim = createKernel({ devices: [{ name: 'gpu0', profile: 'h100' }], config, kernel });
   const p = sim.spawn();
   return { sim, p, dev: p.open('/dev/vfio/devices/gpu0') };
 }
@@ -206,8 +206,8 @@ describe('iommufd MAP_FILE of a VFIO DMABUF', () => {
     assert.deepEqual(invariantsBroken(e.sim), []);
   });
 
-  test('without CONFIG_VFIO_PCI_DMABUF no .attach refuses, but the private interconnect is missing: EOPNOTSUPP', () => {
-    const e = env({ PCI_P2PDMA: 'n' });
+  test('without CONFIG_VFIO_PCI_DMABUF no .attach refuses (v4), but the private interconnect is missing: EOPNOTSUPP', () => {
+    const e = env({ PCI_P2PDMA: 'n' }, 'series-v4');
     // a BAR mmap still makes a DMABUF (it has no fd); reach its file as a kernel caller would
     const va = e.p.mmap(0, 2 * MiB, 3, 1, e.dev, 0);
     assert.ok(va > 0);
@@ -226,6 +226,20 @@ describe('iommufd MAP_FILE of a VFIO DMABUF', () => {
     assert.notEqual(typeof a, 'number');
     run(e, dma_buf_detach(k, a as Exclude<typeof a, number>));
     assert.deepEqual(invariantsBroken(e.sim), []);
+  });
+
+  test('without CONFIG_VFIO_PCI_DMABUF, from v6 the .attach that stays refuses every importer: EOPNOTSUPP', () => {
+    for (const kernel of ['series-v6', 'series-v8']) {
+      const e = env({ PCI_P2PDMA: 'n' }, kernel);
+      assert.ok(e.p.mmap(0, 2 * MiB, 3, 1, e.dev, 0) > 0);
+      const dmabuf = [...e.sim.k.dmabufs][0];
+      assert.ok(dmabuf.ops.attach, kernel);
+      const k = e.sim.k;
+      const a = run(e, dma_buf_dynamic_attach(k, dmabuf, 'static', null, null));
+      assert.equal(typeof a === 'number' && errnoName(a), 'EOPNOTSUPP', kernel);
+      assert.equal(dmabuf.attachments.length, 0);
+      assert.deepEqual(invariantsBroken(e.sim), []);
+    }
   });
 });
 

@@ -293,7 +293,7 @@ describe('revocation and un-revocation of a BAR mmap', () => {
   // temporary revocation. New faults still SIGBUS. The no-stale-pte and decode-enabled invariants must
   // report it. The pre-series kernel (v7.1) zapped the device inode and SIGBUSes, as 6.12 was observed to.
   test('series-v4: an already-faulted BAR2 PMD survives COMMAND clear (§5.4) and the invariants report it', () => {
-    const e = env('ivshmem');
+    const e = env('ivshmem', {}, 'series-v4');
     const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(2) + 2 * MiB);
     e.p.store(va + 8, 8, 0x0123_4567_89ab_cdefn);
     cfgWrite(e, R.PCI_COMMAND, 2, 0);
@@ -306,7 +306,7 @@ describe('revocation and un-revocation of a BAR mmap', () => {
   });
 
   test('series-v4: BAR0 mapped at a 2 MiB offset is zapped only where pgoff < size (§5.4)', () => {
-    const e = env('h100');
+    const e = env('h100', {}, 'series-v4');
     // size 4 MiB = 1024 pages, vm_pgoff 512..1535: pages 512..1023 (the first 2 MiB of the VMA) are zapped
     const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(0) + 2 * MiB);
     e.p.load(va, 4);
@@ -423,7 +423,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
   });
 
   test('MEMATTR WC applies to later mmaps only; an unknown attribute is ENOENT; GET is EINVAL (§6.4)', () => {
-    const e = env('h100');
+    const e = env('h100', {}, 'series-v4'); // the feature is gone from v6
     const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
     const memattr = (flags: number, value: number) => {
       const hdr = uapi.vfio_device_feature.size;

@@ -59,7 +59,7 @@ function progressLine(enabled: boolean): ((p: Progress) => void) | undefined {
 interface CheckOpts {
   workers?: string;
   json?: boolean;
-  kernel: string;
+  kernel?: string;
   mutant?: string;
   preemptions?: string;
   random?: string;
@@ -96,8 +96,19 @@ export function verdictExit(r: ExploreResult): 0 | 1 | 3 {
   return r.complete && !/^(bounded|pct)/.test(r.mode) ? 0 : 3;
 }
 
+/**
+ * The kernel to run a scenario on: the one asked for; else the default, unless the scenario's
+ * `kernels:` (the kernels its expectations describe) leaves it out, then the first it lists.
+ */
+export function kernelFor(scn: Scenario, asked: string | undefined): string {
+  if (asked !== undefined) return asked;
+  return scn.kernels.includes(DEFAULT_KERNEL) ? DEFAULT_KERNEL : scn.kernels[0];
+}
+
 export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; result: ExploreResult; text: string; json: unknown }> {
   const scn = loadScenarioFile(file);
+  const kernel = kernelFor(scn, o.kernel);
+  o = { ...o, kernel };
   const mutant = mutantOpt(o.mutant);
   const maxExecutions = o.maxExecutions !== undefined ? positive('--max-executions', o.maxExecutions) : undefined;
   const maxMs = o.maxSeconds !== undefined ? positive('--max-seconds', o.maxSeconds) * 1000 : undefined;
@@ -106,7 +117,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   if (o.shard !== undefined) {
     if (o.random || o.preemptions !== undefined || o.naive) throw new UsageError('--shard splits the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
     const spec = parseShard(o.shard);
-    const doc = exploreShard(scn, file, spec, DEFAULT_SPLIT_DEPTH, { ...base, progress: undefined, kernel: o.kernel, mutant: mutant ?? null });
+    const doc = exploreShard(scn, file, spec, DEFAULT_SPLIT_DEPTH, { ...base, progress: undefined, kernel, mutant: mutant ?? null });
     const r = { ...mergeJobResults(doc.jobs.map((j) => j.result), Date.now()), elapsedMs: doc.elapsed_ms, mode: `dpor, shard ${spec.index}/${spec.count}` };
     return { scn, result: r, text: JSON.stringify(doc, null, 2), json: doc };
   }
@@ -141,7 +152,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
       ? `naive enumeration: ${naive.executions} executions (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer`
       : `naive enumeration: more than ${naive.executions} executions (stopped at the cap or the time budget${bound}); DPOR needed ${r.executions}`);
   }
-  return { scn, result: r, ...present(scn, file, o.kernel, mutant, r, extra, naive) };
+  return { scn, result: r, ...present(scn, file, kernel, mutant, r, extra, naive) };
 }
 
 /** The text and JSON of an exploration's verdict (check and merge), with the counterexample replayed for its trace. */
@@ -172,7 +183,7 @@ export function main(argv: string[]): void {
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   program.name('vfio-sim').description('An executable model of Linux VFIO-PCI BAR mmap through DMABUFs.').version(version).showHelpAfterError();
-  const kernelOpt = () => new Option('--kernel <name>', 'the modelled kernel').choices(Object.keys(KERNELS)).default(DEFAULT_KERNEL);
+  const kernelOpt = () => new Option('--kernel <name>', `the modelled kernel (default ${DEFAULT_KERNEL}, or the first the scenario lists in kernels: when that is not among them)`).choices(Object.keys(KERNELS));
 
   program
     .command('run')
@@ -182,12 +193,12 @@ export function main(argv: string[]): void {
     .addOption(kernelOpt())
     .option('--mutant <name>', 'run a named design variant')
     .option('--final', 'also print the final state (page tables, DMABUFs, devices)')
-    .action((file: string, o: { json?: boolean; kernel: string; mutant?: string; final?: boolean }) => {
+    .action((file: string, o: { json?: boolean; kernel?: string; mutant?: string; final?: boolean }) => {
       let result;
       let scn;
       try {
         scn = loadScenarioFile(file);
-        result = runScenario(scn, { kernel: o.kernel, mutant: mutantOpt(o.mutant) }).result;
+        result = runScenario(scn, { kernel: kernelFor(scn, o.kernel), mutant: mutantOpt(o.mutant) }).result;
       } catch (e) {
         invalid(e);
       }
@@ -270,11 +281,11 @@ export function main(argv: string[]): void {
     .addOption(kernelOpt())
     .option('--mutant <name>', 'the design variant the schedule was found on')
     .option('--json', 'print steps and violations as JSON')
-    .action((file: string, o: { schedule: string; kernel: string; mutant?: string; json?: boolean }) => {
+    .action((file: string, o: { schedule: string; kernel?: string; mutant?: string; json?: boolean }) => {
       let scn, res;
       try {
         scn = loadScenarioFile(file);
-        res = replay(scn, decodeSchedule(o.schedule), { kernel: o.kernel, mutant: mutantOpt(o.mutant) });
+        res = replay(scn, decodeSchedule(o.schedule), { kernel: kernelFor(scn, o.kernel), mutant: mutantOpt(o.mutant) });
       } catch (e) {
         invalid(e);
       }
@@ -298,7 +309,7 @@ export function main(argv: string[]): void {
           rows.push({ ...m });
           continue;
         }
-        const kernel = m.kernel ?? DEFAULT_KERNEL;
+        const kernel = m.kernel;
         const real = await check(join(ROOT, m.scenario), { kernel, seed: '1', depth: '3', compare: false, json: true });
         const mut = await check(join(ROOT, m.scenario), { kernel, mutant: m.id, seed: '1', depth: '3', compare: false, json: true });
         rows.push({ ...m, real_passes: !real.result.counterexample && real.result.complete, caught: mut.result.counterexample?.invariant ?? null, executions: mut.result.executions });

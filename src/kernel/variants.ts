@@ -174,4 +174,4 @@ export const KERNELS: Record<string, KernelVariant> = {
     dmaBufAnnulFile: false,
   },
 };
-export const DEFAULT_KERNEL = 'series-v4';
+export const DEFAULT_KERNEL = 'series-v8';

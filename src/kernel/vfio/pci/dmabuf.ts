@@ -255,7 +255,8 @@ export function* vfio_pci_dmabuf_export(k: Kernel, vdev: VfioPciCoreDevice, priv
  */
 export function* vfio_pci_core_mmap_prep_dmabuf(k: Kernel, vdev: VfioPciCoreDevice, vma: Vma, barStart: number, reqLen: number, index: number): KGen<number> {
   const vmaPgoff = mod(vma.vm_pgoff, PGOFF_MASK_PAGES);
-  const adjust = k.variant.findPfnErange ? vma.vm_pgoff : vmaPgoff;
+  // M24: v4's adjust (the in-BAR page offset) with the later find_pfn, which no longer masks
+  const adjust = k.variant.findPfnErange && !k.mut('M24') ? vma.vm_pgoff : vmaPgoff;
   const phys = { paddr: barStart + vmaPgoff * PAGE_SIZE, len: reqLen };
   if (!vdev.provider(index)) return -E.EINVAL;
   const priv = new VfioPciDmaBuf(k, vdev, phys.len, [phys], adjust, index, 'bar-mmap');
@@ -325,7 +326,8 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
     yield* kref_put(k, priv);
     yield* priv.comp.wait_for_completion();
     if (!k.mut('no-zap')) {
-      const len = k.variant.dmabufZapWholeFile ? 0 : priv.size;
+      // M23: the v4 hole [0, size) in a kernel that otherwise has the later code
+      const len = k.variant.dmabufZapWholeFile && !k.mut('M23') ? 0 : priv.size;
       yield* unmap_mapping_range(k, priv.dmabuf.file.f_mapping, 0, len);
     }
     if (!k.mut('M5') && !k.mut('M4')) {
