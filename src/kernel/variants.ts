@@ -74,6 +74,11 @@ export interface KernelVariant {
    * the walk reads the freed file: KASAN's slab-use-after-free in get_file_active.
    */
   dmaBufAnnulFile: boolean;
+  /**
+   * Before the series, vfio_pci_dma_buf_move notifies importers (dma_buf_move_notify) of an un-revoke
+   * as of a revoke; the series' set_status tells them only of a revoke.
+   */
+  unrevokeNotifies: boolean;
 }
 
 /** The series as posted; the other series kernels differ from it in the switches they name. */
@@ -94,6 +99,7 @@ const SERIES_V4: KernelVariant = {
   attachRefusedWithoutConfig: false,
   barVmaKeepsDeviceFile: false,
   dmaBufAnnulFile: false,
+  unrevokeNotifies: false,
 };
 
 /**
@@ -172,6 +178,7 @@ export const KERNELS: Record<string, KernelVariant> = {
     attachRefusedWithoutConfig: false,
     barVmaKeepsDeviceFile: false,
     dmaBufAnnulFile: false,
+    unrevokeNotifies: true,
   },
 };
 export const DEFAULT_KERNEL = 'series-v8';

@@ -338,7 +338,8 @@ export function* vfio_pci_dma_buf_set_status(k: Kernel, priv: VfioPciDmaBuf, nex
     priv.revoking = false;
     return;
   }
-  if (k.mut('M8')) yield* dma_buf_invalidate_mappings(k, priv.dmabuf); // v3: un-revoke invalidated too
+  // v7.1 (and v3 of the series, mutant M8): an un-revoke tells the importers too
+  if (k.variant.unrevokeNotifies || k.mut('M8')) yield* dma_buf_invalidate_mappings(k, priv.dmabuf);
   yield ev('WRITE(status)', priv.key);
   priv.status = Status.OK;
   k.note(`dmabuf${priv.dmabuf.id} status -> OK`);
