@@ -25,7 +25,7 @@ export const DMABUF_SHAPES: Array<[number, number]> = [[1, 2], [2, 1], [2, 2]];
  * loading `pages` distinct 4 KiB pages of `m` (thread t pages t*P ..), and a `vmm` thread.
  */
 function shape(o: { name: string; about: string[]; kernels?: string; setup: string[]; loader: string; threads: number; pages: number; vmm: string[] }): string {
-  const lines = [`name: ${o.name}`, 'description: >', ...o.about.map((l) => `  ${l}`), ...(o.kernels ? [`kernels: ${o.kernels}`] : [])];
+  const lines = ['# yaml-language-server: $schema=../../schema/scenario.schema.json', `name: ${o.name}`, 'description: >', ...o.about.map((l) => `  ${l}`), ...(o.kernels ? [`kernels: ${o.kernels}`] : [])];
   lines.push('devices:', '  - { name: gpu0, profile: h100 }', 'setup:', '  - open: { path: /dev/vfio/devices/gpu0, as: dev }', ...o.setup.map((l) => `  - ${l}`), 'threads:');
   for (let t = 0; t < o.threads; t++) {
     lines.push(`  ${o.loader}${t}:`);
@@ -95,6 +95,9 @@ const MODES = [
 
 interface Run { d: ExploreResult; secs: number; heap: number }
 
+/** The kernel the shapes run on: the series as posted, the code the Spin model abstracts. */
+const KERNEL = 'series-v4';
+
 /** Explore `yaml` in each mode not yet known to fail on a smaller shape; null where skipped. */
 function runModes(yaml: string, budgetMs: number, skip: boolean[]): Array<Run | null> {
   const scn = parseScenario(yaml);
@@ -103,7 +106,7 @@ function runModes(yaml: string, budgetMs: number, skip: boolean[]): Array<Run | 
     const heap0 = process.memoryUsage().heapUsed;
     let heapPeak = heap0;
     const t0 = performance.now();
-    const d = exploreDpor(scn, { ...m.opts, maxMs: budgetMs, onExecution: () => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)) });
+    const d = exploreDpor(scn, { ...m.opts, kernel: KERNEL, maxMs: budgetMs, onExecution: () => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)) });
     const run = { d, secs: (performance.now() - t0) / 1000, heap: heapPeak - heap0 };
     if (!d.complete && !d.counterexample) skip[i] = true;
     return run;
@@ -145,7 +148,7 @@ export function runShapesBench(o: { budgetMs: number; out: (s?: string) => void 
   }
   out('  DMABUF C x P: C clients loading P pages each of an exported DMABUF\'s mmap, against COMMAND off, on, DMA_BUF_REVOKE (no Spin model)');
   out(table(header, drows));
-  out('  The explorer runs the whole v4 kernel path (locks, registration, per-VMA lock retry, find_pfn, zap) and');
+  out(`  The explorer runs the whole ${KERNEL} kernel path (locks, registration, per-VMA lock retry, find_pfn, zap) and`);
   out('  checks every invariant after every step; Spin runs a hand abstraction of the same race (resv, memory_lock,');
   out('  status, PTEs, decode) with its own partial-order reduction and state hashing. Spin counts states, the');
   out('  explorer executions (and, with --states, the states it stored at block boundaries); the time ratio');

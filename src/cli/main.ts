@@ -6,6 +6,7 @@ import { loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
 import { formatTrace, runScenario } from '../scenario/report.ts';
 import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
+import { scenarioJsonSchema } from '../scenario/json-schema.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
 import { readFileSync } from 'node:fs';
@@ -336,6 +337,13 @@ export function main(argv: string[]): void {
         const t = twin(p);
         process.stdout.write(`         QEMU twin: ${typeof t === 'string' ? `none (${t})` : `${t.title} (vfio-sim conform can run it)`}\n         source: ${p.source}\n`);
       }
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the scenario format (the file schema/scenario.schema.json ships)')
+    .action(() => {
+      process.stdout.write(JSON.stringify(scenarioJsonSchema(), null, 2) + '\n');
     });
 
   program
