@@ -43,3 +43,25 @@ test('an unknown mutant is refused by run as by check; unknown options and comma
   assert.equal(v.stdout.trim(), JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
   assert.equal(cli('check', RACE, '--preemptions', '0').status, 3, 'a bounded search that finds nothing still exits 3');
 });
+
+test('run takes several files and directories, uses each scenario\'s kernels:, and with --all-kernels runs every listed kernel', () => {
+  // a scenario whose kernels: leaves out the default runs on the first it lists
+  const one = cli('run', 'scenarios/conform/command-off-on-pmd.yaml', '--json');
+  assert.equal(one.status, 0, one.stderr);
+  assert.equal(JSON.parse(one.stdout).kernel, 'v7.1');
+  const many = cli('run', 'scenarios/races/fault-vs-revoke.yaml', 'scenarios/selftest');
+  assert.equal(many.status, 0, many.stdout + many.stderr);
+  const lines = many.stdout.trim().split('\n');
+  assert.match(lines.at(-1)!, /^(\d+) passed, 0 failed \(\1 run\(s\) of \1 scenario\(s\)\)$/);
+  assert.ok(lines.some((l) => l.startsWith('PASS  scenarios/selftest/')));
+  const all = cli('run', 'scenarios/dmabuf-opath-uaf.yaml', '--all-kernels', '--json');
+  assert.equal(all.status, 0, all.stderr);
+  assert.deepEqual(JSON.parse(all.stdout).map((r: { kernel: string }) => r.kernel), ['v7.1', 'series-v4', 'series-v4-fixed', 'series-v6', 'series-v8', 'series-v8+annul']);
+  // one failing run fails the whole: a kernel the scenario's expectations are not for
+  const bad = cli('run', 'scenarios/quickstart.yaml', 'scenarios/dmabuf-memattr-gone-from-v6.yaml', '--kernel', 'series-v4');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stdout, /^FAIL {2}scenarios\/dmabuf-memattr-gone-from-v6\.yaml {2}\(series-v4\)/m);
+  assert.match(bad.stdout, /1 passed, 1 failed/);
+  assert.equal(cli('run', 'scenarios/quickstart.yaml', '--all-kernels', '--kernel', 'v7.1').status, 2);
+  assert.equal(cli('run', 'no-such-dir').status, 2);
+});

@@ -9,7 +9,7 @@ import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
 import { scenarioJsonSchema } from '../scenario/json-schema.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
 import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
@@ -34,6 +34,22 @@ function invalid(e: unknown): never {
 }
 
 class UsageError extends Error {}
+
+/** The scenario files named: files as given, directories searched (recursively) for *.yaml. */
+function scenarioFiles(args: string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+    else if (p.endsWith('.yaml') || p.endsWith('.yml')) out.push(p);
+  };
+  for (const a of args) {
+    if (!existsSync(a)) invalid(new UsageError(`${a}: no such file or directory`));
+    if (statSync(a).isDirectory()) walk(a);
+    else out.push(a);
+  }
+  if (!out.length) invalid(new UsageError(`no scenario files in ${args.join(' ')}`));
+  return out;
+}
 
 function mutantOpt(m?: string): string | undefined {
   if (m === undefined) return undefined;
@@ -188,28 +204,45 @@ export function main(argv: string[]): void {
 
   program
     .command('run')
-    .description('run a scenario and print every step, fault and finding (default: the bundled quickstart)')
-    .argument('[file]', 'scenario YAML', DEFAULT_SCENARIO)
-    .option('--json', 'print the result as one JSON document')
+    .description('run scenarios and print every step, fault and finding (default: the bundled quickstart); with several files or a directory, a line each and a summary')
+    .argument('[files...]', 'scenario YAML files, or directories of them')
+    .option('--json', 'print the result as one JSON document (an array of them for several runs)')
     .addOption(kernelOpt())
+    .option('--all-kernels', 'run each scenario on every kernel its kernels: lists (all kernels if it lists none)')
     .option('--mutant <name>', 'run a named design variant')
     .option('--final', 'also print the final state (page tables, DMABUFs, devices)')
-    .action((file: string, o: { json?: boolean; kernel?: string; mutant?: string; final?: boolean }) => {
-      let result;
-      let scn;
+    .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean }) => {
+      if (o.allKernels && o.kernel) invalid(new UsageError('--all-kernels and --kernel do not combine'));
+      const paths = scenarioFiles(files.length ? files : [DEFAULT_SCENARIO]);
+      const runs: Array<{ file: string; scn: Scenario; result: ReturnType<typeof runScenario>['result'] }> = [];
       try {
-        scn = loadScenarioFile(file);
-        result = runScenario(scn, { kernel: kernelFor(scn, o.kernel), mutant: mutantOpt(o.mutant) }).result;
+        const mutant = mutantOpt(o.mutant);
+        for (const file of paths) {
+          const scn = loadScenarioFile(file);
+          for (const kernel of o.allKernels ? scn.kernels : [kernelFor(scn, o.kernel)]) runs.push({ file, scn, result: runScenario(scn, { kernel, mutant }).result });
+        }
       } catch (e) {
         invalid(e);
       }
-      if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      const exit = Math.max(...runs.map((r) => r.result.exit));
+      if (runs.length === 1) {
+        const { scn, result } = runs[0];
+        if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        else {
+          process.stdout.write(formatTrace(scn, result, process.stdout.isTTY) + '\n');
+          if (o.final) process.stdout.write(JSON.stringify(result.final, null, 2) + '\n');
+          for (const p of result.problems) process.stderr.write(`  ${p}\n`);
+        }
+      } else if (o.json) process.stdout.write(JSON.stringify(runs.map((r) => ({ file: r.file, ...r.result })), null, 2) + '\n');
       else {
-        process.stdout.write(formatTrace(scn, result, process.stdout.isTTY) + '\n');
-        if (o.final) process.stdout.write(JSON.stringify(result.final, null, 2) + '\n');
-        for (const p of result.problems) process.stderr.write(`  ${p}\n`);
+        for (const { file, result } of runs) {
+          process.stdout.write(`${result.exit ? 'FAIL' : 'PASS'}  ${file}  (${result.kernel}${result.mutant ? `, mutant ${result.mutant}` : ''}): ${result.steps.length} step(s)${result.violations.length ? `, ${result.violations.length} finding(s)` : ''}\n`);
+          for (const p of result.problems) process.stdout.write(`        ${p}\n`);
+        }
+        const failed = runs.filter((r) => r.result.exit).length;
+        process.stdout.write(`${runs.length - failed} passed, ${failed} failed (${runs.length} run(s) of ${paths.length} scenario(s))\n`);
       }
-      process.exitCode = result.exit;
+      process.exitCode = exit;
     });
 
   program
