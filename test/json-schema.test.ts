@@ -19,6 +19,11 @@ test('schema/scenario.schema.json is what the zod schemas generate (npm run sche
   assert.deepEqual(schema, JSON.parse(JSON.stringify(scenarioJsonSchema())));
 });
 
+test('docs/scenario-format.md is what the schemas generate (npm run docs:format)', async () => {
+  const { scenarioFormatDoc } = await import('../src/scenario/format-doc.ts');
+  assert.equal(readFileSync('docs/scenario-format.md', 'utf8'), scenarioFormatDoc(readFileSync('src/scenario/schema.ts', 'utf8')));
+});
+
 test('every bundled scenario names the schema on its first line and passes it', () => {
   const files = bundledScenarios();
   assert.ok(files.length > 90);
