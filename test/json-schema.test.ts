@@ -1,6 +1,7 @@
-// The JSON Schema of the scenario format (schema/scenario.schema.json): generated from the loader's
-// zod schemas and up to date; every bundled scenario names it and passes it; it refuses a sample of
-// what the loader refuses.
+// The reference the repository ships for the scenario format: the JSON Schema
+// (schema/scenario.schema.json), generated from the loader's zod schemas and up to date, named and
+// passed by every bundled scenario, refusing a sample of what the loader refuses; and the docs
+// generated or checked against the code (docs/scenario-format.md, docs/invariants.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -55,4 +56,11 @@ test('the schema refuses what the loader refuses: unknown operations, fields, fl
     assert.equal(validate(parse(src)), false, `the schema accepts:\n${src}`);
     assert.throws(() => parseScenario(src, 't.yaml'), Error, `the loader accepts:\n${src}`);
   }
+});
+
+test('docs/invariants.md has a section for every invariant the checker knows, and no other', async () => {
+  const { INVARIANTS } = await import('../src/kernel/invariants.ts');
+  const doc = readFileSync('docs/invariants.md', 'utf8');
+  const sections = [...doc.matchAll(/^## (\S+)$/gm)].map((m) => m[1]);
+  assert.deepEqual([...sections].sort(), [...INVARIANTS].sort());
 });
