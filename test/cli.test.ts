@@ -65,3 +65,15 @@ test('run takes several files and directories, uses each scenario\'s kernels:, a
   assert.equal(cli('run', 'scenarios/quickstart.yaml', '--all-kernels', '--kernel', 'v7.1').status, 2);
   assert.equal(cli('run', 'no-such-dir').status, 2);
 });
+
+test('kernels and config list as JSON too', () => {
+  const k = cli('kernels', '--json');
+  assert.equal(k.status, 0);
+  const kernels = JSON.parse(k.stdout) as Array<{ name: string; default: boolean; dmabuf_lock: boolean; base: string }>;
+  assert.deepEqual(kernels.filter((x) => x.default).map((x) => x.name), ['series-v8']);
+  assert.equal(kernels.find((x) => x.name === 'series-v6')!.dmabuf_lock, true);
+  assert.equal(kernels.find((x) => x.name === 'series-v4')!.dmabuf_lock, false);
+  const c = cli('config', 'PCI_P2PDMA=n', '--json');
+  assert.equal(c.status, 0);
+  assert.equal(JSON.parse(c.stdout).PCI_P2PDMA, false);
+});

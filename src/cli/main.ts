@@ -382,7 +382,11 @@ export function main(argv: string[]): void {
   program
     .command('kernels')
     .description('list the modelled kernels')
-    .action(() => {
+    .option('--json', 'machine-readable: every kernel with its switches')
+    .action((o: { json?: boolean }) => {
+      // snake_case keys, as check's JSON has them
+      const snake = (x: Record<string, unknown>) => Object.fromEntries(Object.entries(x).map(([key, v]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+      if (o.json) return void process.stdout.write(JSON.stringify(Object.values(KERNELS).map((k) => snake({ ...k, default: k.name === DEFAULT_KERNEL })), null, 2) + '\n');
       const w = Math.max(...Object.keys(KERNELS).map((n) => n.length));
       const rows = Object.values(KERNELS).map((k) => ({ k, on: `on ${k.base}${k.posted ? `, posted ${k.posted}` : ''}` }));
       const w2 = Math.max(...rows.map((r) => r.on.length));
@@ -393,7 +397,8 @@ export function main(argv: string[]): void {
     .command('config')
     .description('print the resolved Kconfig for the given symbols, e.g. vfio-sim config PCI_P2PDMA=n')
     .argument('[symbols...]', 'SYMBOL=y|n (or thp=always|madvise|never)')
-    .action((syms: string[]) => {
+    .option('--json', 'machine-readable: { SYMBOL: value }')
+    .action((syms: string[], o: { json?: boolean }) => {
       const input: Record<string, string> = {};
       for (const s of syms) {
         const [k, v] = s.split('=');
@@ -401,6 +406,7 @@ export function main(argv: string[]): void {
       }
       try {
         const c = resolveKconfig(input);
+        if (o.json) return void process.stdout.write(JSON.stringify(Object.fromEntries(USER_SYMBOLS.map((s) => [s, c[s]])), null, 2) + '\n');
         for (const s of USER_SYMBOLS) process.stdout.write(`${s.padEnd(26)} ${String(c[s] === true ? 'y' : c[s] === false ? 'n' : c[s])}${s in input ? '  (set)' : ''}\n`);
       } catch (e) {
         invalid(e);
