@@ -41,14 +41,11 @@ export class VfioPciCoreDevice {
   /** VFIO's virtual config space (vconfig); what the user reads and what "memory enabled" looks at */
   vconfig: Uint8Array;
   pm_runtime_engaged = false;
-  reset_works: boolean;
   readonly bar_mmap_supported: boolean[] = [];
   constructor(readonly k: Kernel, readonly pdev: PciDev, readonly vfio: VfioDevice) {
     this.memory_lock = new RwSem(k.sched, `${pdev.name}.memory_lock`, 'memory_lock');
     this.dmabuf_lock = new RwSem(k.sched, `${pdev.name}.dmabuf_lock`, 'dmabuf_lock');
     this.vconfig = pdev.cfg.slice();
-    const caps = pdev.desc.capabilities;
-    this.reset_works = caps.flr || pdev.desc.bus === 'bridge';
     for (let i = 0; i < R.PCI_STD_NUM_BARS; i++) {
       const b = pdev.bar(i);
       // vfio_pci_probe_mmaps: a memory BAR of at least a page, or a smaller page-aligned one
@@ -57,6 +54,24 @@ export class VfioPciCoreDevice {
   }
   get name(): string {
     return this.pdev.name;
+  }
+  /**
+   * The reset method pci_probe_reset_function finds, in its order, or null: FLR (PCIe), the PM
+   * reset (D3hot and back, when PMCSR's No_Soft_Reset is clear), a secondary bus reset (behind a
+   * bridge, and only for the one device on that bus: pci_parent_bus_reset). reset_works is
+   * whether there is one.
+   */
+  get resetMethod(): 'FLR' | 'PM' | 'bus' | null {
+    const d = this.pdev.desc;
+    if (d.capabilities.flr) return 'FLR';
+    const pm = this.pdev.capOffset(R.PCI_CAP_ID_PM);
+    if (pm && !(this.pdev.hwConfigRead(pm + R.PCI_PM_CTRL, 2) & R.PCI_PM_CTRL_NO_SOFT_RESET)) return 'PM';
+    const bus = (x: PciDev) => x.desc.bdf.split(':').slice(0, 2).join(':');
+    if (d.bus === 'bridge' && !this.k.pci.devs.some((x) => x !== this.pdev && bus(x) === bus(this.pdev))) return 'bus';
+    return null;
+  }
+  get reset_works(): boolean {
+    return this.resetMethod !== null;
   }
   /** Scheduling span of the virtual config space (vconfig), by byte. */
   vconfigSpan(off: number, width: number, acc: Acc): Span {
@@ -304,7 +319,7 @@ function* ioctlReset(k: Kernel, vdev: VfioPciCoreDevice): KGen<number> {
     yield* vdev.pdev.setPower(R.PCI_D0);
     yield* vdev.revoke_bars();
   }
-  yield* vdev.pdev.resetFunction(vdev.pdev.desc.capabilities.flr ? 'FLR' : 'bus');
+  yield* vdev.pdev.resetFunction(vdev.resetMethod!);
   yield* vdev.unrevokeIfEnabled();
   yield* vdev.memory_lock.up_write();
   return 0;
