@@ -13,7 +13,7 @@ import { vfio_device_cdev_open } from './vfio/vfio_main.ts';
 import { E } from '../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH, O_RDWR } from '../uapi/mman.ts';
 import { do_eventfd } from './fs/eventfd.ts';
-import { o_path_file, proc_fd_open, PROC_SELF_FD } from './fs/proc.ts';
+import { o_path_file, proc_fd_open, proc_map_files_open, PROC_SELF_FD, PROC_SELF_MAP_FILES } from './fs/proc.ts';
 
 /** Run deferred task_work (fput's release) on the way back to user space. */
 export function* returnToUser(k: Kernel): KGen {
@@ -37,6 +37,8 @@ function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<numb
   return yield* (function* () {
     const fd = PROC_SELF_FD.exec(path);
     if (fd) return yield* proc_fd_open(k, p, Number(fd[1]), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
+    const mf = PROC_SELF_MAP_FILES.exec(path);
+    if (mf) return yield* proc_map_files_open(k, p, parseInt(mf[1], 16), parseInt(mf[2], 16), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
     if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
     const vdev = k.vfio.get(path.slice(DEV_PREFIX.length));
     if (!vdev || vdev.vfio.freed) return -E.ENOENT; // an unbound device has no cdev node

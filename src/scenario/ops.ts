@@ -45,6 +45,15 @@ export type Resolver = (v: unknown) => bigint;
 const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
 const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
 
+/** The /proc/self/map_files name of the mapping at `addr`, as user space finds it in /proc/self/maps. */
+function mapFilesPath(lines: string[], addr: number): string {
+  for (const l of lines) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
+    if (m && addr >= parseInt(m[1], 16) && addr < parseInt(m[2], 16)) return `/proc/self/map_files/${m[1]}-${m[2]}`;
+  }
+  return `/proc/self/map_files/${addr.toString(16)}-${addr.toString(16)}`;
+}
+
 const OPEN_FLAGS: Record<string, number> = { rdonly: M.O_RDONLY, wronly: M.O_WRONLY, rdwr: M.O_RDWR, cloexec: M.O_CLOEXEC, nonblock: M.O_NONBLOCK, path: M.O_PATH };
 export function openFlags(v: unknown, res: Resolver, dflt: number): number {
   if (v === undefined) return dflt;
@@ -177,7 +186,11 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const addrOf = () => ulong(res(a.addr) + (a.offset !== undefined ? res(a.offset) : 0n));
   switch (s.op) {
     case 'open': {
-      const path = a.proc_fd !== undefined ? `/proc/self/fd/${res(a.proc_fd)}` : (a.path as string);
+      let path = a.proc_fd !== undefined ? `/proc/self/fd/${res(a.proc_fd)}` : (a.path as string);
+      if (a.map_files !== undefined) {
+        yield ev('proc_maps', p.mm.vmasKey, 'r');
+        path = mapFilesPath(env.maps(p), ulong(a.map_files));
+      }
       const r = yield* sys_open(k, p, path, openFlags(a.flags, res, M.O_RDWR));
       return errOr(r, () => okValue(r));
     }

@@ -43,11 +43,14 @@ const boolFlag = z.boolean().transform((b) => (b ? 1 : 0));
 const fdOrDevice = { fd: num.optional(), device: z.string().optional() };
 
 export const OPS = {
-  /** open(2) of a device node, or of /proc/self/fd/N (`proc_fd: <fd>` names N by a bound fd) */
+  /**
+   * open(2) of a device node (`path`), of /proc/self/fd/N (`proc_fd: <fd>`), or of
+   * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`)
+   */
   open: z
-    .object({ path: z.string().optional(), proc_fd: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
+    .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
     .strict()
-    .refine((a) => (a.path === undefined) !== (a.proc_fd === undefined), { message: 'give exactly one of path and proc_fd' }),
+    .refine((a) => [a.path, a.proc_fd, a.map_files].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of path, proc_fd and map_files' }),
   close: z.object({ fd: num, ...common }).strict(),
   dup: z.object({ fd: num, ...common }).strict(),
   /** eventfd2(initval, flags): the value is the fd */

@@ -13,6 +13,8 @@ import { E } from '../../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH } from '../../uapi/mman.ts';
 
 export const PROC_SELF_FD = /^\/proc\/self\/fd\/(\d+)$/;
+/** /proc/self/map_files/<start>-<end>: the file of the VMA that spans exactly that range */
+export const PROC_SELF_MAP_FILES = /^\/proc\/self\/map_files\/([0-9a-f]+)-([0-9a-f]+)$/;
 
 /** An O_PATH file on a dma-buf's dentry: closing the last reference drops the dentry. */
 const dmabufPathOps: FileOps = {
@@ -30,6 +32,29 @@ export function* o_path_file(k: Kernel, mapping: File['f_mapping'], path: string
     dmabuf.dentryRefs++;
   }
   return new File(k.nextId('file'), dmabuf ? dmabufPathOps : pathOps, mapping, O_PATH, dmabuf, path);
+}
+
+/**
+ * open("/proc/self/map_files/<start>-<end>", flags) (proc_map_files_get_link): under mmap_lock the
+ * VMA that spans exactly [start, end), -ENOENT if none; then as for /proc/self/fd/N its file: with
+ * O_PATH a handle on its path (for a BAR mmap of the series v4 to v6, the DMABUF's dentry), without
+ * it the file opened again (-ENXIO for a dma-buf).
+ */
+export function* proc_map_files_open(k: Kernel, p: Process, start: number, end: number, flags: number, reopen: (path: string) => KGen<number>): KGen<number> {
+  const mm = p.mm;
+  yield* mm.mmap_lock.down_read();
+  const vma = mm.vmas.find((v) => v.vm_start === start && v.vm_end === end);
+  const f = vma?.vm_file ?? null;
+  let r: number;
+  if (!f) r = -E.ENOENT;
+  else if (flags & O_PATH) {
+    const h = yield* o_path_file(k, f.f_mapping, f.path, isDmaBufFile(f) ? (f.private_data as DmaBuf) : null);
+    r = yield* p.files.alloc(h, !!(flags & O_CLOEXEC));
+  } else r = f.ops.kind === 'vfio-device' ? -1 : -E.ENXIO;
+  yield* mm.mmap_lock.up_read();
+  // a device node is opened again outside mmap_lock, as the VFS does after resolving the link
+  if (r === -1 && f) r = yield* reopen(f.path);
+  return r;
 }
 
 /**
