@@ -51,10 +51,18 @@ export const OPS = {
     .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
     .strict()
     .refine((a) => [a.path, a.proc_fd, a.map_files].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of path, proc_fd and map_files' }),
+  /** close(2); the last reference to a file releases it (a device file's last close runs close_device) */
   close: z.object({ fd: num, ...common }).strict(),
+  /** dup(2); the value is the new fd, which shares the file */
   dup: z.object({ fd: num, ...common }).strict(),
   /** eventfd2(initval, flags): the value is the fd */
   eventfd: z.object({ initval: num.optional(), flags: flagList(['cloexec', 'nonblock', 'semaphore']).optional(), ...common }).strict(),
+  /**
+   * ioctl(2) with the real binary structs: `op` names the ioctl (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO,
+   * _GET_IRQ_INFO, _RESET, _PCI_HOT_RESET, _FEATURE) or gives its number; the fields below fill the
+   * struct (`argsz` overrides the size the struct would have). Results the kernel writes back are
+   * fields of the bound name (`r0.offset`, `r0.size` of a REGION_INFO)
+   */
   ioctl: z
     .object({
       fd: num,
@@ -78,6 +86,10 @@ export const OPS = {
       ...common,
     })
     .strict(),
+  /**
+   * mmap(2) of an fd (a device fd at a region offset, a DMABUF fd at a buffer offset); the value is
+   * the address. prot defaults to [read, write], flags to [shared]
+   */
   mmap: z
     .object({
       /** the file to map; left out with flags [anonymous] (a user buffer) */
@@ -90,21 +102,31 @@ export const OPS = {
       ...common,
     })
     .strict(),
+  /** munmap(2) of [addr + offset, + length) */
   munmap: z.object({ addr: num, offset: num.optional(), length: num, ...common }).strict(),
+  /** mprotect(2): new protections for the range; the page-table entries are changed to match */
   mprotect: z.object({ addr: num, offset: num.optional(), length: num, prot: flagList(['read', 'write', 'exec', 'none']), ...common }).strict(),
   /** MADV_DONTNEED: refused (EINVAL) on BAR mappings, which are VM_PFNMAP */
   madvise: z.object({ addr: num, offset: num.optional(), length: num, advice: z.enum(['dontneed']), ...common }).strict(),
   /** resize in place; the value is the (unchanged) address */
   mremap: z.object({ addr: num, offset: num.optional(), old_length: num, new_length: num, flags: flagList(['maymove']).optional(), ...common }).strict(),
+  /** a CPU load of `width` bytes (1, 2, 4, 8) at addr + offset: faults are taken as the MMU would; the value is what it read */
   load: z.object({ addr: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), ...common }).strict(),
+  /** a CPU store of `value` (`width` bytes) at addr + offset */
   store: z.object({ addr: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), value: num, ...common }).strict(),
+  /** pread of the config region: a register by name (COMMAND, PM_CTRL, DEVCTL, BAR0...) or offset; the value is what VFIO's emulation returns */
   config_read: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), width: width(CFG_WIDTH).optional(), ...common }).strict(),
+  /** pwrite of the config region: VFIO's emulation of the register (COMMAND.MEMORY, PM_CTRL and the FLR bit revoke and un-revoke) */
   config_write: z.object({ ...fdOrDevice, reg: z.union([z.enum(REGS), num]), value: num, width: width(CFG_WIDTH).optional(), ...common }).strict(),
   /** pread of a region; with buf, the kernel copies into that user address (copy_to_user) */
   read: z.object({ fd: num, offset: num, length: num, buf: num.optional(), ...common }).strict(),
+  /** pwrite of `value` (`width` bytes) at a region offset of a device fd */
   write: z.object({ fd: num, offset: num, value: num, width: width(MEM_WIDTH).optional(), ...common }).strict(),
+  /** fork(2): a new process named by `as`, whose threads (scenario threads P/T) start when it exists; it inherits fds and mappings */
   fork: z.object({ as: name, expect: expect.optional() }).strict(),
+  /** the process exits: every fd closed and every mapping removed */
   exit: z.object({ expect: expect.optional() }).strict(),
+  /** read /proc/self/maps: the value's lines, which `expect: { line }` can match */
   maps: z.object({ ...common }).strict(),
   /**
    * Synchronization between the scenario's threads, as user programs do with a pipe or an eventfd:
@@ -113,6 +135,7 @@ export const OPS = {
    * every wait already comes after its post.
    */
   post: z.object({ event: eventName, expect: expect.optional() }).strict(),
+  /** block until `event` has been posted, then count it down (see post) */
   wait: z.object({ event: eventName, expect: expect.optional() }).strict(),
   /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
