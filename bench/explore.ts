@@ -4,11 +4,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadScenarioFile, type Scenario } from '../src/scenario/loader.ts';
+import { kernelFor, loadScenarioFile, type Scenario } from '../src/scenario/loader.ts';
 import { exploreDfs, exploreDpor, type ExploreResult } from '../src/explore/explorer.ts';
 import type { Execution } from '../src/explore/execution.ts';
 import { MUTANTS } from '../src/explore/mutants.ts';
-import { DEFAULT_KERNEL } from '../src/kernel/variants.ts';
 import { fixed, heading, int, ms, rate, table } from './format.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -30,7 +29,6 @@ const SMALL = new Set(['store-vs-pwrite', 'store-vs-pwrite-vs-close']);
 const SMALL_CAP = 100_000;
 
 /** The kernel a scenario is explored on: the default kernel if the scenario holds there. */
-const kernelFor = (scn: Scenario) => (scn.kernels.includes(DEFAULT_KERNEL) ? DEFAULT_KERNEL : scn.kernels[0]);
 
 /** Steps each thread took in one execution, in thread order. */
 function perThread(ex: Execution): Array<[string, number]> {

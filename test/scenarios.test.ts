@@ -3,9 +3,9 @@
 // kernel (`expect_violations`); and those with several threads hold under exploration too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadScenarioFile } from '../src/scenario/loader.ts';
+import { kernelFor, loadScenarioFile } from '../src/scenario/loader.ts';
 import { runScenario } from '../src/scenario/report.ts';
-import { DEFAULT_KERNEL, KERNELS } from '../src/kernel/variants.ts';
+import { KERNELS } from '../src/kernel/variants.ts';
 import { explorePct } from '../src/explore/explorer.ts';
 import { bundledScenarios } from './bundled.ts';
 
@@ -28,7 +28,7 @@ for (const file of bundledScenarios()) {
 for (const file of bundledScenarios().filter((f) => !f.includes('/races/'))) {
   const scn = loadScenarioFile(file);
   if (scn.threads.length < 2) continue;
-  const kernel = scn.kernels.includes(DEFAULT_KERNEL) ? DEFAULT_KERNEL : scn.kernels[0];
+  const kernel = kernelFor(scn);
   if ((scn.expectViolations[kernel] ?? scn.expectViolations['*'] ?? []).length) continue;
   test(`scenario ${file} holds in 200 PCT schedules on ${kernel}`, () => {
     const r = explorePct(scn, 200, 1, { kernel });

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
+import { kernelFor, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
 import { formatTrace, runScenario } from '../scenario/report.ts';
 import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
@@ -113,15 +113,6 @@ export function verdictExit(r: ExploreResult): 0 | 1 | 3 {
   return r.complete && !/^(bounded|pct)/.test(r.mode) ? 0 : 3;
 }
 
-/**
- * The kernel to run a scenario on: the one asked for; else the default, unless the scenario's
- * `kernels:` (the kernels its expectations describe) leaves it out, then the first it lists.
- */
-export function kernelFor(scn: Scenario, asked: string | undefined): string {
-  if (asked !== undefined) return asked;
-  return scn.kernels.includes(DEFAULT_KERNEL) ? DEFAULT_KERNEL : scn.kernels[0];
-}
-
 export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; result: ExploreResult; text: string; json: unknown }> {
   const scn = loadScenarioFile(file);
   const kernel = kernelFor(scn, o.kernel);
@@ -163,7 +154,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   }
   if (!r.counterexample && r.mode === 'dpor' && r.complete && o.compare) {
     // a measurement, not a search: at most 2 s or 20,000 executions, so it never doubles a long check
-    naive = exploreDfs(scn, { kernel: o.kernel, mutant, maxExecutions: 20000, maxMs: 2000 });
+    naive = exploreDfs(scn, { kernel, mutant, maxExecutions: 20000, maxMs: 2000 });
     const bound = r.threadSteps ? `; about ${sci(multinomial(r.threadSteps))} by the multinomial of the threads' longest runs, ${r.threadSteps.join('+')} steps` : '';
     extra.push(naive.complete
       ? `naive enumeration: ${naive.executions} executions (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer`

@@ -10,7 +10,7 @@
 // tables, memory, lock internals, tasks and reference counts, which only named events touch).
 // What a call marked with `traced` read is forgotten when it returns (callCollapse). Two states
 // with equal fingerprints have equal futures, up to 64-bit hash collisions (as Spin's and TLC's).
-import { Completion, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
+import { Completion, lastInstall, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
 import { PageTable } from '../kernel/mm/pgtable.ts';
 import { SparseMemory } from '../kernel/pci/device.ts';
 import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
@@ -185,7 +185,7 @@ export function kernelHash(run: ScenarioRun): string {
   const h = new Hasher();
   walk(h, [run.k, run.bindings, run.events, run.k.violations], false);
   // `expect: { order }` reads the order of the operation's last installing fault
-  for (const t of run.tasks) h.num(t.faults.filter((f) => f.outcome === 'NOPAGE').at(-1)?.order ?? -1);
+  for (const t of run.tasks) h.num(lastInstall(t.faults)?.order ?? -1);
   return h.key();
 }
 

@@ -61,10 +61,9 @@ export class Kernel {
       const pdev = this.pci.add(d);
       const vfio = new VfioDevice(this, d.name);
       // vfio_assign_device_set: behind a bridge, by bus (domain:bus); on the root bus, alone
-      const bus = pdev.desc.bdf.split(':').slice(0, 2).join(':');
-      const key = pdev.desc.bus === 'bridge' ? `bus ${bus}` : `dev ${d.name}`;
+      const key = pdev.desc.bus === 'bridge' ? `bus ${pdev.busId}` : `dev ${d.name}`;
       let set = sets.get(key);
-      if (!set) sets.set(key, (set = new VfioDeviceSet(this, pdev.desc.bus === 'bridge' ? `pci${bus}` : d.name)));
+      if (!set) sets.set(key, (set = new VfioDeviceSet(this, pdev.desc.bus === 'bridge' ? `pci${pdev.busId}` : d.name)));
       set.devices.push(vfio);
       vfio.devSet = set;
       const vdev = new VfioPciCoreDevice(this, pdev, vfio);

@@ -11,7 +11,7 @@ import { literal, parseExpr, refsOf, ValueError } from './values.ts';
 import { profile, PROFILES } from '../kernel/pci/profiles.ts';
 import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
 import { KconfigError, resolveKconfig, type KconfigInput } from '../kernel/kconfig.ts';
-import { KERNELS } from '../kernel/variants.ts';
+import { DEFAULT_KERNEL, KERNELS } from '../kernel/variants.ts';
 import { INVARIANTS } from '../kernel/invariants.ts';
 
 export interface Step {
@@ -60,6 +60,15 @@ export interface ExpectedFinding {
 /** Whether a violation is one of the declared findings. */
 export function isExpected(findings: readonly ExpectedFinding[], v: { invariant: string; message: string }): boolean {
   return findings.some((f) => f.invariant === v.invariant && (f.message === undefined || glob(f.message, v.message)));
+}
+
+/**
+ * The kernel to run a scenario on: the one asked for; else the default, unless the scenario's
+ * `kernels:` (the kernels its expectations describe) leaves it out, then the first it lists.
+ */
+export function kernelFor(scn: Scenario, asked?: string): string {
+  if (asked !== undefined) return asked;
+  return scn.kernels.includes(DEFAULT_KERNEL) ? DEFAULT_KERNEL : scn.kernels[0];
 }
 
 export function loadScenarioFile(file: string): Scenario {

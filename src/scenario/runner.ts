@@ -3,7 +3,7 @@
 // programs; a driver decides which task takes the next step.
 import { Kernel, type Violation } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
-import { Completion, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
+import { Completion, lastInstall, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
 import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
@@ -176,7 +176,7 @@ export class ScenarioRun {
       if (!lines.some((l) => glob(e.line!, l))) return `expected a maps line matching ${e.line}, got ${lines.length ? lines.join(' / ') : got}`;
     }
     if (e.order !== undefined) {
-      const inst = faults.filter((f) => f.outcome === 'NOPAGE').at(-1);
+      const inst = lastInstall(faults);
       if (!inst) return `expected an order-${e.order} entry to be installed, but no fault installed one`;
       if (inst.order !== Number(e.order)) return `expected an order-${e.order} entry, got order ${inst.order}`;
     }

@@ -7,7 +7,7 @@
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, type KGen } from '../sched/sched.ts';
-import { File, fput, type FileOps } from './file.ts';
+import { File, fput, get_file, type FileOps } from './file.ts';
 import { dma_buf_dput, isDmaBufFile, type DmaBuf } from '../dma-buf/dma-buf.ts';
 import { E } from '../../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH } from '../../uapi/mman.ts';
@@ -35,42 +35,40 @@ export function* o_path_file(k: Kernel, mapping: File['f_mapping'], path: string
 }
 
 /**
+ * Open the target of a /proc link, file `f` (the caller holds a reference): with O_PATH a handle on
+ * its path (holding a dma-buf's dentry); without it, `reopen` opens a device node again, and an
+ * anonymous inode refuses (-ENXIO).
+ */
+function* open_link_target(k: Kernel, p: Process, f: File, flags: number, reopen: (path: string) => KGen<number>): KGen<number> {
+  if (flags & O_PATH) {
+    const h = yield* o_path_file(k, f.f_mapping, f.path, isDmaBufFile(f) ? (f.private_data as DmaBuf) : null);
+    return yield* p.files.alloc(h, !!(flags & O_CLOEXEC));
+  }
+  return f.ops.kind === 'vfio-device' ? yield* reopen(f.path) : -E.ENXIO;
+}
+
+/**
  * open("/proc/self/map_files/<start>-<end>", flags) (proc_map_files_get_link): under mmap_lock the
- * VMA that spans exactly [start, end), -ENOENT if none; then as for /proc/self/fd/N its file: with
- * O_PATH a handle on its path (for a BAR mmap of the series v4 to v6, the DMABUF's dentry), without
- * it the file opened again (-ENXIO for a dma-buf).
+ * VMA that spans exactly [start, end), -ENOENT if none, and a reference to its file; then its file
+ * opened as a link target (for a BAR mmap of the series v4 to v6, the DMABUF's).
  */
 export function* proc_map_files_open(k: Kernel, p: Process, start: number, end: number, flags: number, reopen: (path: string) => KGen<number>): KGen<number> {
   const mm = p.mm;
   yield* mm.mmap_lock.down_read();
-  const vma = mm.vmas.find((v) => v.vm_start === start && v.vm_end === end);
-  const f = vma?.vm_file ?? null;
-  let r: number;
-  if (!f) r = -E.ENOENT;
-  else if (flags & O_PATH) {
-    const h = yield* o_path_file(k, f.f_mapping, f.path, isDmaBufFile(f) ? (f.private_data as DmaBuf) : null);
-    r = yield* p.files.alloc(h, !!(flags & O_CLOEXEC));
-  } else r = f.ops.kind === 'vfio-device' ? -1 : -E.ENXIO;
+  const f = mm.vmas.find((v) => v.vm_start === start && v.vm_end === end)?.vm_file ?? null;
+  if (f) yield* get_file(k, f);
   yield* mm.mmap_lock.up_read();
-  // a device node is opened again outside mmap_lock, as the VFS does after resolving the link
-  if (r === -1 && f) r = yield* reopen(f.path);
+  if (!f) return -E.ENOENT;
+  const r = yield* open_link_target(k, p, f, flags, reopen);
+  yield* fput(k, f);
   return r;
 }
 
-/**
- * open("/proc/self/fd/<fd>", flags): -ENOENT for a closed fd; with O_PATH a new fd on the same path
- * (holding a dma-buf's dentry); without it, `reopen` opens a device node again, and an anonymous
- * inode refuses (-ENXIO).
- */
+/** open("/proc/self/fd/<fd>", flags): -ENOENT for a closed fd, else the fd's file as a link target. */
 export function* proc_fd_open(k: Kernel, p: Process, fd: number, flags: number, reopen: (path: string) => KGen<number>): KGen<number> {
   const f = yield* p.files.fget(k, fd, true);
   if (typeof f === 'number') return -E.ENOENT;
-  let r: number;
-  if (flags & O_PATH) {
-    const h = yield* o_path_file(k, f.f_mapping, f.path, isDmaBufFile(f) ? (f.private_data as DmaBuf) : null);
-    r = yield* p.files.alloc(h, !!(flags & O_CLOEXEC));
-  } else if (f.ops.kind === 'vfio-device') r = yield* reopen(f.path);
-  else r = -E.ENXIO;
+  const r = yield* open_link_target(k, p, f, flags, reopen);
   yield* fput(k, f);
   return r;
 }

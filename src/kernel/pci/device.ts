@@ -99,6 +99,10 @@ export class PciDev {
     this.cfg = new Uint8Array(this.cfgSize);
     this.buildConfig();
   }
+  /** domain:bus of the function's address (0000:3b of 0000:3b:00.0) */
+  get busId(): string {
+    return this.desc.bdf.slice(0, this.desc.bdf.lastIndexOf(':'));
+  }
   get name(): string {
     return this.desc.name;
   }

@@ -20,6 +20,8 @@ export interface FaultRecord {
   pfn: number | null;
   outcome: 'NOPAGE' | 'FALLBACK' | 'SIGBUS';
 }
+/** The last of an operation's fault-handler calls that installed an entry (what `expect: { order }` checks). */
+export const lastInstall = (faults: readonly FaultRecord[]) => faults.filter((f) => f.outcome === 'NOPAGE').at(-1);
 
 export interface HeldLock { lock: LockBase; mode: 'r' | 'w' }
 

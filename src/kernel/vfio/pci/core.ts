@@ -2,14 +2,14 @@
 // mmap, region read/write, the huge fault handler, and the revoke helpers of patch 07.
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
-import { ev, Mutex, RwSem, type Acc, type KGen, type Span } from '../../sched/sched.ts';
+import { ev, RwSem, type Acc, type KGen, type Span } from '../../sched/sched.ts';
 import { fput, get_file, type File, type UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
 import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
 import {
-  Status, findPfn, vfio_pci_core_feature_dma_buf, vfio_pci_core_feature_dma_buf_memattr, vfio_pci_core_feature_dma_buf_revoke,
+  Status, findPfn, findPfnFallsBack, vfio_pci_core_feature_dma_buf, vfio_pci_core_feature_dma_buf_memattr, vfio_pci_core_feature_dma_buf_revoke,
   vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, VfioPciDmaBuf,
 } from './dmabuf.ts';
 import { vfio_pci_config_rw } from './config.ts';
@@ -66,8 +66,7 @@ export class VfioPciCoreDevice {
     if (d.capabilities.flr) return 'FLR';
     const pm = this.pdev.capOffset(R.PCI_CAP_ID_PM);
     if (pm && !(this.pdev.hwConfigRead(pm + R.PCI_PM_CTRL, 2) & R.PCI_PM_CTRL_NO_SOFT_RESET)) return 'PM';
-    const bus = (x: PciDev) => x.desc.bdf.split(':').slice(0, 2).join(':');
-    if (d.bus === 'bridge' && !this.k.pci.devs.some((x) => x !== this.pdev && bus(x) === bus(this.pdev))) return 'bus';
+    if (d.bus === 'bridge' && !this.k.pci.devs.some((x) => x !== this.pdev && x.busId === this.pdev.busId)) return 'bus';
     return null;
   }
   get reset_works(): boolean {
@@ -430,7 +429,7 @@ function* huge_fault_v4(k: Kernel, vmf: VmFaultCtx, order: number): KGen<VmFault
       k.checkAlive(vdev.vfio, `fault handler's use of ${vdev.name}`);
       if (priv.status === Status.OK) {
         if (fp.ret === 0) ret = yield* vfio_pci_vmf_insert_pfn(k, vdev, vmf, (pfn = fp.pfn), order);
-        else if (fp.ret === -E.EAGAIN || fp.ret === -E.ERANGE) ret = VM_FAULT_FALLBACK;
+        else if (findPfnFallsBack(fp.ret)) ret = VM_FAULT_FALLBACK;
       }
       yield* vdev.memory_lock.up_read();
     }
@@ -468,7 +467,7 @@ function* huge_fault_v4(k: Kernel, vmf: VmFaultCtx, order: number): KGen<VmFault
   if (k.mut('M1') || priv.status === Status.OK) {
     const fp = findPfn(k, priv, vmf.vma, vmf.address, order);
     if (fp.ret === 0) ret = yield* vfio_pci_vmf_insert_pfn(k, vdev, vmf, (pfn = fp.pfn), order);
-    else if (fp.ret === -E.EAGAIN || fp.ret === -E.ERANGE) ret = VM_FAULT_FALLBACK;
+    else if (findPfnFallsBack(fp.ret)) ret = VM_FAULT_FALLBACK;
   }
   if (dmabufLock) yield* vdev.dmabuf_lock.up_read();
   yield* vdev.memory_lock.up_read();

@@ -127,6 +127,9 @@ export function findPfn(k: Kernel, priv: VfioPciDmaBuf, vma: Vma, addr: number, 
   return { ret: fallback, pfn: 0 };
 }
 
+/** find_pfn's "try a smaller order" return (v4: -EAGAIN, from v6: -ERANGE): VM_FAULT_FALLBACK. */
+export const findPfnFallsBack = (ret: number) => ret === -E.EAGAIN || ret === -E.ERANGE;
+
 /** Reference translation for the invariants: the physical address of buffer offset `off`. */
 export function bufferPhys(priv: VfioPciDmaBuf, off: number): { pa: number; range: number } | null {
   let rs = 0;
@@ -200,8 +203,11 @@ function* vfio_pci_dma_buf_unmap(k: Kernel, attach: DmaBufAttachment, _sgt: SgTa
   k.note(`dmabuf${attach.dmabuf.id} unmapped by ${attach.importer} (kref ${priv.kref})`);
 }
 
+/** Every ops table VFIO exports with (the configuration and the version pick one). */
+const VFIO_PCI_DMABUF_OPS = new Set<DmaBufOps>([vfio_pci_dmabuf_ops, vfio_pci_dmabuf_ops_nodmabuf, vfio_pci_dmabuf_ops_nodmabuf_v6]);
+
 export function isVfioDmaBuf(dmabuf: DmaBuf): boolean {
-  return dmabuf.ops === vfio_pci_dmabuf_ops || dmabuf.ops === vfio_pci_dmabuf_ops_nodmabuf || dmabuf.ops === vfio_pci_dmabuf_ops_nodmabuf_v6;
+  return VFIO_PCI_DMABUF_OPS.has(dmabuf.ops);
 }
 
 /**
