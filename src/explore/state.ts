@@ -25,6 +25,16 @@ import { VfioPciDmaBuf } from '../kernel/vfio/pci/dmabuf.ts';
 import type { ScenarioRun } from '../scenario/runner.ts';
 
 const STRINGS = new Map<string, number>();
+/** A string's 32-bit hash; strings repeat (field names, object names), so each is hashed once. */
+function strHash(s: string): number {
+  let v = STRINGS.get(s);
+  if (v === undefined) {
+    v = 0x811c9dc5 ^ s.length;
+    for (let i = 0; i < s.length; i++) v = Math.imul(v ^ s.charCodeAt(i), 0x01000193);
+    if (STRINGS.size < 1 << 16) STRINGS.set(s, v);
+  }
+  return v;
+}
 const VIEWS = new WeakMap<ArrayBufferView, { copy: Uint8Array; a: number; b: number }>();
 
 /** A 64-bit hash as two 32-bit lanes (FNV-1a style mixing), streamed. */
@@ -38,14 +48,7 @@ export class Hasher {
     return this.mix(hi ^ 0x9e3779b9);
   }
   str(s: string): this {
-    // strings repeat (field names, object names): hash each once
-    let v = STRINGS.get(s);
-    if (v === undefined) {
-      v = 0x811c9dc5 ^ s.length;
-      for (let i = 0; i < s.length; i++) v = Math.imul(v ^ s.charCodeAt(i), 0x01000193);
-      if (STRINGS.size < 1 << 16) STRINGS.set(s, v);
-    }
-    return this.mix(v);
+    return this.mix(strHash(s));
   }
   bytes(u: ArrayBufferView): this {
     const n = u.byteLength;
@@ -84,19 +87,6 @@ export class Hasher {
 
 /** Objects that belong to the named part of the state (only named events touch them). */
 const NAMED_CLASSES: Function[] = [PageTable, SparseMemory, Task, Sched, Lockdep, LockBase, Completion];
-const namedByCtor = new Map<Function, boolean>();
-/** Whether objects made by `ctor` are generators (looked up once per constructor). */
-const generatorByCtor = new Map<Function | undefined, boolean>();
-function isGenerator(ctor: Function | undefined, o: object): boolean {
-  let v = generatorByCtor.get(ctor);
-  if (v === undefined) generatorByCtor.set(ctor, (v = Object.prototype.toString.call(o) === '[object Generator]'));
-  return v;
-}
-function isNamedClass(ctor: Function, o: object): boolean {
-  let v = namedByCtor.get(ctor);
-  if (v === undefined) namedByCtor.set(ctor, (v = NAMED_CLASSES.some((c) => o instanceof c)));
-  return v;
-}
 /** Reference counts, read and written only by named counter events. */
 const NAMED_FIELDS = new Map<Function, Set<string>>([
   [VfioDevice, new Set(['refcount'])],
@@ -109,12 +99,58 @@ const NAMED_FIELDS = new Map<Function, Set<string>>([
  * records when it ends; kernelHash keeps the one thing an expectation reads from them).
  */
 const NEVER = new Set(['faults', 'trace', 'notes', 'stepNo', 'current', 'gen', 'seen', 'blame', 'recordTrace', 'steps']);
+/** Owners of state a region does not include: met inside a region, they hash by identity. */
+const OWNERS: Function[] = [Kernel, PciBus, Process, MmStruct, Vma, File, VfioDevice, DmaBuf, VfioPciCoreDevice, VfioPciDmaBuf];
+
+/**
+ * What the walk does with the objects one constructor makes, worked out once per constructor: the
+ * hash of its name, whether it is a generator, in the named part, or an owner, and, per field name,
+ * the field's hash or null when the field is not hashed (with and without the named part).
+ */
+interface Plan {
+  name: number;
+  generator: boolean;
+  named: boolean;
+  owner: boolean;
+  lockdep: boolean;
+  fields: [Map<string, number | null>, Map<string, number | null>];
+}
+const PLANS = new Map<Function | undefined, Plan>();
+function planOf(ctor: Function | undefined, o: object): Plan {
+  let p = PLANS.get(ctor);
+  if (!p) {
+    p = {
+      name: strHash(ctor?.name ?? ''),
+      generator: Object.prototype.toString.call(o) === '[object Generator]',
+      named: !!ctor && NAMED_CLASSES.some((c) => o instanceof c),
+      owner: OWNERS.some((c) => o instanceof c),
+      lockdep: o instanceof Lockdep,
+      fields: [new Map(), new Map()],
+    };
+    PLANS.set(ctor, p);
+  }
+  return p;
+}
+function fieldHash(ctor: Function | undefined, p: Plan, unnamedOnly: boolean, key: string): number | null {
+  const m = p.fields[unnamedOnly ? 1 : 0];
+  let v = m.get(key);
+  if (v === undefined) {
+    v = NEVER.has(key) || (unnamedOnly && ctor && NAMED_FIELDS.get(ctor)?.has(key)) ? null : strHash(key);
+    m.set(key, v);
+  }
+  return v;
+}
+
+/** How a region walk treats an object: the region's own objects are walked, other owners named. */
+type Stop = ((o: object, p: Plan) => boolean) | undefined;
+const anyOwner: Stop = (_, p) => p.owner;
+const ownerStop = (root: object): Stop => (o, p) => p.owner && o !== root;
 
 /**
  * Deep hash of an object graph in a canonical walk order. `unnamedOnly` leaves out the named part
  * (NAMED_CLASSES, NAMED_FIELDS). Shared and cyclic references hash as the index of their first visit.
  */
-function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object) => boolean): void {
+function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void {
   const seen = new Map<object, number>();
   const go = (v: unknown): void => {
     switch (typeof v) {
@@ -130,12 +166,12 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object)
     const id = seen.get(o);
     if (id !== undefined) return void h.mix(8).num(id);
     seen.set(o, seen.size);
-    if (ArrayBuffer.isView(o)) return void h.mix(9).bytesCached(o);
     if (Array.isArray(o)) {
       h.mix(10).num(o.length);
-      for (const x of o) go(x);
+      for (let i = 0; i < o.length; i++) go(o[i]);
       return;
     }
+    if (ArrayBuffer.isView(o)) return void h.mix(9).bytesCached(o);
     if (o instanceof Map) {
       h.mix(11).num(o.size);
       for (const [k, x] of o) {
@@ -153,21 +189,25 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: (o: object)
       return;
     }
     const ctor = (o as { constructor?: Function }).constructor;
-    if (isGenerator(ctor, o)) return;
-    if (unnamedOnly && ctor && isNamedClass(ctor, o)) return void h.mix(13);
-    if (stop?.(o)) return void h.mix(15).str(ctor?.name ?? '').str(identity(o));
+    const plan = planOf(ctor, o);
+    if (plan.generator) return;
+    if (unnamedOnly && plan.named) return void h.mix(13);
+    if (stop?.(o, plan)) return void h.mix(15).mix(plan.name).str(identity(o));
     // lockdep's graph: which class was taken inside which, not who first did it, nor in what order
-    if (o instanceof Lockdep) {
-      h.mix(16).num(o.inversions.length);
-      for (const e of [...o.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
+    if (plan.lockdep) {
+      const l = o as Lockdep;
+      h.mix(16).num(l.inversions.length);
+      for (const e of [...l.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
       return;
     }
-    const skip = unnamedOnly && ctor ? NAMED_FIELDS.get(ctor) : undefined;
-    h.mix(14).str(ctor?.name ?? '');
-    for (const key of Object.keys(o)) {
-      if (NEVER.has(key) || skip?.has(key)) continue;
-      h.str(key);
-      go((o as Record<string, unknown>)[key]);
+    h.mix(14).mix(plan.name);
+    const rec = o as Record<string, unknown>;
+    for (const key in rec) {
+      if (!Object.hasOwn(rec, key)) continue;
+      const kh = fieldHash(ctor, plan, unnamedOnly, key);
+      if (kh === null) continue;
+      h.mix(kh);
+      go(rec[key]);
     }
   };
   go(root);
@@ -271,9 +311,6 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
 }
 
 const WAIT = new Set(['wait_for_completion', 'wait_for_completion:woken']);
-/** Owners of state a region does not include: met inside a region, they hash by identity. */
-const OWNERS: Function[] = [Kernel, PciBus, Process, MmStruct, Vma, File, VfioDevice, DmaBuf, VfioPciCoreDevice, VfioPciDmaBuf];
-const ownerStop = (root: object) => (o: object) => o !== root && OWNERS.some((c) => o instanceof c);
 
 /** Hash the value of named object `key` as step `op` sees it; false when the table does not know it. */
 function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher): boolean {
@@ -375,7 +412,7 @@ export function callCollapse(active: () => { ts: ThreadFp; obs: string } | null)
       const entry = new Set(f.held);
       const keep = heldNames(t).some((x) => !entry.has(x));
       const h = new Hasher().str(keep ? a.ts.cur : f.base).str('ret').str(fn).str(a.obs);
-      walk(h, [value, args], false, (o) => OWNERS.some((c) => o instanceof c));
+      walk(h, [value, args], false, anyOwner);
       a.ts.cur = h.key();
     },
   };
