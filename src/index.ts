@@ -1,4 +1,4 @@
-// The TypeScript API (DESIGN.md §6): a kernel built from the same device descriptions as YAML, and
+// The TypeScript API (README "The TypeScript API"): a kernel built from the same device descriptions as YAML, and
 // processes with syscall methods that take the real binary ioctl structs.
 import { Kernel, type Violation } from './kernel/kernel.ts';
 import type { Process } from './kernel/process.ts';
@@ -17,6 +17,15 @@ export * as mman from './uapi/mman.ts';
 export { encode, decode } from './uapi/struct.ts';
 export { loadScenarioFile, parseScenario } from './scenario/loader.ts';
 export { runScenario } from './scenario/report.ts';
+export type { Scenario, Step, ThreadDef, ExpectedFinding } from './scenario/loader.ts';
+export type { RunOptions, StepOut, FaultJson } from './scenario/runner.ts';
+export type { Result } from './scenario/ops.ts';
+export type { RunResult } from './scenario/report.ts';
+export type { Violation } from './kernel/kernel.ts';
+export type { Kconfig, KconfigInput } from './kernel/kconfig.ts';
+export type { Layout, Field, FieldType, StructValue } from './uapi/struct.ts';
+export type { PciDevDesc, BarDesc, MsixDesc, PciCaps, CapName } from './kernel/pci/device.ts';
+export type { Cache } from './kernel/mm/pgtable.ts';
 
 export class SyscallError extends Error {
   constructor(readonly errno: ErrnoName, readonly call: string) {
@@ -40,8 +49,9 @@ export interface CreateKernelOptions {
 }
 
 export class SimKernel {
+  /** @internal the modelled kernel itself (its layout is not part of the API) */
   readonly k: Kernel;
-  /** the task of the last call: its fault records are what the call's faults were */
+  /** @internal the task of the last call: its fault records are what the call's faults were */
   lastTask: Task | null = null;
   constructor(readonly opts: CreateKernelOptions) {
     this.k = new Kernel({ devices: opts.devices.map((d, i) => deviceFromSpec(d, i)), config: opts.config, kernel: opts.kernel, mutant: opts.mutant });
@@ -50,6 +60,7 @@ export class SimKernel {
     return new SimProcess(this, this.k.newProcess(name));
   }
   /** Run one kernel path to completion in a fresh task (a single-threaded caller cannot block). */
+  /** @internal */
   run<T>(p: Process, call: string, gen: KGen<T>): T {
     const holder: { v?: T } = {};
     const t = this.k.spawn(p, call, (function* () {
@@ -79,7 +90,11 @@ const ok = (r: number, call: string) => {
 };
 
 export class SimProcess {
-  constructor(readonly kernel: SimKernel, readonly proc: Process) {}
+  constructor(
+    readonly kernel: SimKernel,
+    /** @internal */
+    readonly proc: Process,
+  ) {}
   private sys(call: string, gen: KGen<number>): number {
     return ok(this.kernel.run(this.proc, call, gen), call);
   }

@@ -8,10 +8,19 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { homedir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CACHE = join(ROOT, '.cache', 'conform');
+/**
+ * Where the guest's downloads and builds are kept: .cache/conform in a clone; for the installed
+ * package (no src/ beside dist/), the user's cache directory, not node_modules. VFIO_SIM_CACHE overrides.
+ */
+export const CACHE = process.env.VFIO_SIM_CACHE
+  ? join(process.env.VFIO_SIM_CACHE, 'conform')
+  : existsSync(join(ROOT, 'src'))
+    ? join(ROOT, '.cache', 'conform')
+    : join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vfio-sim', 'conform');
 const EXEC_SRC = join(dirname(fileURLToPath(import.meta.url)), 'guest', 'exec.c');
 
 export class GuestError extends Error {}
