@@ -1,8 +1,8 @@
 // The vfio-sim command.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { kernelFor, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
+import { didYouMean, kernelFor, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
 import { formatTrace, runScenario } from '../scenario/report.ts';
 import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
@@ -54,8 +54,23 @@ function scenarioFiles(args: string[]): string[] {
 function mutantOpt(m?: string): string | undefined {
   if (m === undefined) return undefined;
   const mu = findMutant(m);
-  if (!mu) throw new UsageError(`unknown mutant ${m} (see vfio-sim mutants)`);
+  if (!mu) throw new UsageError(`unknown mutant ${m}${didYouMean(m, MUTANTS.map((x) => x.id))} (see vfio-sim mutants)`);
   return mu.id;
+}
+
+/**
+ * The kernel a command runs: --kernel; else, with a mutant, the kernel whose code the mutant changes
+ * (when the scenario's kernels: allows it); else the scenario's choice (kernelFor).
+ */
+function kernelOf(scn: Scenario, asked: string | undefined, mutant: string | undefined): string {
+  const mk = asked === undefined && mutant ? findMutant(mutant)?.kernel : undefined;
+  return mk && scn.kernels.includes(mk) ? mk : kernelFor(scn, asked);
+}
+
+/** A kernel name, as --kernel takes it: one of KERNELS, or a usage error that suggests the nearest. */
+export function kernelArg(v: string): string {
+  if (Object.hasOwn(KERNELS, v)) return v;
+  throw new InvalidArgumentError(`unknown kernel ${v}${didYouMean(v, Object.keys(KERNELS))} (known: ${Object.keys(KERNELS).join(', ')})`);
 }
 
 /** A live progress line on a terminal (stderr), nothing otherwise. */
@@ -115,9 +130,9 @@ export function verdictExit(r: ExploreResult): 0 | 1 | 3 {
 
 export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; result: ExploreResult; text: string; json: unknown }> {
   const scn = loadScenarioFile(file);
-  const kernel = kernelFor(scn, o.kernel);
-  o = { ...o, kernel };
   const mutant = mutantOpt(o.mutant);
+  const kernel = kernelOf(scn, o.kernel, mutant);
+  o = { ...o, kernel };
   const maxExecutions = o.maxExecutions !== undefined ? positive('--max-executions', o.maxExecutions) : undefined;
   const maxMs = o.maxSeconds !== undefined ? positive('--max-seconds', o.maxSeconds) * 1000 : undefined;
   // the reductions of the exhaustive search (on unless --no-states, --no-atomic); the others ignore them
@@ -191,7 +206,7 @@ export function main(argv: string[]): void {
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   program.name('vfio-sim').description('An executable model of Linux VFIO-PCI BAR mmap through DMABUFs.').version(version).showHelpAfterError();
-  const kernelOpt = () => new Option('--kernel <name>', `the modelled kernel (default ${DEFAULT_KERNEL}, or the first the scenario lists in kernels: when that is not among them)`).choices(Object.keys(KERNELS));
+  const kernelOpt = () => new Option('--kernel <name>', `the modelled kernel: ${Object.keys(KERNELS).join(', ')} (default ${DEFAULT_KERNEL}, or the first the scenario lists in kernels: when that is not among them; with --mutant, the kernel the mutant changes)`).argParser(kernelArg);
 
   program
     .command('run')
@@ -210,7 +225,7 @@ export function main(argv: string[]): void {
         const mutant = mutantOpt(o.mutant);
         for (const file of paths) {
           const scn = loadScenarioFile(file);
-          for (const kernel of o.allKernels ? scn.kernels : [kernelFor(scn, o.kernel)]) runs.push({ file, scn, result: runScenario(scn, { kernel, mutant }).result });
+          for (const kernel of o.allKernels ? scn.kernels : [kernelOf(scn, o.kernel, mutant)]) runs.push({ file, scn, result: runScenario(scn, { kernel, mutant }).result });
         }
       } catch (e) {
         invalid(e);
@@ -310,7 +325,8 @@ export function main(argv: string[]): void {
       let scn, res;
       try {
         scn = loadScenarioFile(file);
-        res = replay(scn, decodeSchedule(o.schedule), { kernel: kernelFor(scn, o.kernel), mutant: mutantOpt(o.mutant) });
+        const mutant = mutantOpt(o.mutant);
+        res = replay(scn, decodeSchedule(o.schedule), { kernel: kernelOf(scn, o.kernel, mutant), mutant });
       } catch (e) {
         invalid(e);
       }

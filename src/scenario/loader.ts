@@ -135,7 +135,7 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     fail(sym && Object.hasOwn(cfg, sym) ? ['config', sym] : ['config'], e.message.replace(/^config [A-Za-z0-9_]+(=\w)?: /, ''));
   }
   top.kernels?.forEach((kn, i) => {
-    if (!(kn in KERNELS)) fail(['kernels', i], `unknown kernel ${kn} (known: ${Object.keys(KERNELS).join(', ')})`);
+    if (!(kn in KERNELS)) fail(['kernels', i], `unknown kernel ${kn}${didYouMean(kn, Object.keys(KERNELS))} (known: ${Object.keys(KERNELS).join(', ')})`);
   });
 
   const devices = top.devices.map((d, i) => resolveDevice(check(deviceSchema, d, ['devices', i]), i, (p, m) => fail(['devices', i, ...p], m)));
@@ -243,7 +243,7 @@ export function deviceFromSpec(spec: unknown, i = 0): PciDevDesc {
 
 function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: Array<string | number>, m: string) => never): PciDevDesc {
   const base = d.profile ? profile(d.profile) : undefined;
-  if (d.profile && !base) fail(['profile'], `unknown profile ${d.profile} (known: ${PROFILES.map((p) => p.id).join(', ')})`);
+  if (d.profile && !base) fail(['profile'], `unknown profile ${d.profile}${didYouMean(String(d.profile), PROFILES.map((p) => p.id))} (known: ${PROFILES.map((p) => p.id).join(', ')})`);
   const num = (v: unknown, path: string) => {
     try {
       return Number(literal(v, path));
@@ -292,7 +292,7 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
 }
 
 /** ", did you mean X?" for the known name nearest a misspelt one, when it is near enough. */
-function didYouMean(name: string, known: string[]): string {
+export function didYouMean(name: string, known: string[]): string {
   const best = closest(name.toUpperCase(), known.map((k) => k.toUpperCase()));
   const i = known.findIndex((k) => k.toUpperCase() === best);
   const d = distance(name.toUpperCase(), best);
