@@ -1,6 +1,7 @@
 // vfio-sim conform [FILES…] [--kernel-image PATH --modules DIR] [--json]: the scenarios on a real
 // kernel in QEMU beside the model, step by step. Exit 0 when every difference is a listed one
 // (data/conform-differences.yaml), 1 otherwise or when the guest fails, 2 for invalid input.
+import { printJson } from './json.ts';
 import type { Command } from 'commander';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -57,7 +58,8 @@ export function registerConform(program: Command): void {
         const expected = loadExpected(o.expected);
         const scenarios = list.map((f) => loadScenarioFile(f));
         const r = runConform({ scenarios, modelKernel: o.modelKernel, mutant, kernelImage: o.kernelImage, modules: o.modules, accel: o.accel, timeoutS, expected, log });
-        process.stdout.write((o.json ? JSON.stringify(r, null, 2) : formatConform(r)) + '\n');
+        if (o.json) printJson(r);
+        else process.stdout.write(formatConform(r) + '\n');
         process.exitCode = r.exit;
       } catch (e) {
         if (e instanceof ScenarioError || e instanceof UnknownKernelError || e instanceof ExpectedDataError || e instanceof ConformError) {

@@ -1,6 +1,7 @@
 // vfio-sim diff FILE [--kernels A,B] [--check] [--json]: one scenario on two kernels, every
 // user-visible difference step by step, each expected (data/expected-differences.yaml) or flagged.
 // Exit 0 with no flagged difference, 1 otherwise, 2 for invalid input.
+import { printJson } from './json.ts';
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -55,7 +56,8 @@ export function registerDiff(program: Command): void {
         }
         throw e;
       }
-      process.stdout.write((o.json ? JSON.stringify(r, null, 2) : formatDiff(r)) + '\n');
+      if (o.json) printJson(r);
+        else process.stdout.write(formatDiff(r) + '\n');
       process.exitCode = r.exit;
     });
 }

@@ -7,17 +7,19 @@ import { formatTrace, runScenario } from '../scenario/report.ts';
 import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
 import { scenarioJsonSchema } from '../scenario/json-schema.ts';
+import { OUTPUT_SCHEMAS, outputJsonSchema, type OutputName } from './output-schema.ts';
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
 import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
-import { formatCounterexample, formatSummary, formatTrace as formatExecTrace } from '../explore/report.ts';
+import { formatCounterexample, formatSummary, formatTrace as formatExecTrace, traceJson } from '../explore/report.ts';
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
 import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { registerDiff } from './diff.ts';
+import { camelKeys, printJson, snakeKeys } from './json.ts';
 import { registerConform } from './conform.ts';
 import { twinOf, type Twin } from '../conform/twins.ts';
 
@@ -142,7 +144,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
     const spec = parseShard(o.shard);
     const doc = exploreShard(scn, file, spec, DEFAULT_SPLIT_DEPTH, { ...base, progress: undefined, kernel, mutant: mutant ?? null });
     const r = { ...mergeJobResults(doc.jobs.map((j) => j.result), Date.now()), elapsedMs: doc.elapsed_ms, mode: `dpor, shard ${spec.index}/${spec.count}` };
-    return { scn, result: r, text: JSON.stringify(doc, null, 2), json: doc };
+    return { scn, result: r, text: JSON.stringify(snakeKeys(doc), null, 2), json: doc };
   }
   let r: ExploreResult;
   if (o.random) r = explorePct(scn, whole('--random', o.random, 1), whole('--seed', o.seed, -(2 ** 31)), { ...base, depth: whole('--depth', o.depth, 1) });
@@ -186,7 +188,7 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
   if (r.counterexample) {
     const { ex } = replay(scn, r.counterexample.schedule, { kernel, mutant });
     text += '\n' + formatCounterexample(scn, r, ex, cmd);
-    ce = { ...r.counterexample, schedule: encodeSchedule(r.counterexample.schedule), replay: `${cmd} --schedule '${encodeSchedule(r.counterexample.schedule)}'`, steps: ex.run.steps, violations: ex.run.k.violations };
+    ce = { ...r.counterexample, schedule: encodeSchedule(r.counterexample.schedule), replay: `${cmd} --schedule '${encodeSchedule(r.counterexample.schedule)}'`, steps: ex.run.steps, violations: ex.run.k.violations, trace: traceJson(ex) };
   }
   const json = {
     scenario: scn.name, kernel, ...(mutant ? { mutant } : {}), mode: r.mode, executions: r.executions, sleep_blocked: r.sleepBlocked,
@@ -233,13 +235,13 @@ export function main(argv: string[]): void {
       const exit = Math.max(...runs.map((r) => r.result.exit));
       if (runs.length === 1) {
         const { scn, result } = runs[0];
-        if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        if (o.json) printJson(result);
         else {
           process.stdout.write(formatTrace(scn, result, process.stdout.isTTY) + '\n');
-          if (o.final) process.stdout.write(JSON.stringify(result.final, null, 2) + '\n');
+          if (o.final) printJson(result.final);
           for (const p of result.problems) process.stderr.write(`  ${p}\n`);
         }
-      } else if (o.json) process.stdout.write(JSON.stringify(runs.map((r) => ({ file: r.file, ...r.result })), null, 2) + '\n');
+      } else if (o.json) printJson(runs.map((r) => ({ file: r.file, ...r.result })));
       else {
         for (const { file, result } of runs) {
           process.stdout.write(`${result.exit ? 'FAIL' : 'PASS'}  ${file}  (${result.kernel}${result.mutant ? `, mutant ${result.mutant}` : ''}): ${result.steps.length} step(s)${result.violations.length ? `, ${result.violations.length} finding(s)` : ''}\n`);
@@ -277,7 +279,8 @@ export function main(argv: string[]): void {
       } catch (e) {
         invalid(e);
       }
-      process.stdout.write((o.json ? JSON.stringify(out.json, null, 2) : out.text) + '\n');
+      if (o.json) printJson(out.json);
+      else process.stdout.write(out.text + '\n');
       process.exitCode = verdictExit(out.result);
     });
 
@@ -297,7 +300,10 @@ export function main(argv: string[]): void {
             throw new UsageError(`${f}: ${(e as Error).message}`);
           }
           try {
-            return JSON.parse(text) as ShardDoc;
+            const d = JSON.parse(text) as ShardDoc;
+            // the jobs' results print in snake_case (printJson): back to the explorer's names
+            if (Array.isArray(d?.jobs)) d.jobs = d.jobs.map((j) => ({ job: j.job, result: camelKeys(j.result) }));
+            return d;
           } catch (e) {
             throw new UsageError(`${f}: not JSON (${(e as Error).message})`);
           }
@@ -309,7 +315,8 @@ export function main(argv: string[]): void {
       } catch (e) {
         invalid(e);
       }
-      process.stdout.write((o.json ? JSON.stringify(out.json, null, 2) : out.text) + '\n');
+      if (o.json) printJson(out.json);
+      else process.stdout.write(out.text + '\n');
       process.exitCode = verdictExit(out.result);
     });
 
@@ -331,7 +338,7 @@ export function main(argv: string[]): void {
         invalid(e);
       }
       const { ex, diverged } = res;
-      if (o.json) process.stdout.write(JSON.stringify({ scenario: scn.name, schedule: encodeSchedule(ex.schedule()), diverged, steps: ex.run.steps, violations: ex.run.k.violations, failure: ex.failure }, null, 2) + '\n');
+      if (o.json) printJson({ scenario: scn.name, schedule: encodeSchedule(ex.schedule()), diverged, steps: ex.run.steps, violations: ex.run.k.violations, failure: ex.failure, trace: traceJson(ex) });
       else {
         process.stdout.write([`replay of ${scn.name} (${ex.schedule().length} steps)${diverged ? `: DIVERGED at ${diverged}` : ''}`, ...formatExecTrace(ex), ...ex.run.k.violations.map((v) => `VIOLATION ${v.invariant}: ${v.message}`), ex.failure ? `FAIL: ${ex.failure.invariant}: ${ex.failure.message}` : 'no violation'].join('\n') + '\n');
       }
@@ -355,7 +362,7 @@ export function main(argv: string[]): void {
         const mut = await check(join(ROOT, m.scenario), { kernel, mutant: m.id, seed: '1', depth: '3', compare: false, json: true });
         rows.push({ ...m, real_passes: !real.result.counterexample && real.result.complete, caught: mut.result.counterexample?.invariant ?? null, executions: mut.result.executions });
       }
-      if (o.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      if (o.json) return void printJson(rows);
       for (const r of rows) {
         process.stdout.write(`${r.id.padEnd(22)} ${r.description}\n${' '.repeat(23)}breaks: ${r.breaks}; scenario: ${r.scenario}\n${' '.repeat(23)}source: ${r.source}\n`);
         if ('caught' in r) process.stdout.write(`${' '.repeat(23)}verify: real design ${r.real_passes ? 'passes' : 'FAILS'}; mutant ${r.caught ? `caught (${r.caught}) after ${r.executions} execution(s)` : 'NOT caught'}\n`);
@@ -369,7 +376,7 @@ export function main(argv: string[]): void {
     .option('--json', 'machine-readable')
     .action((o: { json?: boolean }) => {
       const twin = (p: (typeof PROFILES)[number]) => twinOf({ name: p.id, ...p.desc });
-      if (o.json) return void process.stdout.write(JSON.stringify(PROFILES.map((p) => ({ ...p, qemu_twin: typeof twin(p) === 'string' ? null : (twin(p) as Twin).title })), null, 2) + '\n');
+      if (o.json) return void printJson(PROFILES.map((p) => ({ ...p, qemuTwin: typeof twin(p) === 'string' ? null : (twin(p) as Twin).title })));
       for (const p of PROFILES) {
         process.stdout.write(`${p.id.padEnd(9)} ${p.title}\n`);
         for (const b of p.desc.bars) process.stdout.write(`         BAR${b.index}: ${fmtSize(b.size)}, ${b.bits}-bit${b.prefetchable ? ' prefetchable' : ''}\n`);
@@ -381,9 +388,10 @@ export function main(argv: string[]): void {
 
   program
     .command('schema')
-    .description('print the JSON Schema of the scenario format (the file schema/scenario.schema.json ships)')
-    .action(() => {
-      process.stdout.write(JSON.stringify(scenarioJsonSchema(), null, 2) + '\n');
+    .description('print the JSON Schema of the scenario format (schema/scenario.schema.json), or with --output of a --json document (schema/<name>-output.schema.json)')
+    .addOption(new Option('--output <name>', 'the document of run --json, check --json (and merge) or replay --json').choices(Object.keys(OUTPUT_SCHEMAS)))
+    .action((o: { output?: OutputName }) => {
+      process.stdout.write(JSON.stringify(o.output ? outputJsonSchema(o.output) : scenarioJsonSchema(), null, 2) + '\n');
     });
 
   program
@@ -391,9 +399,7 @@ export function main(argv: string[]): void {
     .description('list the modelled kernels')
     .option('--json', 'machine-readable: every kernel with its switches')
     .action((o: { json?: boolean }) => {
-      // snake_case keys, as check's JSON has them
-      const snake = (x: Record<string, unknown>) => Object.fromEntries(Object.entries(x).map(([key, v]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
-      if (o.json) return void process.stdout.write(JSON.stringify(Object.values(KERNELS).map((k) => snake({ ...k, default: k.name === DEFAULT_KERNEL })), null, 2) + '\n');
+      if (o.json) return void printJson(Object.values(KERNELS).map((k) => ({ ...k, default: k.name === DEFAULT_KERNEL })));
       const w = Math.max(...Object.keys(KERNELS).map((n) => n.length));
       const rows = Object.values(KERNELS).map((k) => ({ k, on: `on ${k.base}${k.posted ? `, posted ${k.posted}` : ''}` }));
       const w2 = Math.max(...rows.map((r) => r.on.length));
@@ -413,7 +419,7 @@ export function main(argv: string[]): void {
       }
       try {
         const c = resolveKconfig(input);
-        if (o.json) return void process.stdout.write(JSON.stringify(Object.fromEntries(USER_SYMBOLS.map((s) => [s, c[s]])), null, 2) + '\n');
+        if (o.json) return void printJson(Object.fromEntries(USER_SYMBOLS.map((s) => [s, c[s]])));
         for (const s of USER_SYMBOLS) process.stdout.write(`${s.padEnd(26)} ${String(c[s] === true ? 'y' : c[s] === false ? 'n' : c[s])}${s in input ? '  (set)' : ''}\n`);
       } catch (e) {
         invalid(e);

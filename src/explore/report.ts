@@ -2,31 +2,69 @@
 // each step did, which locks each thread held, what was installed or zapped), the broken invariant,
 // and the schedule string that replays it.
 import type { Scenario } from '../scenario/loader.ts';
-import { describe } from '../scenario/runner.ts';
+import { describe, type StepOut } from '../scenario/runner.ts';
 import type { Execution } from './execution.ts';
 import type { ExploreResult } from './result.ts';
 import { encodeSchedule } from './schedule.ts';
 
-export function formatTrace(ex: Execution): string[] {
-  const k = ex.run.k;
-  const names = ex.tasks.map((t) => t.name);
-  const w = Math.max(6, ...names.map((n) => n.length));
-  const out: string[] = [];
-  let shown = 0;
+/** One kernel step of an interleaving, as check --json and replay --json print it. */
+export interface TraceStep {
+  step: number;
+  thread: string;
+  /** the event the step performed: a lock operation, a page-table or memory access, a count */
+  op: string;
+  obj: string;
+  /** what the step changed (installs, zaps, status changes), as the kernel model noted it */
+  notes: string[];
+  /** the scenario operations that finished in this step, with their results */
+  finished: Array<Pick<StepOut, 'thread' | 'index' | 'op' | 'result' | 'mismatch'>>;
+}
+
+/** The interleaving an execution took, step by step (the setup task's steps left out). */
+export function traceSteps(ex: Execution): TraceStep[] {
   const taskAt = new Map<number, number>();
   ex.tasks.forEach((t, i) => taskAt.set(t.id, i));
-  for (const rec of k.sched.trace) {
+  const out: TraceStep[] = [];
+  let shown = 0;
+  for (const rec of ex.run.k.sched.trace) {
     const i = taskAt.get(rec.task);
     if (i === undefined) continue; // the setup task
-    const t = ex.tasks[i];
-    const evs = rec.ev.op === 'start' ? 'start' : `${rec.ev.op.replace(':woken', ' (woken)')} ${rec.ev.obj}`;
-    out.push(`${String(rec.step).padStart(5)}  ${t.name.padEnd(w)}  ${evs}`);
-    for (const n of rec.notes) out.push(`${' '.repeat(7 + w)}  | ${n}`);
+    const finished: TraceStep['finished'] = [];
     // operations that completed in this step
     while (shown < ex.run.steps.length && ex.run.steps[shown] && stepDoneBy(ex, shown, rec.step)) {
-      const s = ex.run.steps[shown++];
-      out.push(`${' '.repeat(7 + w)}  => ${s.thread}[${s.index}] ${s.op} = ${describe(s.result)}${s.mismatch ? `  (EXPECTATION FAILED: ${s.mismatch})` : ''}`);
+      const { thread, index, op, result, mismatch } = ex.run.steps[shown++];
+      finished.push(mismatch ? { thread, index, op, result, mismatch } : { thread, index, op, result });
     }
+    out.push({ step: rec.step, thread: ex.tasks[i].name, op: rec.ev.op, obj: rec.ev.obj, notes: [...rec.notes], finished });
+  }
+  return out;
+}
+
+/** What each thread holds and is doing when the execution stops. */
+export function locksAtEnd(ex: Execution): Array<{ thread: string; held: Array<{ lock: string; mode: 'read' | 'write' }>; state: 'done' | 'sleeping' | 'runnable'; next?: string }> {
+  return ex.tasks.map((t) => ({
+    thread: t.name,
+    held: t.held.map((h) => ({ lock: h.lock.name, mode: h.mode === 'r' ? ('read' as const) : ('write' as const) })),
+    state: t.done ? 'done' : t.blocked ? 'sleeping' : 'runnable',
+    ...(t.done ? {} : { next: `${t.pending.op.replace(':woken', '')} ${t.pending.obj}`.trim() }),
+  }));
+}
+
+/** The lock-level trace of an execution as JSON: its steps and the locks held at the end. */
+export function traceJson(ex: Execution): { steps: TraceStep[]; locksAtEnd: ReturnType<typeof locksAtEnd> } {
+  return { steps: traceSteps(ex), locksAtEnd: locksAtEnd(ex) };
+}
+
+export function formatTrace(ex: Execution): string[] {
+  const steps = traceSteps(ex);
+  const w = Math.max(6, ...ex.tasks.map((t) => t.name.length));
+  const pad = ' '.repeat(7 + w);
+  const out: string[] = [];
+  for (const s of steps) {
+    const what = s.op === 'start' ? 'start' : `${s.op.replace(':woken', ' (woken)')} ${s.obj}`;
+    out.push(`${String(s.step).padStart(5)}  ${s.thread.padEnd(w)}  ${what}`);
+    for (const n of s.notes) out.push(`${pad}  | ${n}`);
+    for (const f of s.finished) out.push(`${pad}  => ${f.thread}[${f.index}] ${f.op} = ${describe(f.result)}${f.mismatch ? `  (EXPECTATION FAILED: ${f.mismatch})` : ''}`);
   }
   return out;
 }
@@ -50,7 +88,7 @@ export function formatCounterexample(scn: Scenario, r: ExploreResult, ex: Execut
     ...formatTrace(ex).map((l) => '  ' + l),
     '',
     'locks held at the end:',
-    ...ex.tasks.map((t) => `  ${t.name}: ${t.held.length ? t.held.map((h) => `${h.lock.name} (${h.mode === 'r' ? 'read' : 'write'})`).join(', ') : 'none'}${t.done ? '' : t.blocked ? `, sleeping in ${t.pending.op.replace(':woken', '')} ${t.pending.obj}` : `, next: ${t.pending.op} ${t.pending.obj}`}`),
+    ...locksAtEnd(ex).map((t) => `  ${t.thread}: ${t.held.length ? t.held.map((h) => `${h.lock} (${h.mode})`).join(', ') : 'none'}${t.state === 'sleeping' ? `, sleeping in ${t.next}` : t.state === 'runnable' ? `, next: ${t.next}` : ''}`),
   ];
   return lines.join('\n');
 }
