@@ -17,6 +17,7 @@ const step = z
     thread: z.string().describe('"setup" for setup steps'),
     index: z.number().int().min(0).describe("the step's index in its thread"),
     op: z.string(),
+    call: z.string().describe('the call in words, e.g. "config_write dev COMMAND = 0x0" or "ioctl dev VFIO_DEVICE_FEATURE GET DMA_BUF region 2 [0x800+4KiB] as buf"'),
     result,
     faults: z.array(fault).optional().describe("the fault handler's calls, as vfio_pci_core's dev_dbg line prints them"),
     mismatch: z.string().optional().describe('set when the expectation was not met'),

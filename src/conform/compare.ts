@@ -3,7 +3,7 @@
 // normalized, each for the reason given at NORMALIZED; every other difference is either covered
 // by an entry of the reviewed data file (data/conform-differences.yaml) or flagged.
 import type { Scenario, Step } from '../scenario/loader.ts';
-import { describe, outcomeOf, type FaultJson, type StepOut } from '../scenario/runner.ts';
+import { callOf, describe, outcomeOf, type FaultJson, type StepOut } from '../scenario/runner.ts';
 import { asJson, buildIoctl, le, mmapFlags, outFields, type Result } from '../scenario/ops.ts';
 import { show } from '../scenario/report.ts';
 import { hex, literal, parseExpr, refsOf } from '../scenario/values.ts';
@@ -90,7 +90,7 @@ export function realFault(f: { addr: string; start: string; order: number; ret: 
 
 /** The step's result as the model would print it, built from what the real kernel returned. */
 export function realStep(raw: RawStep, s: Step): StepOut {
-  const out: StepOut = { thread: raw.thread, index: raw.index, op: s.op, result: { ok: true }, line: s.line };
+  const out: StepOut = { thread: raw.thread, index: raw.index, op: s.op, call: callOf(s), result: { ok: true }, line: s.line };
   if (raw.faults?.length) out.faults = raw.faults.map(realFault);
   if (raw.error !== undefined) {
     out.result = { errno: 'EXECUTOR' };

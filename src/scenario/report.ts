@@ -39,7 +39,6 @@ export function summarize(run: ScenarioRun): RunResult {
   };
 }
 
-const args = (s: StepOut) => s.detail ?? '';
 /** Loaded values read best in hex. */
 export function show(s: StepOut): string {
   const r = s.result;
@@ -47,20 +46,25 @@ export function show(s: StepOut): string {
   return describe(r);
 }
 
+/** What a step's detail adds to its call: where a signal hit (an ioctl's name is in the call already). */
+const detailOf = (s: StepOut) => (s.detail && !s.call.includes(s.detail) ? s.detail : '');
+
 export function formatTrace(scn: Scenario, r: RunResult, color = false): string {
   const c = color ? pc : { red: (s: string) => s, green: (s: string) => s, dim: (s: string) => s, yellow: (s: string) => s, bold: (s: string) => s, cyan: (s: string) => s };
   const lines: string[] = [];
   lines.push(c.bold(`scenario ${r.scenario}`) + c.dim(`  (${scn.file}, kernel ${r.kernel}${r.mutant ? `, mutant ${r.mutant}` : ''})`));
   const w = Math.max(5, ...r.steps.map((s) => s.thread.length));
+  // the calls in one column, as wide as the widest (up to a limit), then the results
+  const cw = Math.min(64, Math.max(12, ...r.steps.map((s) => s.call.length)));
   for (const s of r.steps) {
     const res = 'ok' in s.result ? c.green(show(s)) : 'errno' in s.result ? c.yellow(show(s)) : c.red(show(s));
-    let line = `${s.thread.padEnd(w)} ${String(s.index).padStart(2)}  ${s.op.padEnd(12)} ${res}`;
-    if (s.detail) line += c.dim(`  ${args(s)}`);
+    let line = `${s.thread.padEnd(w)} ${String(s.index).padStart(2)}  ${s.call.padEnd(cw)}  ${res}`;
+    if (detailOf(s)) line += c.dim(`  ${detailOf(s)}`);
     if (s.result && 'ok' in s.result && s.result.out && !('lines' in s.result.out) && Object.keys(s.result.out).length) line += c.dim(`  ${JSON.stringify(s.result.out)}`);
     lines.push(line);
     for (const f of s.faults ?? []) lines.push(c.dim(`${' '.repeat(w + 5)}fault order ${String(f.order).padStart(2)} va ${f.va} pgoff ${f.pgoff}${f.pfn ? ` pfn ${f.pfn}` : ''} -> ${f.outcome}`));
     if (s.result && 'ok' in s.result && s.result.out && 'lines' in s.result.out) for (const m of s.result.out.lines as string[]) lines.push(c.dim(`${' '.repeat(w + 5)}${m}`));
-    if (s.mismatch) lines.push(c.red(`${' '.repeat(w + 5)}EXPECTATION FAILED: ${s.mismatch}`));
+    if (s.mismatch) lines.push(c.red(`${' '.repeat(w + 5)}EXPECTATION FAILED (${scn.file}:${s.line}): ${s.mismatch}`));
   }
   for (const v of r.violations) lines.push((v.expected ? c.yellow : c.red)(`${v.expected ? 'finding (expected)' : 'VIOLATION'} ${v.invariant}: ${v.message}`));
   lines.push(r.exit === 0 ? c.green(`PASS: ${r.steps.length} steps, every expectation met${r.violations.length ? `, ${r.violations.length} expected finding(s)` : ', no violation'}`) : c.red(`FAIL: ${r.problems.length} problem(s)`));

@@ -1,6 +1,7 @@
 // Run a scenario on the simulated kernel. The same ScenarioRun serves `run` (a fixed, sequential
 // schedule) and the explorer (any schedule): it owns the kernel, the processes and the threads'
 // programs; a driver decides which task takes the next step.
+import { callText } from './call.ts';
 import { Kernel, type Violation } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
 import { Completion, lastInstall, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
@@ -34,6 +35,8 @@ export interface StepOut {
   thread: string;
   index: number;
   op: string;
+  /** the call in words, e.g. `config_write dev COMMAND = 0x0` (call.ts) */
+  call: string;
   result: Result;
   faults?: FaultJson[];
   /** set when the step's expect: was not met */
@@ -144,7 +147,7 @@ export class ScenarioRun {
       const o = yield* execOp(env, s);
       this.inProgress.delete(task);
       if (o.bind && s.as) this.bindings.set(s.as, o.bind);
-      const out: StepOut = { thread: def.name, index: i, op: s.op, result: o.result, line: s.line };
+      const out: StepOut = { thread: def.name, index: i, op: s.op, call: callOf(s), result: o.result, line: s.line };
       if (task.faults.length) out.faults = task.faults.map(faultJson);
       if (o.detail) out.detail = o.detail;
       const mm = this.checkExpect(s, o.result, task.faults);
@@ -273,6 +276,14 @@ export function procMaps(p: Process): string[] {
 }
 
 /** The end state: page tables (runs of consecutive entries), DMABUFs, devices, fds. */
+const CALLS = new WeakMap<Step, string>();
+/** A step's call in words, worked out once per scenario step. */
+export function callOf(s: Step): string {
+  let c = CALLS.get(s);
+  if (c === undefined) CALLS.set(s, (c = callText(s)));
+  return c;
+}
+
 export function finalState(run: ScenarioRun) {
   const k = run.k;
   return {

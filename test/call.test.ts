@@ -1,0 +1,40 @@
+// Trace lines a reviewer reads without the YAML: each step names its call and key arguments.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseScenario } from '../src/scenario/loader.ts';
+import { runScenario, formatTrace } from '../src/scenario/report.ts';
+
+const SCN = `
+name: call-text
+devices: [{ name: gpu0, profile: h100 }]
+threads:
+  main:
+    - open: { path: /dev/vfio/devices/gpu0, as: dev }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 2, ranges: [{ offset: 0x2000, length: 4KiB }], as: buf }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 0, ranges: [{ offset: 16MiB - 4KiB, length: 4KiB }], expect: { errno: EINVAL } }
+    - mmap: { fd: dev, offset: 0, length: 2MiB, as: m }
+    - config_write: { fd: dev, reg: COMMAND, value: 0 }
+    - load: { addr: m, offset: 4096, width: 8, expect: { ok: true } }
+    - config_read: { fd: dev, reg: 0x44, width: 2 }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [set], feature: DMA_BUF_REVOKE, dmabuf_fd: buf }
+`;
+
+test('each step says its call: ioctl name and key arguments, config register and value, the address', () => {
+  const scn = parseScenario(SCN, 'call.yaml');
+  const { result } = runScenario(scn, { kernel: 'series-v8' });
+  assert.deepEqual(result.steps.map((s) => s.call), [
+    'open /dev/vfio/devices/gpu0 as dev',
+    'ioctl dev VFIO_DEVICE_FEATURE GET DMA_BUF region 2 [8KiB+4KiB] as buf',
+    'ioctl dev VFIO_DEVICE_FEATURE GET DMA_BUF region 0 [(16MiB-4KiB)+4KiB]',
+    'mmap dev offset 0 length 2MiB as m',
+    'config_write dev COMMAND = 0',
+    'load m+4KiB u64',
+    'config_read dev @0x44 u16',
+    'ioctl dev VFIO_DEVICE_FEATURE SET DMA_BUF_REVOKE dmabuf_fd buf',
+  ]);
+  // the trace prints them, and a failed expectation names the file and line of its step
+  const text = formatTrace(scn, result);
+  assert.match(text, /main +2 +ioctl dev VFIO_DEVICE_FEATURE GET DMA_BUF region 0 \[\(16MiB-4KiB\)\+4KiB\] +ok \d/);
+  assert.match(text, /EXPECTATION FAILED \(call\.yaml:8\): expected errno EINVAL, got ok/);
+  assert.match(text, /EXPECTATION FAILED \(call\.yaml:11\): expected ok, got SIGBUS/);
+});
