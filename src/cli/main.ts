@@ -1,5 +1,6 @@
 // The vfio-sim command.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { Presets, SingleBar } from 'cli-progress';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { didYouMean, kernelFor, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
@@ -75,19 +76,34 @@ export function kernelArg(v: string): string {
   throw new InvalidArgumentError(`unknown kernel ${v}${didYouMean(v, Object.keys(KERNELS))} (known: ${Object.keys(KERNELS).join(', ')})`);
 }
 
-/** A live progress line on a terminal (stderr), nothing otherwise. */
-function progressLine(enabled: boolean): ((p: Progress) => void) | undefined {
+/**
+ * A live progress line on a terminal (stderr; cli-progress), nothing otherwise: executions and their
+ * rate, distinct states, what is known of the work left (DPOR's choices pending on its stack; with
+ * jobs or a planned count, a bar), the depth reached and the time.
+ */
+type ProgressLine = ((p: Progress) => void) & { stop(): void };
+function progressLine(enabled: boolean): ProgressLine | undefined {
   if (!enabled) return undefined;
-  let last = 0;
-  return (p) => {
-    const now = Date.now();
-    if (now - last < 200) return;
-    last = now;
-    const rate = p.elapsedMs ? Math.round((p.executions * 1000) / p.elapsedMs) : 0;
-    const states = p.states !== undefined ? `, ${p.states} states` : '';
-    const jobs = p.jobs ? `, jobs ${p.jobs[0]}/${p.jobs[1]} done` : '';
-    process.stderr.write(`\r\x1b[K  ${p.executions} executions, ${rate}/s${states}${jobs}, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s`);
-  };
+  let bar: SingleBar | null = null;
+  const line = ((p: Progress) => {
+    const total = p.jobs?.[1] ?? p.total;
+    const payload = {
+      executions: p.executions,
+      rate: p.elapsedMs ? Math.round((p.executions * 1000) / p.elapsedMs) : 0,
+      states: p.states !== undefined ? `, ${p.states} states` : '',
+      pending: p.pending !== undefined ? `, ${p.pending} choice(s) pending` : '',
+      depth: p.depth,
+      secs: (p.elapsedMs / 1000).toFixed(1),
+    };
+    if (!bar) {
+      const what = '{executions} executions, {rate}/s{states}{pending}, depth {depth}, {secs} s';
+      bar = new SingleBar({ stream: process.stderr, format: total ? `  {bar} {value}/{total} ${p.jobs ? 'jobs' : 'runs'} | ${what}` : `  ${what}`, barsize: 20, hideCursor: true, clearOnComplete: true, fps: 10 }, Presets.shades_classic);
+      bar.start(total ?? 0, 0, payload);
+    }
+    bar.update(p.jobs?.[0] ?? p.executions, payload);
+  }) as ProgressLine;
+  line.stop = () => bar?.stop();
+  return line;
 }
 
 interface CheckOpts {
@@ -158,7 +174,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
     if (o.workers !== undefined && (!Number.isInteger(workers) || workers < 1)) throw new UsageError(`--workers: expected a count or auto, got ${o.workers}`);
     r = workers > 1 ? await exploreDporParallel(scn, workers, base) : workers === 1 ? { ...exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, base), mode: 'dpor' } : exploreDpor(scn, base);
   }
-  if (base.progress) process.stderr.write('\r\x1b[K');
+  base.progress?.stop();
   const extra: string[] = [];
   let naive: ExploreResult | null = null;
   // A counterexample with preemptions: look for one with fewer (CHESS iterative bounding).

@@ -247,7 +247,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
       counterexample ??= { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
       if (!opts.all) break;
     }
-    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0, ...(store ? { states: store.size } : {}) });
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0, pending: pendingChoices(), ...(store ? { states: store.size } : {}) });
     if (log?.invalid) return done(false);
     if (executions >= maxExec || (opts.maxMs !== undefined && Date.now() - t0 >= opts.maxMs)) return done(false);
     // backtrack: the deepest node with an unexplored, awake backtrack choice (a sleep-blocked
@@ -276,6 +276,16 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     replayTo = d + 1;
   }
   return done(false);
+
+  /** Backtrack choices on the stack not yet explored nor asleep: each is one more execution at least. */
+  function pendingChoices(): number {
+    let n = 0;
+    for (let d = fixed; d < stack.length; d++) {
+      const x = stack[d];
+      for (const q of x.backtrack) if (q !== x.chosen && !x.done.has(q) && !x.sleep.has(q)) n++;
+    }
+    return n;
+  }
 
   /**
    * Where a race of p's next step `e` with step i must be reversed. Read-only mutex sections

@@ -57,7 +57,7 @@ export function explorePct(scn: Scenario, runs: number, seed: number, opts: Expl
     if (ex.failure) {
       return { mode: `pct(d=${d}, seed=${seed})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: false, counterexample: { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) }, elapsedMs: Date.now() - t0 };
     }
-    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0 });
+    if (opts.progress && executions % 64 === 0) opts.progress({ executions, steps, depth: deepest, elapsedMs: Date.now() - t0, total: runs });
   }
   return { mode: `pct(d=${d}, seed=${seed})`, executions, sleepBlocked: 0, steps, maxDepth: deepest, complete: false, counterexample: null, elapsedMs: Date.now() - t0 };
 }

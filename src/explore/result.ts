@@ -41,6 +41,10 @@ export interface Progress {
   states?: number;
   /** a split search: jobs finished, of how many (what is known of the remaining work) */
   jobs?: [number, number];
+  /** DPOR: the choices on the search stack still to explore, each at least one more execution */
+  pending?: number;
+  /** randomized and bounded searches: executions planned in all */
+  total?: number;
 }
 
 export interface Counterexample extends Failure {
