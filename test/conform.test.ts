@@ -135,7 +135,7 @@ describe('comparison', () => {
     match: { scenario: pmd, op: config_read, kind: result, field: value }
     kernels: [v7.1, 'linux-*']
     reason: a difference written down for the test
-    spec: notes/linux-6.12-observed.md § ioctls
+    spec: docs/model-decisions.md (observed on Linux 6.12 in QEMU, scenarios/conform/ioctls-ivshmem.yaml)
 `);
   const scn = parseScenario(PMD_SCN, 'pmd.yaml');
   const p = prepare([scn], 'v7.1');

@@ -1,5 +1,7 @@
-// vfio_pci_dma_buf_find_pfn against spec/series.md §4.3 (definitions, algorithm, Examples A-D) and the
-// return-value table of §4.5, plus a property test against an independent reference.
+// vfio_pci_dma_buf_find_pfn ([PATCH v4 03/10] vfio/pci: Add a helper to look up PFNs for DMABUFs,
+// 2026-07-01) on worked examples (A: a PMD-aligned BAR offset, B: a misaligned one, C: a multi-range
+// straddle, D: a VMA split), its returns as vfio_pci_mmap_huge_fault() turns them into VM_FAULT_*
+// codes, plus a property test against an independent reference.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -40,7 +42,7 @@ const ok = (pfn: number) => ({ ret: 0, pfn });
 // A 2 MiB-aligned VA that is not 1 GiB-aligned (as the observed kernel picks them).
 const VA = 0x7f5a_3c40_0000;
 
-describe('spec/series.md §4.3 worked examples', () => {
+describe('find_pfn worked examples', () => {
   // Example A: BAR 2 at physical 0xE000_0000, 4 MiB mmapped at BAR offset 2 MiB to a 2 MiB-aligned VA.
   // adjust = 0x200 pages, vma_off = 0, one range {0xE020_0000, 4 MiB}.
   const exampleA = (k = kernel()) => setup(k, [{ paddr: 0xe020_0000, len: 4 * MiB }], 0x200, VA, 4 * MiB, 2 * INDEX_PAGES + 0x200, 'bar-mmap');
@@ -89,7 +91,7 @@ describe('spec/series.md §4.3 worked examples', () => {
   });
 });
 
-describe('spec/series.md §4.3 definitions and §4.5 returns', () => {
+describe('find_pfn definitions and returns', () => {
   test('vma_off strips the region index with the 40-bit mask and subtracts only the in-BAR adjust', () => {
     // BAR5 mapping at in-BAR page 7, split so that the VMA starts 3 pages later: buffer offset 3 pages
     const s = setup(kernel(), [{ paddr: 0x40_0000_0000, len: 64 * PAGE }], 7, VA, 16 * PAGE, 5 * INDEX_PAGES + 7 + 3, 'bar-mmap');
@@ -99,7 +101,7 @@ describe('spec/series.md §4.3 definitions and §4.5 returns', () => {
     assert.deepEqual(find(e, VA + PAGE, 0), ok(0x40_0000_0000 / PAGE + 6));
   });
 
-  test('the §4.5 table, case by case', () => {
+  test('the return table, case by case', () => {
     const paddr = 0x1_0000_0000;
     // VMA [VA+4K, VA+4K+4M), buffer 8 MiB one range, exported, pgoff 0
     const s = setup(kernel(), [{ paddr, len: 8 * MiB }], 0, VA + PAGE, 4 * MiB, 0);
@@ -161,7 +163,7 @@ interface Case {
 }
 
 /**
- * The reference: §4.3 "Semantics to model", written from the buffer's point of view and without the
+ * The reference: what find_pfn must compute, written from the buffer's point of view and without the
  * pgoff arithmetic: the VA ↔ buffer offset relation is linear from the VMA start, the buffer ↔ physical
  * relation is piecewise over back-to-back ranges; a huge page needs its VA block inside the VMA, its
  * buffer span inside one range and an aligned pfn.
@@ -265,7 +267,8 @@ describe('property: findPfn equals an independent reference', () => {
     for (const want of ['0:0', '9:0', '18:0', `9:${EAGAIN}`, `18:${EAGAIN}`, `0:${EFAULT}`]) assert.ok(seen.has(want), `outcome ${want} never generated (saw ${[...seen].join(', ')})`);
   });
 
-  // The same property must reject the design variants §11.3 lists for find_pfn: otherwise it checks nothing.
+  // The same property must reject the design variants src/explore/mutants.ts lists for find_pfn:
+  // otherwise it checks nothing.
   for (const [mutant, what] of [
     ['M9', 'no VMA-bounds check for order > 0'],
     ['M10', 'no pfn alignment check'],

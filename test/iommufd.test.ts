@@ -1,6 +1,6 @@
-// DMABUF importers: the dma-buf core's attach/map API with VFIO's kref path (spec/series.md §7.1,
-// §5.4), iommufd MAP_FILE of a VFIO DMABUF with revocation and no remap (spec/mainline.md §6,
-// spec/series.md §7.2), peer DMA through the IOMMU, and the iommu-revoked / decode-enabled invariants.
+// DMABUF importers: the dma-buf core's attach/map API with VFIO's kref path (vfio_pci_dma_buf_map(),
+// vfio_pci_dma_buf_set_status()), iommufd MAP_FILE of a VFIO DMABUF with revocation and no remap
+// (drivers/iommu/iommufd/pages.c, vfio_pci_dma_buf_iommufd_map()), peer DMA through the IOMMU, and the iommu-revoked / decode-enabled invariants.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createKernel, encode, decode, uapi, type SimKernel, type SimProcess } from '../src/index.ts';
@@ -92,7 +92,7 @@ function privOf(e: Env, fd: number): VfioPciDmaBuf {
 }
 
 describe('uAPI: <linux/iommufd.h>', () => {
-  test('struct iommu_ioas_map_file: size 40, fields at 0/4/8/12/16/24/32 (spec/mainline.md §6)', () => {
+  test('struct iommu_ioas_map_file: size 40, fields at 0/4/8/12/16/24/32 (include/uapi/linux/iommufd.h)', () => {
     assert.equal(I.iommu_ioas_map_file.size, 40);
     assert.deepEqual(I.iommu_ioas_map_file.fields.map((f) => [f.name, f.offset]), [['size', 0], ['flags', 4], ['ioas_id', 8], ['fd', 12], ['start', 16], ['length', 24], ['iova', 32]]);
     assert.equal(I.iommu_ioas_unmap.size, 24);
@@ -362,7 +362,7 @@ threads:
     - close: { fd: buf }
     - close: { fd: dev }
 `;
-  test('results follow DESIGN.md §3: u64 as hex, IOMMU fault as errno EIO with a detail', () => {
+  test('results follow the JSON output of README "The command": u64 as hex, IOMMU fault as errno EIO with a detail', () => {
     const { result } = runScenario(parseScenario(SCN));
     assert.equal(result.exit, 0, result.problems.join('\n'));
     const s = result.steps;

@@ -1,6 +1,6 @@
-// Scenario loading: every invalid scenario is refused with a message that names the file, the line and
-// the field (DESIGN.md §3: "2 the scenario is invalid (message names file, line and field)"), and the
-// CLI turns that into exit status 2 with the message on stderr.
+// Scenario loading: every invalid scenario is refused with a message that names the file, the line
+// and the field (README, "The command": exit 2 "invalid scenario (the message names file, line and
+// field)"), and the CLI turns that into exit status 2 with the message on stderr.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -85,7 +85,7 @@ describe('parseScenario errors name file, line and field', () => {
     expectUnknownKey('name: x\ndevices:\n  - name: gpu0\n    bars: [{ index: 0, size: 4KiB, cached: true }]\nthreads:\n  main: []\n', 4, 'devices.0.bars.0', 'cached');
   });
 
-  // DESIGN.md §3: the message names file, line and field. For an unknown key the field is the key and
+  // README, "The command": the message names file, line and field. For an unknown key the field is the key and
   // its line is the key's own line; the loader points at the enclosing map instead (zod reports
   // unrecognized keys at the object's path). Same line for flow maps, so only block maps show it.
   test('an unknown key in a multi-line map is reported at the key\'s own line, naming it as the field', () => {

@@ -1,6 +1,8 @@
 // mm through the API: where mmap puts a BAR mapping, which mmaps are refused, VMA splits, fork,
-// MAP_FIXED and user faults. Oracles: notes/linux-6.12-observed.md ("mmap argument checks", "faults"),
-// spec/mainline.md §2.8 and §5, spec/series.md §4.3 Example D, DESIGN.md §2.
+// MAP_FIXED and user faults. Oracles: Linux 6.12 (Debian's kernel) as observed in QEMU
+// (scenarios/conform/mmap-range-checks.yaml, mmap-region-index-checks.yaml, fault-*.yaml),
+// vfio_pci_core_mmap() in drivers/vfio/pci/vfio_pci_core.c, mm/memory.c, a VMA split as
+// vfio_pci_dma_buf_find_pfn() ([PATCH v4 03/10]) handles it, docs/model-decisions.md.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSteps } from './bundled.ts';
@@ -61,7 +63,7 @@ function lastFaults(sim: SimKernel): Array<[number, string]> {
 }
 const marker = (off: number) => 0x1000_0000_0000_0000n | BigInt(off);
 
-describe('mmap: the VA the kernel picks (observed on 6.12, DESIGN.md §2)', () => {
+describe('mmap: the VA the kernel picks (observed on 6.12, docs/model-decisions.md)', () => {
   test('length ≥ 2 MiB: VA ≡ file offset (mod 2 MiB) and never 1 GiB-aligned', () => {
     const e = env();
     const bar2 = regionInfo(e.p, e.fd, 2).offset;
@@ -97,7 +99,7 @@ describe('mmap: the VA the kernel picks (observed on 6.12, DESIGN.md §2)', () =
   });
 });
 
-describe('mmap: argument checks (observed on 6.12, spec/mainline.md §2.8)', () => {
+describe('mmap: argument checks (observed on 6.12, vfio_pci_core_mmap())', () => {
   test('length 0, an unaligned offset and MAP_PRIVATE are EINVAL', () => {
     const e = env();
     assert.equal(errnoOf(() => e.p.mmap(0, 0, RW, MAP_SHARED, e.fd, IDX(2))), 'EINVAL');
@@ -183,7 +185,7 @@ describe('fault dispatch: PUD → PMD → PTE with per-VMA-lock retry (observed 
     assert.deepEqual(e.sim.violations, []);
   });
 
-  test('after 4 KiB faults a 2 MiB span keeps its PTE table: no PMD fault there any more (spec/mainline.md §5.2)', () => {
+  test('after 4 KiB faults a 2 MiB span keeps its PTE table: no PMD fault there any more (mm/memory.c, __handle_mm_fault())', () => {
     const e = env();
     const va = e.p.mmap(0x7e00_0020_0000, 4 * MiB, RW, MAP_SHARED | MAP_FIXED, e.fd, IDX(2) + PAGE);
     e.p.load(va, 8);
@@ -223,7 +225,7 @@ describe('munmap and VMA splits', () => {
     assert.deepEqual(e.sim.violations, []);
   });
 
-  test('munmap of the first page (spec/series.md §4.3 Example D): the survivor maps the same physical pages', () => {
+  test('munmap of the first page (a VMA split, as find_pfn of v4 03/10 handles it): the survivor maps the same physical pages', () => {
     const e = env();
     const base = 2 * MiB;
     for (const o of [0, PAGE, 5 * PAGE, 2 * MiB + 8]) poke(e, 2, base + o, marker(base + o));

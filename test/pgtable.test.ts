@@ -1,5 +1,6 @@
 // The sparse page table: three real levels (PUD 1 GiB, PMD 2 MiB, PTE 4 KiB), huge leaves that zap
-// as units (spec/mainline.md §5.3), tables that survive a zap (§5.2), and copy for fork.
+// as units (mm/memory.c, unmap_mapping_range()), tables that survive a zap (docs/model-decisions.md,
+// "Faults"), and copy for fork.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { PageTable, type Leaf } from '../src/kernel/mm/pgtable.ts';

@@ -108,7 +108,7 @@ describe('RwSem', () => {
 
   test('release hands the lock to the head waiter: one writer, then the readers at the head of the queue', () => {
     // Only queues whose readers all sit ahead of the next writer: how Linux treats readers queued
-    // *behind* a writer (rwsem_mark_wake wakes them too) is not something the spec settles.
+    // *behind* a writer (rwsem_mark_wake wakes them too) is left out: the model's sources do not settle it.
     const s = new Sched();
     const sem = new RwSem(s, 'l', 'l');
     const log: string[] = [];

@@ -1,6 +1,8 @@
-// vfio-pci through the API: device and region info (checked against notes/linux-6.12-observed.md for
-// the ivshmem profile), revocation by every trigger of spec/series.md §5.2, un-revoke, explicit DMABUF
-// revocation (§6.3), and the device-file lifetime of BAR mmaps (§3.2, §5.6, §5.7).
+// vfio-pci through the API: device and region info (checked for the ivshmem profile against Linux 6.12
+// as observed in QEMU, scenarios/conform/ioctls-ivshmem.yaml), revocation by every trigger of
+// [PATCH v4 07/10] vfio/pci: Clean up BAR zap and revocation, un-revoke, explicit DMABUF revocation
+// (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE, v4 09/10), and the device-file lifetime of BAR mmaps
+// (vfio_pci_core_mmap_prep_dmabuf() and vfio_pci_dma_buf_release(), v4 04/10).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSteps } from './bundled.ts';
@@ -131,7 +133,7 @@ describe('VFIO_DEVICE_GET_REGION_INFO (observed on 6.12 with ivshmem)', () => {
     const e = env('ivshmem');
     const r = regionInfo(e.p, e.fd, 7);
     assert.deepEqual([r.size, r.offset, r.flags], [0x100, 0x700_0000_0000, 0x3]);
-    // and a PCIe device has 4 KiB of config space (spec/mainline.md §1.4: pdev->cfg_size)
+    // and a PCIe device has 4 KiB of config space (vfio_pci_core.c reports pdev->cfg_size)
     const h = env('h100');
     assert.equal(regionInfo(h.p, h.fd, 7).size, 0x1000);
   });
@@ -141,7 +143,7 @@ describe('VFIO_DEVICE_GET_REGION_INFO (observed on 6.12 with ivshmem)', () => {
     assert.equal(errnoOf(() => regionInfo(e.p, e.fd, 9)), 'EINVAL');
     assert.equal(errnoOf(() => regionInfo(e.p, e.fd, 2, 8)), 'EINVAL');
   });
-  test('a BAR holding the MSI-X table advertises MSIX_MAPPABLE (CAPS) and stays mmap-able (spec/mainline.md §1.4, §2.8)', () => {
+  test('a BAR holding the MSI-X table advertises MSIX_MAPPABLE (CAPS) and stays mmap-able (vfio_pci_core.c: region info and vfio_pci_core_mmap())', () => {
     const e = env('h100');
     const r = regionInfo(e.p, e.fd, 0);
     assert.equal(r.flags & 0x7, 0x7);
@@ -201,7 +203,7 @@ describe('pread/pwrite on regions (observed on 6.12 with ivshmem)', () => {
   });
 });
 
-// ---- revocation: spec/series.md §5.2 triggers, §5.4 state machine, §4.2 fault path ----
+// ---- revocation: the triggers of v4 07/10, vfio_pci_dma_buf_set_status(), vfio_pci_mmap_huge_fault() ----
 
 /** h100 BAR0 (16 MiB) mapped 2 MiB at BAR offset 0: the one shape v4's [0, size) zap fully covers. */
 function mappedBar0(kernel?: string) {
@@ -221,7 +223,7 @@ describe('revocation and un-revocation of a BAR mmap', () => {
     assert.deepEqual(lastFaults(e.sim), [[9, 'SIGBUS']], 'observed: 9 → SIGBUS, no fallback to order 0');
     assert.equal(signalOf(() => e.p.store(va + 0x1000, 4, 1)), 'SIGBUS');
     assert.equal(cfgRead(e, R.PCI_COMMAND, 2) & R.PCI_COMMAND_MEMORY, 0);
-    // a new mapping while memory is disabled succeeds; its first touch SIGBUSes (observed; series §3.1)
+    // a new mapping while memory is disabled succeeds; its first touch SIGBUSes (observed on 6.12; vfio_pci_core_mmap())
     const va2 = e.p.mmap(0, PAGE, RW, MAP_SHARED, e.fd, IDX(0) + 4 * MiB);
     assert.equal(signalOf(() => e.p.load(va2, 4)), 'SIGBUS');
     cfgWrite(e, R.PCI_COMMAND, 2, R.PCI_COMMAND_MEMORY);
@@ -287,12 +289,12 @@ describe('revocation and un-revocation of a BAR mmap', () => {
     assert.deepEqual(invariantsBroken(e.sim), []);
   });
 
-  // spec/series.md §5.4 (analyst observation §9.7 item 33, "corrected after checking the patch text"):
+  // docs/zap-range-finding.md (checked against the text of v4 05/10 and vfio_pci_dma_buf_set_status()):
   // v4 zaps DMABUF-file offsets [0, size) while a BAR mmap VMA keeps the region index in vm_pgoff, so
   // entries of a BAR >= 1 mapping, and of a BAR0 mapping past the first `size` pages of pgoff, survive a
   // temporary revocation. New faults still SIGBUS. The no-stale-pte and decode-enabled invariants must
   // report it. The pre-series kernel (v7.1) zapped the device inode and SIGBUSes, as 6.12 was observed to.
-  test('series-v4: an already-faulted BAR2 PMD survives COMMAND clear (§5.4) and the invariants report it', () => {
+  test('series-v4: an already-faulted BAR2 PMD survives COMMAND clear (the zap range) and the invariants report it', () => {
     const e = env('ivshmem', {}, 'series-v4');
     const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(2) + 2 * MiB);
     e.p.store(va + 8, 8, 0x0123_4567_89ab_cdefn);
@@ -305,7 +307,7 @@ describe('revocation and un-revocation of a BAR mmap', () => {
     assert.ok(broken.includes('decode-enabled'), `decode-enabled reported (got ${broken.join(', ')})`);
   });
 
-  test('series-v4: BAR0 mapped at a 2 MiB offset is zapped only where pgoff < size (§5.4)', () => {
+  test('series-v4: BAR0 mapped at a 2 MiB offset is zapped only where pgoff < size (the zap range)', () => {
     const e = env('h100', {}, 'series-v4');
     // size 4 MiB = 1024 pages, vm_pgoff 512..1535: pages 512..1023 (the first 2 MiB of the VMA) are zapped
     const va = e.p.mmap(0, 4 * MiB, RW, MAP_SHARED, e.fd, IDX(0) + 2 * MiB);
@@ -337,7 +339,7 @@ describe('revocation and un-revocation of a BAR mmap', () => {
   });
 });
 
-// ---- explicit DMABUFs: spec/series.md §6.1-6.3, §3.4 ----
+// ---- explicit DMABUFs: VFIO_DEVICE_FEATURE_DMA_BUF, _REVOKE, _MEMATTR, vfio_pci_dma_buf_mmap() ----
 
 function exportDmaBuf(e: Env, region: number, ranges: Array<[number, number]>): number {
   const hdr = uapi.vfio_device_feature.size, fh = uapi.vfio_device_feature_dma_buf.size, rs = uapi.vfio_region_dma_range.size;
@@ -382,7 +384,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
     assert.equal(errnoOf(() => revokeDmaBuf(e, e.fd)), 'EINVAL', 'an fd that is not a DMABUF');
   });
 
-  test('a multi-range DMABUF maps its ranges back to back; a non-zero mmap offset starts in range 1 (§10 step 10)', () => {
+  test('a multi-range DMABUF maps its ranges back to back; a non-zero mmap offset starts in range 1 (vfio_dmabuf_mmap_test.c step 10)', () => {
     const e = env('h100');
     poke(e, 2, 0, 0xa0n);
     poke(e, 2, 7 * PAGE, 0xb0n);
@@ -399,7 +401,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
     assert.deepEqual(invariantsBroken(e.sim), []);
   });
 
-  test('revoking a buffer that is already TEMP_REVOKED makes it PERM: re-enabling memory does not bring it back (§6.3 step 4, §5.4)', () => {
+  test('revoking a buffer that is already TEMP_REVOKED makes it PERM: re-enabling memory does not bring it back (REVOKE from TEMP_REVOKED, v4 09/10)', () => {
     const e = env('h100');
     const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
     const m = e.p.mmap(0, 2 * MiB, RW, MAP_SHARED, dbuf, 0);
@@ -412,7 +414,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
     assert.deepEqual(invariantsBroken(e.sim), []);
   });
 
-  test('revoking a buffer of another device is ENODEV (§6.3 step 3)', () => {
+  test('revoking a buffer of another device is ENODEV (v4 09/10)', () => {
     const sim = createKernel({ devices: [{ name: 'dev0', profile: 'h100' }, { name: 'dev1', profile: 'h100' }] });
     const p = sim.spawn();
     const a: Env = { sim, p, fd: p.open('/dev/vfio/devices/dev0') };
@@ -422,7 +424,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
     revokeDmaBuf(a, dbuf);
   });
 
-  test('MEMATTR WC applies to later mmaps only; an unknown attribute is ENOENT; GET is EINVAL (§6.4)', () => {
+  test('MEMATTR WC applies to later mmaps only; an unknown attribute is ENOENT; GET is EINVAL (v4 10/10)', () => {
     const e = env('h100', {}, 'series-v4'); // the feature is gone from v6
     const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
     const memattr = (flags: number, value: number) => {
@@ -443,7 +445,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
     assert.equal(errnoOf(() => memattr(uapi.VFIO_DEVICE_FEATURE_GET, 0)), 'EINVAL');
   });
 
-  test('mmap of an exported DMABUF while memory is disabled (TEMP_REVOKED) is ENODEV (§3.4 step 1)', () => {
+  test('mmap of an exported DMABUF while memory is disabled (TEMP_REVOKED) is ENODEV (vfio_pci_dma_buf_mmap(), v4 08/10)', () => {
     const e = env('h100');
     const dbuf = exportDmaBuf(e, 2, [[0, 2 * MiB]]);
     cfgWrite(e, R.PCI_COMMAND, 2, 0);
@@ -453,7 +455,7 @@ describe('explicit DMABUF revocation (VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE)', () =
   });
 });
 
-describe('device-file lifetime of BAR mmaps (spec/series.md §3.2, §5.6, §5.7)', () => {
+describe('device-file lifetime of BAR mmaps (priv->vfile, v4 04/10)', () => {
   test('closing the device fd while mapped keeps loads working until munmap; then the device is closed', () => {
     const e = env('ivshmem');
     const vdev = vdevOf(e);
@@ -490,7 +492,7 @@ describe('device-file lifetime of BAR mmaps (spec/series.md §3.2, §5.6, §5.7)
     e.p.store(va, 4, 0x42);
     const child = e.p.fork();
     assert.ok(child.proc.mm.pt.lookup(va));
-    // the zap of the buffer's file reaches every VMA of it, in every process (§5.4 step 3)
+    // the zap of the buffer's file reaches every VMA of it, in every process (unmap_mapping_range() on the DMABUF file)
     cfgWrite(e, R.PCI_COMMAND, 2, 0);
     assert.equal(child.proc.mm.pt.lookup(va), null);
     assert.equal(signalOf(() => child.load(va, 4)), 'SIGBUS');

@@ -1,4 +1,4 @@
-// The real kernel's raw facts (the executor's JSON lines) as DESIGN.md §3 step results, and their
+// The real kernel's raw facts (the executor's JSON lines) as `run --json` step results, and their
 // comparison with the model's, step by step. A few things cannot be equal by construction and are
 // normalized, each for the reason given at NORMALIZED; every other difference is either covered
 // by an entry of the reviewed data file (data/conform-differences.yaml) or flagged.

@@ -15,7 +15,7 @@ import { classify, type ExpectedEntry, type Kind } from './expected.ts';
 export const DEFAULT_KERNELS: [string, string] = ['v7.1', 'series-v4'];
 
 /**
- * The invariants of DESIGN.md §4 that the model checks, in that order (iommu-revoked joins the table
+ * The invariants of docs/invariants.md that the model checks, in that order (iommu-revoked joins the table
  * once a run reports it); any other name a run reports is listed after them.
  */
 export const INVARIANTS = ['decode-enabled', 'no-stale-pte', 'pfn-in-buffer', 'huge-aligned', 'lifetime', 'no-leak', 'no-deadlock'];

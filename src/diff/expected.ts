@@ -1,6 +1,6 @@
 // The reviewed list of expected differences between kernels (data/expected-differences.yaml): each
 // entry matches differences by op, kind, field (and optionally step arguments and each kernel's
-// value) for a pair of kernels, and gives the reason with a spec reference. A difference no entry
+// value) for a pair of kernels, and gives the reason with a reference. A difference no entry
 // matches is flagged.
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, type Node } from 'yaml';
@@ -40,8 +40,8 @@ const entry = z
     /** the two kernels (glob patterns) the entry is about; it applies to a diff of them in either order */
     kernels: z.tuple([z.string().min(1), z.string().min(1)]),
     reason: z.string().min(10),
-    /** where it is documented: a spec section, a docs/ page, a patch Message-ID or a lab commit */
-    spec: z.string().regex(/(spec\/(series|mainline)\.md|DESIGN\.md|notes\/[\w.-]+\.md) §|docs\/[\w.-]+\.md|Message-ID \S+@\S+|opsound\/linux [0-9a-f]{8}/, 'a reference such as "spec/series.md §3.2", "docs/kernels.md" or "Message-ID <id>"'),
+    /** where it is documented: a docs/ page, a patch with its thread's Message-ID, or a lab commit */
+    spec: z.string().regex(/(spec\/(series|mainline)\.md|DESIGN\.md|notes\/[\w.-]+\.md) §|docs\/[\w.-]+\.md|Message-ID \S+@\S+|opsound\/linux [0-9a-f]{8}/, 'a reference such as "docs/kernels.md", "Message-ID <id>" or "opsound/linux <commit>"'),
   })
   .strict()
   .superRefine((e, ctx) => {

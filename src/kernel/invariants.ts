@@ -1,4 +1,4 @@
-// The safety invariants of DESIGN.md §4, checked over the whole machine state. Event-time checks
+// The safety invariants of docs/invariants.md, checked over the whole machine state. Event-time checks
 // (decode-enabled at the access, use-after-free at the use, kref underflow) are raised where they
 // happen; this file checks what a state must satisfy between steps.
 import type { Kernel } from './kernel.ts';

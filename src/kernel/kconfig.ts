@@ -1,5 +1,6 @@
 // The Kconfig symbols that change behaviour, with the series' select / def_bool / depends rules
-// (spec/series.md §8) resolved the way Kconfig would.
+// ([PATCH v4 02/10] PCI/P2PDMA: Add CONFIG_PCI_P2PDMA_CORE and v4 05/10, 2026-07-01) resolved the
+// way Kconfig would.
 export interface Kconfig {
   /** 64-bit build (PCI_P2PDMA depends on it; the series keeps "depends on 64BIT") */
   '64BIT': boolean;

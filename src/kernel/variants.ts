@@ -1,5 +1,5 @@
 // The kernels vfio-sim models. Shared code stays shared; each difference is a named switch, with the
-// spec section it comes from.
+// patch or kernel function it comes from.
 export interface KernelVariant {
   name: string;
   description: string;
@@ -7,34 +7,40 @@ export interface KernelVariant {
   base: string;
   /** when the series version was posted (absent: a mainline release or a named fix) */
   posted?: string;
-  /** series patch 05: every BAR mmap goes through a single-range DMABUF (spec/series.md §3.1-3.2) */
+  /**
+   * series patch 05: every BAR mmap goes through a single-range DMABUF (vfio_pci_core_mmap() ->
+   * vfio_pci_core_mmap_prep_dmabuf(), [PATCH v4 05/10] vfio/pci: Convert BAR mmap() to use a DMABUF)
+   */
   barMmapViaDmabuf: boolean;
   /**
-   * Before the series every revoke zapped the device inode first (vfio_pci_zap_and_down_write_memory_lock,
-   * spec/mainline.md §2.3-2.5); the series zaps only through DMABUFs unless zap_bars_on_revoke.
+   * Before the series every revoke zapped the device inode first
+   * (vfio_pci_zap_and_down_write_memory_lock, drivers/vfio/pci/vfio_pci_core.c and
+   * vfio_pci_config.c); the series zaps only through DMABUFs unless zap_bars_on_revoke.
    */
   inodeZapFirst: boolean;
   /**
-   * The DMABUF zap of set_status covers file offsets [0, size) in v4 (spec/series.md §5.4 and §9.7
-   * item 33); the later code zaps the whole file (length 0).
+   * The DMABUF zap of set_status covers file offsets [0, size) in v4 (vfio_pci_dma_buf_set_status(),
+   * docs/zap-range-finding.md); the later code zaps the whole file (length 0).
    */
   dmabufZapWholeFile: boolean;
   /** mm: faults first under the per-VMA lock, retried under mmap_lock (seen on 6.12) */
   perVmaLock: boolean;
   /**
    * series patch 08: VFIO's dma_buf_ops have .mmap, so an exported DMABUF fd can be mmap()ed
-   * (spec/series.md §3.4, §6.2). Before the series there is no .mmap and dma_buf_mmap_internal returns
-   * -EINVAL (spec/mainline.md §3.3, §4.5).
+   * (vfio_pci_dma_buf_mmap(), [PATCH v4 08/10] vfio/pci: Support mmap() of a VFIO DMABUF). Before the
+   * series there is no .mmap and dma_buf_mmap_internal() (drivers/dma-buf/dma-buf.c) returns -EINVAL.
    */
   dmabufMmap: boolean;
   /**
-   * series patch 09: VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE (13) exists (spec/series.md §6.3). Before the
-   * series it is an unknown feature: vfio_pci_core_ioctl_feature returns -ENOTTY (spec/mainline.md §3.2).
+   * series patch 09: VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE (13) exists ([PATCH v4 09/10] vfio/pci:
+   * Permanently revoke a DMABUF on request). Before the series it is an unknown feature:
+   * vfio_pci_core_ioctl_feature() returns -ENOTTY (drivers/vfio/pci/vfio_pci_core.c).
    */
   featureDmaBufRevoke: boolean;
   /**
-   * series patch 10: VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR (14) exists (spec/series.md §6.4); before the
-   * series, unknown feature → -ENOTTY (spec/mainline.md §3.2).
+   * series patch 10: VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR (14) exists ([PATCH v4 10/10] vfio/pci: Add
+   * mmap() attributes to DMABUF feature); before the series, unknown feature → -ENOTTY
+   * (vfio_pci_core_ioctl_feature()).
    */
   featureDmaBufMemattr: boolean;
   /**
@@ -123,14 +129,14 @@ const SERIES_V6: KernelVariant = {
 export const KERNELS: Record<string, KernelVariant> = {
   'series-v4': SERIES_V4,
   /**
-   * v4 with the smallest fix for spec/series.md §9.7 item 33 (zap range, §5.4): set_status zaps the
-   * DMABUF's whole file (unmap_mapping_range(f_mapping, 0, 0, true): length 0 is "to the end of the
-   * file", every pgoff), as the later lab code of the series does (opsound/linux 0bdee75e7b0c, quoted
-   * in §5.4). A BAR-mmap VMA keeps its index-encoded vm_pgoff (index << 28 pages | BAR page offset,
-   * §3.2), which the [0, size) hole of v4 misses for BAR >= 1 and for BAR0 at a non-zero offset, so
-   * those PTEs survived memory disable, D3hot and reset. (The later code's other change, the
-   * full-vm_pgoff adjust, is a refactor: v4's masked find_pfn arithmetic already gives the right
-   * offsets, so it is not needed for the fix.)
+   * v4 with the smallest fix for the zap-range finding (docs/zap-range-finding.md): set_status zaps
+   * the DMABUF's whole file (unmap_mapping_range(f_mapping, 0, 0, true): length 0 is "to the end of
+   * the file", every pgoff), as the later lab code of the series does (opsound/linux 0bdee75e7b0c).
+   * A BAR-mmap VMA keeps its index-encoded vm_pgoff (index << 28 pages | BAR page offset, as
+   * vfio_pci_core_mmap_prep_dmabuf() leaves it), which the [0, size) hole of v4 misses for BAR >= 1
+   * and for BAR0 at a non-zero offset, so those PTEs survived memory disable, D3hot and reset. (The
+   * later code's other change, the full-vm_pgoff adjust, is a refactor: v4's masked find_pfn
+   * arithmetic already gives the right offsets, so it is not needed for the fix.)
    */
   'series-v4-fixed': {
     ...SERIES_V4,

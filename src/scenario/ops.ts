@@ -89,7 +89,7 @@ function toLe(v: bigint, width: number): Uint8Array {
   for (let i = 0; i < width; i++) b[i] = Number((v >> BigInt(8 * i)) & 0xffn);
   return b;
 }
-/** u64-typed values print as hex strings, narrower ones as numbers (DESIGN.md §3). */
+/** u64-typed values print as hex strings, narrower ones as numbers (README, "The command"). */
 export const asJson = (v: bigint, width: number) => (width >= 8 ? hex(v) : Number(v));
 export function outFields(layout: Layout, bytes: Uint8Array, skip: string[] = []): { out: Record<string, unknown>; bind: Record<string, bigint> } {
   const d = decode(layout, bytes);
@@ -345,10 +345,10 @@ function* iommufdFdOf(env: OpEnv, a: Record<string, unknown>): KGen<number> {
 
 /**
  * The iommufd and importer operations. A peer device's DMA that the IOMMU refuses (no translation
- * for the IOVA, or a mapping without the needed permission) is reported as `{ "errno": "EIO" }` with
- * "IOMMU fault at iova …" in the step's detail: DESIGN.md §3 allows a step exactly ok, errno or
- * signal, and a dropped DMA transaction reaches the device's driver as an I/O error (vfio-pci's own
- * BAR read with memory disabled is EIO too).
+ * for the IOVA, or a mapping without the needed permission) is reported as `{ "errno": "EIO" }`
+ * with "IOMMU fault at iova …" in the step's detail: a step's result is exactly ok, errno or signal
+ * (README, "The command"), and a dropped DMA transaction reaches the device's driver as an I/O
+ * error (vfio-pci's own BAR read with memory disabled is EIO too).
  */
 function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const { k, proc: p, res } = env;

@@ -1,4 +1,4 @@
-// The result of one run: the JSON document of DESIGN.md §3 and the readable trace.
+// The result of one run: the JSON document (README, "The command") and the readable trace.
 import pc from 'picocolors';
 import { finalState, describe, runSequential, ScenarioRun, type RunOptions, type StepOut } from './runner.ts';
 import { isExpected, type Scenario } from './loader.ts';

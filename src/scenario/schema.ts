@@ -1,4 +1,4 @@
-// The scenario file format (DESIGN.md §2) as zod schemas. Steps are one-key maps; each operation has
+// The scenario file format (docs/scenario-format.md) as zod schemas. Steps are one-key maps; each operation has
 // its own argument schema. Numbers may be names bound by `as:` (checked when the step runs).
 import { z } from 'zod';
 import { isErrnoName } from '../uapi/errno.ts';

@@ -67,5 +67,5 @@ export function refsOf(e: Expr): string[] {
   return e.filter((t) => t.ref !== undefined).map((t) => t.ref!);
 }
 
-/** Hex for u64-typed results, as DESIGN.md §3 wants. */
+/** Hex for u64-typed results, as the JSON output wants (README, "The command"). */
 export const hex = (v: bigint | number) => `0x${BigInt.asUintN(64, BigInt(v)).toString(16)}`;

@@ -1,6 +1,6 @@
 // <uapi/linux/iommufd.h>: the ioctls of /dev/iommu the model implements, their numbers and struct
 // layouts (x86-64). IOMMUFD_TYPE is ';' like VFIO's, with commands from 0x80 (VFIO's stop below).
-// Layouts as spec/mainline.md §6 gives them for iommu_ioas_map_file; the others from the same header.
+// Layouts of iommu_ioas_map_file and the others as include/uapi/linux/iommufd.h has them.
 import { _IO } from './ioctl.ts';
 import { cstruct } from './struct.ts';
 

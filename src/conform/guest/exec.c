@@ -1,7 +1,7 @@
 /*
  * vfio-sim-exec: runs compiled vfio-sim scenarios on a real Linux kernel (inside the conformance
  * guest) and writes one JSON line of raw facts per step. The host side (src/conform/) compiles the
- * scenarios, turns these facts into DESIGN.md §3 results and diffs them with the model's.
+ * scenarios, turns these facts into `run --json` step results and diffs them with the model's.
  *
  *   vfio-sim-exec [--no-probe] PROGRAM [OUTPUT]   (OUTPUT defaults to stdout)
  *

@@ -1,6 +1,6 @@
-// drivers/dma-buf/dma-buf.c: export, fds, mmap of a dma-buf fd, attachments and invalidation, and the
-// importer side (spec/mainline.md §4.2-4.3): dynamic and static attach, detach, map/unmap of an
-// attachment under the resv lock, pin/unpin.
+// drivers/dma-buf/dma-buf.c: export, fds, mmap of a dma-buf fd, attachments and invalidation, and
+// the importer side (dma_buf_dynamic_attach(), dma_buf_invalidate_mappings()): dynamic and static
+// attach, detach, map/unmap of an attachment under the resv lock, pin/unpin.
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, Mutex, type KGen } from '../sched/sched.ts';
@@ -156,7 +156,10 @@ export function* dma_buf_invalidate_mappings(k: Kernel, dmabuf: DmaBuf): KGen {
   for (const a of [...dmabuf.attachments]) if (a.importer_ops?.invalidate_mappings) yield* a.importer_ops.invalidate_mappings(k, a);
 }
 
-/** dma_buf_attach_revocable: a dynamic importer that handles invalidation (spec/mainline.md §4.3). */
+/**
+ * dma_buf_attach_revocable: a dynamic importer that handles invalidation (Leon Romanovsky's
+ * "dma-buf revoke" v5, 2026-01-24).
+ */
 export function dma_buf_attach_revocable(attach: DmaBufAttachment): boolean {
   return !!attach.importer_ops?.invalidate_mappings;
 }

@@ -1,11 +1,13 @@
 // A generic DMABUF importer: the driver of a peer device (an RDMA NIC, say) that userspace asks to
 // attach to a DMABUF fd, map it for the device's DMA, unmap and detach. It exercises the dma-buf
-// core's importer API (spec/mainline.md §4.2) and VFIO's map/unmap kref path (spec/series.md §7.1,
-// §5.4): every live mapping holds a kref, and a revoker waits in set_status until each is unmapped.
+// core's importer API (drivers/dma-buf/dma-buf.c) and VFIO's map/unmap kref path
+// (vfio_pci_dma_buf_map/unmap, vfio_pci_dma_buf_set_status()): every live mapping holds a kref, and
+// a revoker waits in set_status until each is unmapped.
 //
 // A revocable importer's invalidate_mappings only records that it was told: the importer must then
 // unmap from its own thread (the scenario's `dmabuf_unmap`), and until it does the revoker blocks
-// ("This might block userspace, waiting on importers to detach", spec/series.md §6.3).
+// ("This might block userspace, waiting on importers to detach": [PATCH v4 09/10] vfio/pci:
+// Permanently revoke a DMABUF on request).
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, type KGen } from '../sched/sched.ts';

@@ -1,8 +1,8 @@
-// drivers/iommu/iommufd/io_pagetable.c and pages.c, reduced to what a DMABUF import needs
-// (spec/mainline.md §6, spec/series.md §7.2): an IOAS with its areas (IOVA ranges), the iopt_pages
-// of a DMABUF (the physical range VFIO handed over through the private interconnect), the IOMMU
-// domain of the peer device attached to the IOAS, MAP_FILE of a DMABUF, UNMAP, and the revoke
-// callback (iopt_revoke_notify). Peer DMA goes through the domain.
+// drivers/iommu/iommufd/io_pagetable.c and pages.c, reduced to what a DMABUF import needs (Jason
+// Gunthorpe's "iommufd: Add DMABUF to iopt_pages", vfio_pci_dma_buf_iommufd_map()): an IOAS with
+// its areas (IOVA ranges), the iopt_pages of a DMABUF (the physical range VFIO handed over through
+// the private interconnect), the IOMMU domain of the peer device attached to the IOAS, MAP_FILE of
+// a DMABUF, UNMAP, and the revoke callback (iopt_revoke_notify). Peer DMA goes through the domain.
 //
 // The peer device is implicit: every IOAS has one domain (the hw_pagetable the peer device's
 // attachment would auto-create), filled as areas are mapped. Its IOVA alignment is PAGE_SIZE.

@@ -1,6 +1,6 @@
 // drivers/iommu/iommufd/main.c and ioas.c: /dev/iommu contexts, their objects (IOAS only), and the
 // ioctls a DMABUF import uses: IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_UNMAP and
-// IOMMU_DESTROY (spec/mainline.md §6). Each open of /dev/iommu is one context; closing its last fd
+// IOMMU_DESTROY (include/uapi/linux/iommufd.h). Each open of /dev/iommu is one context; closing its last fd
 // destroys every IOAS, which unmaps every area and releases the DMABUF attachments.
 //
 // Object ids are per context from 1, as iommufd's xarray allocates them.

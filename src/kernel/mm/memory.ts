@@ -115,7 +115,7 @@ export function* handle_mm_fault(k: Kernel, vmf: VmFaultCtx): KGen<VmFault> {
   const ops = vma.vm_ops;
   if (!ops) return VM_FAULT_SIGBUS; // only VM_PFNMAP file mappings are modelled
   // Huge PFN-map faults need THP "always": with "madvise" a VMA needs VM_HUGEPAGE, which vfio-pci
-  // never sets (spec/mainline.md §5.2); with "never" there are none.
+  // never sets (mm/huge_memory.c, __thp_vma_allowable_orders()); with "never" there are none.
   const thp = k.config.thp === 'always' && ops.huge_fault;
   yield ev('pud_none', '', 'r', undefined, [mm.ptSlot(vmf.address, 2, 'r')]);
   if (thp && k.config.ARCH_SUPPORTS_PUD_PFNMAP && mm.pt.pudNone(vmf.address)) {

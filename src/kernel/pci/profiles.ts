@@ -1,5 +1,5 @@
-// Example device profiles, from real lspci listings (spec/mainline.md §7 gives each source). A
-// scenario device may say `profile: h100` and override any field.
+// Example device profiles, from real lspci listings in public issues (each profile's `source` names
+// its own). A scenario device may say `profile: h100` and override any field.
 import type { PciDevDesc } from './device.ts';
 
 export interface Profile {
@@ -58,7 +58,7 @@ export const PROFILES: Profile[] = [
   {
     id: 'ivshmem',
     title: 'QEMU ivshmem-plain: 256-byte register BAR0 and a 2 GiB RAM BAR2 (64-bit prefetchable)',
-    source: 'notes/linux-6.12-observed.md: the device real Linux 6.12 was driven with (REGION_INFO: BAR0 size 0x100, BAR2 size 0x80000000)',
+    source: 'the device Linux 6.12 (Debian\'s kernel) was observed with in QEMU (REGION_INFO: BAR0 size 0x100, BAR2 size 0x80000000; scenarios/conform/ioctls-ivshmem.yaml)',
     desc: {
       bdf: '0000:01:00.0', vendor: 0x1af4, device: 0x1110, bus: 'bridge', capabilities: { pm: false, pcie: false, flr: false }, intPin: 0, command: SEABIOS_COMMAND,
       bars: [

@@ -180,10 +180,10 @@ const vfio_pci_dmabuf_ops_nodmabuf_v6: DmaBufOps = {
 };
 
 /**
- * vfio_pci_dma_buf_map (map_dma_buf, resv held, spec/series.md §7.1): -ENODEV unless OK; the table
- * lists the buffer's ranges (the model maps peer-to-peer by bus address, the through-a-switch case,
- * so no IOVA is allocated and no distance check fails); each mapping holds a kref, which is what a
- * revoker waits on.
+ * vfio_pci_dma_buf_map (map_dma_buf, resv held; drivers/vfio/pci/vfio_pci_dmabuf.c): -ENODEV unless
+ * OK; the table lists the buffer's ranges (the model maps peer-to-peer by bus address, the
+ * through-a-switch case, so no IOVA is allocated and no distance check fails); each mapping holds a
+ * kref, which is what a revoker waits on.
  */
 function* vfio_pci_dma_buf_map(k: Kernel, attach: DmaBufAttachment): KGen<SgTable | number> {
   const priv = attach.dmabuf.priv as VfioPciDmaBuf;

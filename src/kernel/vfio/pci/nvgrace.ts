@@ -1,8 +1,8 @@
 // drivers/vfio/pci/nvgrace-gpu: a vfio-pci variant driver that overrides .mmap and .read for its
-// device-memory region. The series leaves its mmap alone (spec/series.md §1.1): its mappings stay
+// device-memory region. The series leaves its mmap alone (v4 cover letter): its mappings stay
 // on the device inode, so revocation reaches them only through the inode zap, which is why patch 07
 // sets zap_bars_on_revoke for drivers that override .mmap. Its read path holds memory_lock for read
-// across copy_to_user, the half of the v5 deadlock (spec/series.md §9.6 item 30) that is not VFIO's.
+// across copy_to_user, the half of the v5 deadlock (opsound/vfio-dmabuf-lab README) that is not VFIO's.
 import type { Kernel } from '../../kernel.ts';
 import type { File, UserBuf } from '../../fs/file.ts';
 import type { Vma } from '../../mm/vma.ts';
