@@ -271,8 +271,8 @@ export function main(argv: string[]): void {
 
   program
     .command('check')
-    .description('explore the interleavings of a scenario\'s threads and check every invariant')
-    .argument('<file>', 'scenario YAML')
+    .description('explore the interleavings of a scenario\'s threads and check every invariant; with several files or a directory, a verdict each and a summary')
+    .argument('<files...>', 'scenario YAML files, or directories of them')
     .option('--json', 'print the result as one JSON document (no progress line)')
     .addOption(kernelOpt())
     .option('--mutant <name>', 'explore a named design variant (see vfio-sim mutants)')
@@ -288,16 +288,33 @@ export function main(argv: string[]): void {
     .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core), as shards do; same verdict as one search')
-    .action(async (file: string, o: CheckOpts) => {
-      let out;
-      try {
-        out = await check(file, o);
-      } catch (e) {
-        invalid(e);
+    .action(async (files: string[], o: CheckOpts) => {
+      const paths = scenarioFiles(files);
+      if (paths.length > 1 && o.shard !== undefined) invalid(new UsageError('--shard explores one scenario; name one file'));
+      const outs: Array<{ file: string; result: ExploreResult; text: string; json: unknown }> = [];
+      for (const file of paths) {
+        try {
+          // the naive comparison is a measurement for one scenario, not for a batch
+          outs.push({ file, ...(await check(file, paths.length > 1 ? { ...o, compare: false } : o)) });
+        } catch (e) {
+          invalid(e);
+        }
+        if (paths.length === 1) break;
+        const { result } = outs.at(-1)!;
+        if (!o.json) process.stdout.write(`${['PASS', 'FAIL', '', 'INCOMPLETE'][verdictExit(result)]}  ${file}: ${result.counterexample ? `${result.counterexample.invariant}: ${result.counterexample.message}` : `${result.executions} execution(s)${result.states !== undefined ? `, ${result.states} state(s)` : ''}, ${(result.elapsedMs / 1000).toFixed(2)} s`}\n`);
       }
-      if (o.json) printJson(out.json);
-      else process.stdout.write(out.text + '\n');
-      process.exitCode = verdictExit(out.result);
+      if (paths.length === 1) {
+        const out = outs[0];
+        if (o.json) printJson(out.json);
+        else process.stdout.write(out.text + '\n');
+        process.exitCode = verdictExit(out.result);
+        return;
+      }
+      if (o.json) printJson(outs.map((x) => ({ file: x.file, ...(x.json as object) })));
+      const exits = outs.map((x) => verdictExit(x.result));
+      if (!o.json) process.stdout.write(`${exits.filter((e) => e === 0).length} passed, ${exits.filter((e) => e === 1).length} failed, ${exits.filter((e) => e === 3).length} incomplete (${outs.length} scenario(s))\n`);
+      // a violation anywhere is a finding; otherwise a search cut short leaves the set unproved
+      process.exitCode = exits.includes(1) ? 1 : exits.includes(3) ? 3 : 0;
     });
 
   program

@@ -165,7 +165,16 @@ export function* split_vma(k: Kernel, mm: MmStruct, v: Vma, at: number): KGen {
   n.vm_private_data = v.vm_private_data;
   n.cache = v.cache;
   if (v.vm_file) yield* get_file(k, v.vm_file);
-  yield ev('vma_split', mm.vmasKey, 'w', v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' }] : undefined);
+  // vma_adjust_trans_huge (mm/huge_memory.c): a PMD or PUD leaf across the new boundary is split
+  // before the VMAs change, in the same mmap_lock(write) section; a special (PFN) huge leaf splits
+  // by being cleared, to refault at the smaller order
+  const straddle = mm.pt.lookup(at);
+  const split = straddle && straddle.order > 0 && straddle.va < at ? straddle : null;
+  yield ev('vma_split', mm.vmasKey, 'w', v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' }] : undefined, split ? mm.ptRange(at - 1, at + 1, 'w') : undefined);
+  if (split) {
+    mm.pt.zapRange(split.va, split.va + PAGE_SIZE * 2 ** split.order);
+    k.note(`split huge leaf order ${split.order} va 0x${split.va.toString(16)} (mm${mm.id}): cleared`);
+  }
   v.vm_end = at;
   mm.insert(n);
   linkFile(n);
