@@ -24,10 +24,10 @@ const cli = (...args: string[]) => {
 };
 const errorsOf = (v: ReturnType<typeof validator>) => JSON.stringify(v.errors?.slice(0, 3));
 
-test('schema/*-output.schema.json are what `vfio-sim schema --output NAME` prints (npm run schema)', () => {
+test('schema/*-output.schema.json are what `vfio-sim schema NAME-output` prints (npm run schema)', () => {
   for (const name of Object.keys(OUTPUT_SCHEMAS) as OutputName[]) {
     assert.deepEqual(JSON.parse(readFileSync(`${ROOT}schema/${name}-output.schema.json`, 'utf8')), outputJsonSchema(name), `${name}: run npm run schema`);
-    assert.deepEqual(JSON.parse(execFileSync(process.execPath, [BIN, 'schema', '--output', name], { encoding: 'utf8' })), outputJsonSchema(name));
+    assert.deepEqual(JSON.parse(execFileSync(process.execPath, [BIN, 'schema', `${name}-output`], { encoding: 'utf8' })), outputJsonSchema(name));
   }
 });
 

@@ -1,6 +1,7 @@
 // vfio-sim conform [FILES…] [--kernel-image PATH --modules DIR] [--json]: the scenarios on a real
 // kernel in QEMU beside the model, step by step. Exit 0 when every difference is a listed one
 // (data/conform-differences.yaml), 1 otherwise or when the guest fails, 2 for invalid input.
+import { devicesOpt } from './options.ts';
 import { printJson } from './json.ts';
 import type { Command } from 'commander';
 import { readdirSync } from 'node:fs';
@@ -43,6 +44,7 @@ export function registerConform(program: Command): void {
     .option('--timeout <s>', 'give up on the guest after this many seconds', '600')
     .option('--expected <file>', 'the reviewed list of known differences', CONFORM_DIFFERENCES)
     .option('--json', 'print the report as one JSON document')
+    .addOption(devicesOpt())
     .action((files: string[], o: ConformCliOptions) => {
       const log = (s: string) => process.stderr.write(`conform: ${s}\n`);
       try {

@@ -1,6 +1,7 @@
 // vfio-sim diff FILE [--kernels A,B] [--check] [--json]: one scenario on two kernels, every
 // user-visible difference step by step, each expected (data/expected-differences.yaml) or flagged.
 // Exit 0 with no flagged difference, 1 otherwise, 2 for invalid input.
+import { devicesOpt } from './options.ts';
 import { printJson } from './json.ts';
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +45,7 @@ export function registerDiff(program: Command): void {
     .option('--max-executions <n>', 'with --check: stop each exploration after N executions')
     .option('--expected <file>', 'the reviewed expected-differences data file', EXPECTED_DIFFERENCES)
     .option('--json', 'print the report as one JSON document')
+    .addOption(devicesOpt())
     .action((file: string, o: DiffCliOptions) => {
       let r: DiffReport;
       try {

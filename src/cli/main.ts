@@ -3,12 +3,15 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { didYouMean, kernelFor, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
+import { didYouMean, kernelFor, loadDeviceProfiles, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
 import { formatTrace, runScenario } from '../scenario/report.ts';
-import { PROFILES } from '../kernel/pci/profiles.ts';
+import { allProfiles, type Profile } from '../kernel/pci/profiles.ts';
 import { KERNELS, DEFAULT_KERNEL } from '../kernel/variants.ts';
-import { scenarioJsonSchema } from '../scenario/json-schema.ts';
+import { deviceJsonSchema, scenarioJsonSchema } from '../scenario/json-schema.ts';
 import { OUTPUT_SCHEMAS, outputJsonSchema, type OutputName } from './output-schema.ts';
+
+/** The JSON Schemas `vfio-sim schema NAME` prints (schema/NAME.schema.json). */
+const SCHEMAS = ['scenario', 'device', ...Object.keys(OUTPUT_SCHEMAS).map((n) => `${n}-output`)];
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedu
 import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { registerDiff } from './diff.ts';
+import { devicesOpt } from './options.ts';
 import { camelKeys, printJson, snakeKeys } from './json.ts';
 import { registerConform } from './conform.ts';
 import { twinOf, type Twin } from '../conform/twins.ts';
@@ -223,6 +227,16 @@ export function main(argv: string[]): void {
   // like a finding; help and --version exit 0
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  // --devices on any command: its device files are profiles before the command reads a scenario
+  program.hook('preAction', (_, cmd) => {
+    const dir = cmd.opts().devices as string | undefined;
+    if (dir === undefined) return;
+    try {
+      loadDeviceProfiles(dir);
+    } catch (e) {
+      invalid(e);
+    }
+  });
   program.name('vfio-sim').description('An executable model of Linux VFIO-PCI BAR mmap through DMABUFs.').version(version).showHelpAfterError();
   const kernelOpt = () => new Option('--kernel <name>', `the modelled kernel: ${Object.keys(KERNELS).join(', ')} (default ${DEFAULT_KERNEL}, or the first the scenario lists in kernels: when that is not among them; with --mutant, the kernel the mutant changes)`).argParser(kernelArg);
 
@@ -235,6 +249,7 @@ export function main(argv: string[]): void {
     .option('--all-kernels', 'run each scenario on every kernel its kernels: lists (all kernels if it lists none)')
     .option('--mutant <name>', 'run a named design variant')
     .option('--final', 'also print the final state (page tables, DMABUFs, devices)')
+    .addOption(devicesOpt())
     .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean }) => {
       if (o.allKernels && o.kernel) invalid(new UsageError('--all-kernels and --kernel do not combine'));
       const paths = scenarioFiles(files.length ? files : [DEFAULT_SCENARIO]);
@@ -288,6 +303,7 @@ export function main(argv: string[]): void {
     .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core), as shards do; same verdict as one search')
+    .addOption(devicesOpt())
     .action(async (files: string[], o: CheckOpts) => {
       const paths = scenarioFiles(files);
       if (paths.length > 1 && o.shard !== undefined) invalid(new UsageError('--shard explores one scenario; name one file'));
@@ -361,6 +377,7 @@ export function main(argv: string[]): void {
     .addOption(kernelOpt())
     .option('--mutant <name>', 'the design variant the schedule was found on')
     .option('--json', 'print steps and violations as JSON')
+    .addOption(devicesOpt())
     .action((file: string, o: { schedule: string; kernel?: string; mutant?: string; json?: boolean }) => {
       let scn, res;
       try {
@@ -405,12 +422,13 @@ export function main(argv: string[]): void {
 
   program
     .command('devices')
-    .description('list the example device profiles (use with "profile:" in a scenario)')
+    .description('list the device profiles (use with "profile:" in a scenario): the built-in ones, and with --devices those of a directory of device files')
     .option('--json', 'machine-readable')
+    .addOption(devicesOpt())
     .action((o: { json?: boolean }) => {
-      const twin = (p: (typeof PROFILES)[number]) => twinOf({ name: p.id, ...p.desc });
-      if (o.json) return void printJson(PROFILES.map((p) => ({ ...p, qemuTwin: typeof twin(p) === 'string' ? null : (twin(p) as Twin).title })));
-      for (const p of PROFILES) {
+      const twin = (p: Profile) => twinOf({ name: p.id, ...p.desc });
+      if (o.json) return void printJson(allProfiles().map((p) => ({ ...p, qemuTwin: typeof twin(p) === 'string' ? null : (twin(p) as Twin).title })));
+      for (const p of allProfiles()) {
         process.stdout.write(`${p.id.padEnd(9)} ${p.title}\n`);
         for (const b of p.desc.bars) process.stdout.write(`         BAR${b.index}: ${fmtSize(b.size)}, ${b.bits}-bit${b.prefetchable ? ' prefetchable' : ''}\n`);
         if (p.desc.msix) process.stdout.write(`         MSI-X: ${p.desc.msix.entries} entries in BAR${p.desc.msix.bar} at 0x${p.desc.msix.offset.toString(16)}\n`);
@@ -421,10 +439,12 @@ export function main(argv: string[]): void {
 
   program
     .command('schema')
-    .description('print the JSON Schema of the scenario format (schema/scenario.schema.json), or with --output of a --json document (schema/<name>-output.schema.json)')
-    .addOption(new Option('--output <name>', 'the document of run --json, check --json (and merge) or replay --json').choices(Object.keys(OUTPUT_SCHEMAS)))
-    .action((o: { output?: OutputName }) => {
-      process.stdout.write(JSON.stringify(o.output ? outputJsonSchema(o.output) : scenarioJsonSchema(), null, 2) + '\n');
+    .description('print a JSON Schema: of the scenario format (default), of a device file, or of a --json document (run-output, check-output, replay-output); schema/<name>.schema.json ship')
+    .argument('[name]', `one of ${SCHEMAS.join(', ')}`, 'scenario')
+    .action((name: string) => {
+      if (!SCHEMAS.includes(name)) invalid(new UsageError(`schema: unknown name ${name}${didYouMean(name, SCHEMAS)} (known: ${SCHEMAS.join(', ')})`));
+      const doc = name === 'scenario' ? scenarioJsonSchema() : name === 'device' ? deviceJsonSchema() : outputJsonSchema(name.replace(/-output$/, '') as OutputName);
+      process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
     });
 
   program

@@ -4,7 +4,7 @@
 // size suffixes, names bound with `as:`); profiles, kernels and invariants are the model's own.
 // The loader still checks what no schema can say (names bound before use, BAR layouts, ...).
 import { z } from 'zod';
-import { OPS, num, scenario } from './schema.ts';
+import { OPS, deviceFile, num, scenario } from './schema.ts';
 import { PROFILES } from '../kernel/pci/profiles.ts';
 import { KERNELS } from '../kernel/variants.ts';
 import { INVARIANTS } from '../kernel/invariants.ts';
@@ -85,5 +85,17 @@ export function scenarioJsonSchema(): Json {
     title: 'vfio-sim scenario',
     ...top,
     $defs: { step, expect },
+  };
+}
+
+/** The JSON Schema of a device file (docs/devices.md). */
+export function deviceJsonSchema(): Json {
+  const top = toJson(deviceFile);
+  (top.properties as Record<string, Json>).profile = { type: 'string', enum: PROFILES.map((p) => p.id), description: 'a built-in profile the file starts from' };
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://github.com/vfio-sim/vfio-sim/schema/device.schema.json',
+    title: 'vfio-sim device file',
+    ...top,
   };
 }

@@ -1,14 +1,15 @@
 // Load a scenario: YAML with line positions, the zod schemas, then the checks no schema can say
 // (BAR layouts, names used before they are bound). Every error names file, line and field.
 import { glob } from './glob.ts';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { LineCounter, parseDocument, isAlias, isMap, visit, type Node } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { FEATURES, IOCTLS } from '../uapi/vfio.ts';
 import type { z } from 'zod';
-import { OPS, device as deviceSchema, scenario as scenarioSchema, type Expect, type OpName } from './schema.ts';
+import { OPS, device as deviceSchema, deviceFile as deviceFileSchema, scenario as scenarioSchema, type Expect, type OpName } from './schema.ts';
 import { literal, parseExpr, refsOf, ValueError } from './values.ts';
-import { profile, PROFILES } from '../kernel/pci/profiles.ts';
+import { addProfiles, allProfiles, profile, PROFILES, type Profile } from '../kernel/pci/profiles.ts';
 import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
 import { KconfigError, resolveKconfig, type KconfigInput } from '../kernel/kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS } from '../kernel/variants.ts';
@@ -72,16 +73,15 @@ export function kernelFor(scn: Scenario, asked?: string): string {
 }
 
 export function loadScenarioFile(file: string): Scenario {
-  let src: string;
-  try {
-    src = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ScenarioError(file, null, '', `cannot read: ${(e as Error).message}`);
-  }
-  return parseScenario(src, file);
+  return parseScenario(readSource(file), file);
 }
 
-export function parseScenario(src: string, file = '<scenario>'): Scenario {
+/**
+ * A YAML document with what checking it needs: its value, and `fail`/`check` that name the file,
+ * the line and the field of a problem. Aliases without an anchor, or so many that expanding them
+ * would blow up (a "billion laughs"), are a problem at the first alias, not an exception.
+ */
+function yamlSource(src: string, file: string) {
   const lc = new LineCounter();
   const doc = parseDocument(src, { intAsBigInt: true, lineCounter: lc, uniqueKeys: true });
   if (doc.errors.length) {
@@ -112,9 +112,6 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     }
     return r.data as z.infer<S>;
   };
-
-  // aliases: one without its anchor, or so many that expanding them would blow up (a "billion
-  // laughs"), is an invalid scenario at the first alias, not an exception
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 1000 });
@@ -123,6 +120,63 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     visit(doc, { Alias: (_, n) => void (line ??= n.range ? lc.linePos(n.range[0]).line : null) });
     throw new ScenarioError(file, line, '', `YAML: ${(e as Error).message.split('\n')[0]}`);
   }
+  return { doc, raw, lineOf, fail, check };
+}
+
+function readSource(file: string, what = 'cannot read'): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ScenarioError(file, null, '', `${what}: ${(e as Error).message}`);
+  }
+}
+
+/** A device file as read: its profile name, title and source, and the device fields it gives. */
+export interface DeviceFile {
+  file: string;
+  id: string;
+  title?: string;
+  source?: string;
+  fields: Omit<z.infer<typeof deviceFileSchema>, 'id' | 'title' | 'source'>;
+  /** the device it describes, resolved (named after its id) */
+  desc: PciDevDesc;
+}
+
+/** Read and check a device file (docs/devices.md); problems name the file, line and field. */
+export function loadDeviceFile(file: string): DeviceFile {
+  const { doc, raw, fail, check } = yamlSource(readSource(file), file);
+  if (!isMap(doc.contents)) fail([], 'a device file is a map of device fields (profile, bars, msix, ...)');
+  const { id, title, source, ...fields } = check(deviceFileSchema, raw, []);
+  const name = id ?? basename(file).replace(/\.ya?ml$/, '');
+  const desc = resolveDevice({ name, ...fields }, 0, fail);
+  return { file, id: name, title, source, fields, desc };
+}
+
+/**
+ * Make every device file in `dir` a profile named by its id (`--devices DIR`), usable as
+ * `profile: <id>` in scenarios; returns them. A name a built-in profile has is refused.
+ */
+export function loadDeviceProfiles(dir: string): Profile[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort();
+  } catch (e) {
+    throw new ScenarioError(dir, null, '', `cannot read the device directory: ${(e as Error).message}`);
+  }
+  const out: Profile[] = [];
+  for (const n of names) {
+    const f = loadDeviceFile(join(dir, n));
+    if (PROFILES.some((p) => p.id === f.id)) throw new ScenarioError(f.file, 1, 'id', `profile ${f.id} is a built-in profile's name; give the file another id`);
+    if (out.some((p) => p.id === f.id)) throw new ScenarioError(f.file, 1, 'id', `profile ${f.id} is defined twice in ${dir}`);
+    const { name: _, ...desc } = f.desc;
+    out.push({ id: f.id, title: f.title ?? `${f.id} (from ${n})`, source: f.source ?? f.file, desc });
+  }
+  addProfiles(out);
+  return out;
+}
+
+export function parseScenario(src: string, file = '<scenario>'): Scenario {
+  const { doc, raw, lineOf, fail, check } = yamlSource(src, file);
   if (!isMap(doc.contents)) fail([], 'a scenario is a map with name, devices and threads');
   const top = check(scenarioSchema, raw, []);
   // the configuration is resolved when a kernel is made; refuse a bad one here, at its symbol
@@ -138,7 +192,15 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     if (!(kn in KERNELS)) fail(['kernels', i], `unknown kernel ${kn}${didYouMean(kn, Object.keys(KERNELS))} (known: ${Object.keys(KERNELS).join(', ')})`);
   });
 
-  const devices = top.devices.map((d, i) => resolveDevice(check(deviceSchema, d, ['devices', i]), i, (p, m) => fail(['devices', i, ...p], m)));
+  const devices = top.devices.map((d, i) => {
+    const entry = check(deviceSchema, d, ['devices', i]);
+    if (entry.file === undefined) return resolveDevice(entry, i, (p, m) => fail(['devices', i, ...p], m));
+    // a device file, relative to the scenario; the fields given here win over the file's
+    if (file.startsWith('<')) fail(['devices', i, 'file'], 'a device file needs a scenario read from a file (its path is relative to it)');
+    const { file: path, ...over } = entry;
+    const df = loadDeviceFile(isAbsolute(path) ? path : join(dirname(file), path));
+    return resolveDevice({ ...df.fields, ...over }, i, (p, m) => fail(['devices', i, ...p], `${m} (with ${path})`));
+  });
   const names = new Set<string>();
   const bdfs = new Set<string>();
   devices.forEach((d, i) => {
@@ -243,7 +305,7 @@ export function deviceFromSpec(spec: unknown, i = 0): PciDevDesc {
 
 function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: Array<string | number>, m: string) => never): PciDevDesc {
   const base = d.profile ? profile(d.profile) : undefined;
-  if (d.profile && !base) fail(['profile'], `unknown profile ${d.profile}${didYouMean(String(d.profile), PROFILES.map((p) => p.id))} (known: ${PROFILES.map((p) => p.id).join(', ')})`);
+  if (d.profile && !base) fail(['profile'], `unknown profile ${d.profile}${didYouMean(String(d.profile), allProfiles().map((p) => p.id))} (known: ${allProfiles().map((p) => p.id).join(', ')})`);
   const num = (v: unknown, path: string) => {
     try {
       return Number(literal(v, path));

@@ -197,19 +197,47 @@ const bar = z
   })
   .strict();
 
+/** What describes a device's hardware: a profile to start from, and the fields that differ. */
+const deviceFields = {
+  profile: z.string().optional(),
+  bdf: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'a PCI address like 0000:3b:00.0').optional(),
+  vendor: num.optional(),
+  device: num.optional(),
+  bars: z.array(bar).optional(),
+  msix: z.union([z.object({ bar: z.union([z.number(), z.bigint()]), offset: num, entries: z.union([z.number(), z.bigint()]) }).strict(), z.null()]).optional(),
+  capabilities: z.object({ pm: z.boolean().optional(), pcie: z.boolean().optional(), flr: z.boolean().optional() }).strict().optional(),
+  bus: z.enum(['bridge', 'root']).optional(),
+  /** the driver bound to the device: vfio-pci (default) or the nvgrace-gpu variant driver */
+  driver: z.enum(['vfio-pci', 'nvgrace-gpu']).optional(),
+};
+
+/**
+ * A device of the scenario: a name, and its hardware from a profile, a device file (`file:`, relative
+ * to the scenario), fields given here, or these together (fields here win over the file's, the
+ * file's over its profile's)
+ */
 export const device = z
   .object({
     name,
-    profile: z.string().optional(),
-    bdf: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'a PCI address like 0000:3b:00.0').optional(),
-    vendor: num.optional(),
-    device: num.optional(),
-    bars: z.array(bar).optional(),
-    msix: z.union([z.object({ bar: z.union([z.number(), z.bigint()]), offset: num, entries: z.union([z.number(), z.bigint()]) }).strict(), z.null()]).optional(),
-    capabilities: z.object({ pm: z.boolean().optional(), pcie: z.boolean().optional(), flr: z.boolean().optional() }).strict().optional(),
-    bus: z.enum(['bridge', 'root']).optional(),
-    /** the driver bound to the device: vfio-pci (default) or the nvgrace-gpu variant driver */
-    driver: z.enum(['vfio-pci', 'nvgrace-gpu']).optional(),
+    /** a device file (a YAML file with the fields of a device, see docs/devices.md) */
+    file: z.string().optional(),
+    ...deviceFields,
+  })
+  .strict();
+
+/**
+ * A device file: one device's hardware, described once and used from scenarios (`file:` in a
+ * device, or as a profile named `id` with `--devices DIR`)
+ */
+export const deviceFile = z
+  .object({
+    /** the profile name `--devices DIR` gives it (default: the file's name without .yaml) */
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a profile name: lower case, digits, - and _').optional(),
+    /** a one-line description, as `vfio-sim devices` lists it */
+    title: z.string().optional(),
+    /** where the layout comes from (lspci output, a datasheet) */
+    source: z.string().optional(),
+    ...deviceFields,
   })
   .strict();
 

@@ -90,6 +90,18 @@ export const PROFILES: Profile[] = [
   },
 ];
 
+/** Profiles read from device files (`--devices DIR`), beside the built-in ones. */
+const USER_PROFILES: Profile[] = [];
+export function addProfiles(list: Profile[]): void {
+  for (const p of list) {
+    const i = USER_PROFILES.findIndex((x) => x.id === p.id);
+    if (i >= 0) USER_PROFILES[i] = p;
+    else USER_PROFILES.push(p);
+  }
+}
+/** The built-in profiles, then those from device files. */
+export const allProfiles = (): Profile[] => [...PROFILES, ...USER_PROFILES];
+
 export function profile(id: string): Profile | undefined {
-  return PROFILES.find((p) => p.id === id);
+  return PROFILES.find((p) => p.id === id) ?? USER_PROFILES.find((p) => p.id === id);
 }
