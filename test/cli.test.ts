@@ -77,3 +77,16 @@ test('kernels and config list as JSON too', () => {
   assert.equal(c.status, 0);
   assert.equal(JSON.parse(c.stdout).PCI_P2PDMA, false);
 });
+
+test('help ends with examples and exit codes; every bundled scenario passes when run alone by the CLI', () => {
+  for (const cmd of [[], ['run'], ['check'], ['replay'], ['diff'], ['conform']]) {
+    const h = cli(...cmd, '--help');
+    assert.equal(h.status, 0);
+    assert.match(h.stdout, /Examples:\n {2}\$ vfio-sim /, `${cmd.join(' ') || 'vfio-sim'} --help`);
+    assert.match(h.stdout, /Exit codes: 0 /, `${cmd.join(' ') || 'vfio-sim'} --help`);
+  }
+  // a directory runs each file as `vfio-sim run FILE` would: on the kernel its kernels: picks
+  const all = cli('run', 'scenarios');
+  assert.equal(all.status, 0, all.stdout.split('\n').filter((l) => l.startsWith('FAIL')).join('\n'));
+  assert.match(all.stdout, /^(\d+) passed, 0 failed/m);
+});

@@ -221,6 +221,28 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
   return { text, json };
 }
 
+/** Each command's help ends with examples and its exit codes; the program's with an overview. */
+const HELP: Record<string, { examples: string[]; exits?: string }> = {
+  '': {
+    examples: ['vfio-sim run                                   the bundled quickstart', 'vfio-sim run scenarios/races --all-kernels      every race scenario on every kernel it lists', 'vfio-sim check scenarios/races/fault-vs-revoke.yaml', 'vfio-sim check scenarios/races/fault-vs-revoke.yaml --mutant no-zap', 'vfio-sim diff scenarios/bar2-memory-disable.yaml --kernels series-v4,series-v8'],
+    exits: '0 pass, 1 a finding (a violation, a failed expectation, an unexpected difference), 2 invalid input or usage, 3 incomplete (a search cut short, bounded or randomized)',
+  },
+  run: { examples: ['vfio-sim run scenarios/quickstart.yaml --final', 'vfio-sim run scenarios --json > results.json', 'vfio-sim run my.yaml --kernel series-v4 --mutant M1'], exits: '0 every expectation met and no unexpected violation, 1 otherwise, 2 invalid scenario (file, line and field named)' },
+  check: { examples: ['vfio-sim check scenarios/races/fault-vs-revoke.yaml', 'vfio-sim check scenarios/races --max-seconds 60', 'vfio-sim check my.yaml --preemptions 2', 'vfio-sim check my.yaml --shard 1/4 --json > shard1.json'], exits: '0 every interleaving explored and none breaks an invariant, 1 a violation (with a replayable schedule), 2 invalid input, 3 nothing found but not every interleaving was explored' },
+  replay: { examples: ["vfio-sim replay scenarios/races/fault-vs-revoke.yaml --mutant no-zap --schedule 'cpu:24,vmm:13'"], exits: '0 no violation, 1 a violation or failed expectation, 2 invalid input or a schedule the scenario cannot follow' },
+  merge: { examples: ['vfio-sim merge shard1.json shard2.json shard3.json shard4.json'], exits: 'as check' },
+  diff: { examples: ['vfio-sim diff scenarios/bar2-memory-disable.yaml', 'vfio-sim diff my.yaml --kernels series-v4,series-v8 --check'], exits: '0 every difference is an expected one, 1 an unexpected difference, 2 invalid input' },
+  conform: { examples: ['vfio-sim conform', 'vfio-sim conform scenarios/conform/command-off-on-pmd.yaml --json'], exits: '0 every difference is listed with its reason, 1 otherwise, 2 invalid input' },
+  devices: { examples: ['vfio-sim devices', 'vfio-sim devices --devices ./devices --json'] },
+  schema: { examples: ['vfio-sim schema > scenario.schema.json', 'vfio-sim schema check-output'] },
+};
+function addExamples(program: Command): void {
+  for (const [name, h] of Object.entries(HELP)) {
+    const cmd = name ? program.commands.find((c) => c.name() === name) : program;
+    cmd?.addHelpText('after', ['', 'Examples:', ...h.examples.map((e) => `  $ ${e}`), ...(h.exits ? ['', `Exit codes: ${h.exits}`] : [])].join('\n'));
+  }
+}
+
 export function main(argv: string[]): void {
   const program = new Command();
   // usage errors (unknown commands and options, missing arguments) exit 2 like invalid input, not 1
@@ -481,6 +503,7 @@ export function main(argv: string[]): void {
 
   registerDiff(program);
   registerConform(program);
+  addExamples(program);
   program.parse(argv);
 }
 
