@@ -14,7 +14,8 @@ import { OUTPUT_SCHEMAS, outputJsonSchema, type OutputName } from './output-sche
 const SCHEMAS = ['scenario', 'device', ...Object.keys(OUTPUT_SCHEMAS).map((n) => `${n}-output`)];
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { perfettoTrace } from '../report/perfetto.ts';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
 import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
@@ -112,6 +113,7 @@ function progressLine(enabled: boolean): ProgressLine | undefined {
 
 interface CheckOpts {
   workers?: string;
+  perfetto?: string;
   json?: boolean;
   kernel?: string;
   mutant?: string;
@@ -150,7 +152,7 @@ export function verdictExit(r: ExploreResult): 0 | 1 | 3 {
   return r.complete && !/^(bounded|pct)/.test(r.mode) ? 0 : 3;
 }
 
-export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; result: ExploreResult; text: string; json: unknown }> {
+export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario; kernel: string; mutant?: string; result: ExploreResult; text: string; json: unknown }> {
   const scn = loadScenarioFile(file);
   const mutant = mutantOpt(o.mutant);
   const kernel = kernelOf(scn, o.kernel, mutant);
@@ -164,7 +166,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
     const spec = parseShard(o.shard);
     const doc = exploreShard(scn, file, spec, DEFAULT_SPLIT_DEPTH, { ...base, progress: undefined, kernel, mutant: mutant ?? null });
     const r = { ...mergeJobResults(doc.jobs.map((j) => j.result), Date.now()), elapsedMs: doc.elapsed_ms, mode: `dpor, shard ${spec.index}/${spec.count}` };
-    return { scn, result: r, text: JSON.stringify(snakeKeys(doc), null, 2), json: doc };
+    return { scn, kernel, mutant, result: r, text: JSON.stringify(snakeKeys(doc), null, 2), json: doc };
   }
   let r: ExploreResult;
   if (o.random) r = explorePct(scn, whole('--random', o.random, 1), whole('--seed', o.seed, -(2 ** 31)), { ...base, depth: whole('--depth', o.depth, 1) });
@@ -197,7 +199,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
       ? `naive enumeration: ${naive.executions} executions (measured): DPOR explored ${(naive.executions / Math.max(1, r.executions)).toFixed(1)}x fewer`
       : `naive enumeration: more than ${naive.executions} executions (stopped at the cap or the time budget${bound}); DPOR needed ${r.executions}`);
   }
-  return { scn, result: r, ...present(scn, file, kernel, mutant, r, extra, naive) };
+  return { scn, kernel, mutant, result: r, ...present(scn, file, kernel, mutant, r, extra, naive) };
 }
 
 /** The text and JSON of an exploration's verdict (check and merge), with the counterexample replayed for its trace. */
@@ -220,6 +222,17 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
   };
   return { text, json };
 }
+
+/** --perfetto OUT: the trace of one interleaving of `scn` as Trace Event JSON (src/report/perfetto.ts). */
+function writePerfetto(out: string, scn: Scenario, kernel: string, mutant: string | undefined, schedule?: string[]): void {
+  try {
+    writeFileSync(out, JSON.stringify(perfettoTrace(scn, { kernel, mutant, schedule })) + '\n');
+  } catch (e) {
+    invalid(new UsageError(`--perfetto ${out}: ${(e as Error).message}`));
+  }
+  process.stderr.write(`trace written to ${out} (open it in ui.perfetto.dev or chrome://tracing)\n`);
+}
+const perfettoOpt = () => new Option('--perfetto <out.json>', 'also write the trace (Trace Event JSON) for ui.perfetto.dev or chrome://tracing');
 
 /** Each command's help ends with examples and its exit codes; the program's with an overview. */
 const HELP: Record<string, { examples: string[]; exits?: string }> = {
@@ -272,7 +285,8 @@ export function main(argv: string[]): void {
     .option('--mutant <name>', 'run a named design variant')
     .option('--final', 'also print the final state (page tables, DMABUFs, devices)')
     .addOption(devicesOpt())
-    .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean }) => {
+    .addOption(perfettoOpt())
+    .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean; perfetto?: string }) => {
       if (o.allKernels && o.kernel) invalid(new UsageError('--all-kernels and --kernel do not combine'));
       const paths = scenarioFiles(files.length ? files : [DEFAULT_SCENARIO]);
       const runs: Array<{ file: string; scn: Scenario; result: ReturnType<typeof runScenario>['result'] }> = [];
@@ -286,6 +300,10 @@ export function main(argv: string[]): void {
         invalid(e);
       }
       const exit = Math.max(...runs.map((r) => r.result.exit));
+      if (o.perfetto) {
+        if (runs.length !== 1) invalid(new UsageError('--perfetto traces one run: name one scenario (and one kernel)'));
+        writePerfetto(o.perfetto, runs[0].scn, runs[0].result.kernel, runs[0].result.mutant);
+      }
       if (runs.length === 1) {
         const { scn, result } = runs[0];
         if (o.json) printJson(result);
@@ -325,11 +343,12 @@ export function main(argv: string[]): void {
     .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core), as shards do; same verdict as one search')
+    .addOption(perfettoOpt())
     .addOption(devicesOpt())
     .action(async (files: string[], o: CheckOpts) => {
       const paths = scenarioFiles(files);
       if (paths.length > 1 && o.shard !== undefined) invalid(new UsageError('--shard explores one scenario; name one file'));
-      const outs: Array<{ file: string; result: ExploreResult; text: string; json: unknown }> = [];
+      const outs: Array<{ file: string; scn: Scenario; kernel: string; mutant?: string; result: ExploreResult; text: string; json: unknown }> = [];
       for (const file of paths) {
         try {
           // the naive comparison is a measurement for one scenario, not for a batch
@@ -340,6 +359,12 @@ export function main(argv: string[]): void {
         if (paths.length === 1) break;
         const { result } = outs.at(-1)!;
         if (!o.json) process.stdout.write(`${['PASS', 'FAIL', '', 'INCOMPLETE'][verdictExit(result)]}  ${file}: ${result.counterexample ? `${result.counterexample.invariant}: ${result.counterexample.message}` : `${result.executions} execution(s)${result.states !== undefined ? `, ${result.states} state(s)` : ''}, ${(result.elapsedMs / 1000).toFixed(2)} s`}\n`);
+      }
+      if (o.perfetto) {
+        if (paths.length !== 1) invalid(new UsageError('--perfetto traces one counterexample: name one scenario'));
+        const { result, scn, kernel, mutant } = outs[0];
+        if (result.counterexample) writePerfetto(o.perfetto, scn, kernel, mutant, result.counterexample.schedule);
+        else process.stderr.write(`no counterexample: no trace written to ${o.perfetto} (vfio-sim run --perfetto traces the round-robin order)\n`);
       }
       if (paths.length === 1) {
         const out = outs[0];
@@ -400,7 +425,8 @@ export function main(argv: string[]): void {
     .option('--mutant <name>', 'the design variant the schedule was found on')
     .option('--json', 'print steps and violations as JSON')
     .addOption(devicesOpt())
-    .action((file: string, o: { schedule: string; kernel?: string; mutant?: string; json?: boolean }) => {
+    .addOption(perfettoOpt())
+    .action((file: string, o: { schedule: string; kernel?: string; mutant?: string; json?: boolean; perfetto?: string }) => {
       let scn, res;
       try {
         scn = loadScenarioFile(file);
@@ -410,6 +436,7 @@ export function main(argv: string[]): void {
         invalid(e);
       }
       const { ex, diverged } = res;
+      if (o.perfetto) writePerfetto(o.perfetto, scn, ex.run.k.variant.name, ex.run.k.mutant ?? undefined, decodeSchedule(o.schedule));
       if (o.json) printJson({ scenario: scn.name, schedule: encodeSchedule(ex.schedule()), diverged, steps: ex.run.steps, violations: ex.run.k.violations, failure: ex.failure, trace: traceJson(ex) });
       else {
         process.stdout.write([`replay of ${scn.name} (${ex.schedule().length} steps)${diverged ? `: DIVERGED at ${diverged}` : ''}`, ...formatExecTrace(ex), ...ex.run.k.violations.map((v) => `VIOLATION ${v.invariant}: ${v.message}`), ex.failure ? `FAIL: ${ex.failure.invariant}: ${ex.failure.message}` : 'no violation'].join('\n') + '\n');

@@ -3,7 +3,7 @@
 import type { Ev, StepRecord, Task } from '../kernel/sched/sched.ts';
 import type { Violation } from '../kernel/kernel.ts';
 import { isExpected, type ExpectedFinding, type Scenario } from '../scenario/loader.ts';
-import { ScenarioRun } from '../scenario/runner.ts';
+import { ScenarioRun, type RunOptions } from '../scenario/runner.ts';
 
 export interface ExecOptions {
   kernel?: string;
@@ -14,6 +14,8 @@ export interface ExecOptions {
    * the mutex), the plain relation the lock-aware reduction is tested against
    */
   lockAware?: boolean;
+  /** called after every scheduler step (see RunOptions) */
+  onStep?: RunOptions['onStep'];
 }
 
 export interface Failure {
@@ -37,7 +39,7 @@ export class Execution {
 
   constructor(readonly scn: Scenario, opts: ExecOptions) {
     this.plainLocks = opts.lockAware === false;
-    this.run = new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace });
+    this.run = new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace, onStep: opts.onStep });
     this.expected = this.run.expectedViolations();
     this.scan();
   }

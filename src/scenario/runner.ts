@@ -21,6 +21,8 @@ export interface RunOptions {
   checkEachStep?: boolean;
   /** keep the kernel's step trace (for counterexamples and `--trace`) */
   trace?: boolean;
+  /** called after every scheduler step, setup's included (trace exporters follow the run with it) */
+  onStep?: (rec: StepRecord, run: ScenarioRun) => void;
 }
 
 export interface FaultJson {
@@ -86,8 +88,9 @@ export class ScenarioRun {
       const setupProc = this.proc(scn.threads[0].proc);
       const t = this.k.spawn(setupProc, SETUP, this.program({ name: SETUP, proc: setupProc.name, steps: scn.setup }, setupProc, null));
       while (!t.done && !t.blocked) {
-        this.k.sched.step(t);
+        const rec = this.k.sched.step(t);
         if (this.opts.checkEachStep) checkInvariants(this.k);
+        this.opts.onStep?.(rec, this);
       }
       if (!t.done) this.k.violation('no-deadlock', `setup blocked forever at ${t.pending.op} ${t.pending.obj}`);
     }
@@ -201,6 +204,7 @@ export class ScenarioRun {
   step(t: Task, check = true): StepRecord {
     const rec = this.k.sched.step(t);
     if (check && this.opts.checkEachStep) checkInvariants(this.k);
+    this.opts.onStep?.(rec, this);
     return rec;
   }
 
