@@ -10,7 +10,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: ['ignore', 2, 2] });
-for (const f of ['explore/worker-entry.mjs', 'conform/guest/exec.c']) {
+for (const f of ['explore/worker-entry.mjs', 'conform/guest/exec.c', 'report/page.js']) {
   mkdirSync(dirname(join(dist, f)), { recursive: true });
   copyFileSync(join(root, 'src', f), join(dist, f));
 }

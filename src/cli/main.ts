@@ -16,6 +16,7 @@ import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts
 import { UnknownKernelError } from '../kernel/kernel.ts';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { perfettoTrace } from '../report/perfetto.ts';
+import { htmlReport, reportData } from '../report/html.ts';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
 import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
@@ -114,6 +115,7 @@ function progressLine(enabled: boolean): ProgressLine | undefined {
 interface CheckOpts {
   workers?: string;
   perfetto?: string;
+  html?: string;
   json?: boolean;
   kernel?: string;
   mutant?: string;
@@ -232,6 +234,16 @@ function writePerfetto(out: string, scn: Scenario, kernel: string, mutant: strin
   }
   process.stderr.write(`trace written to ${out} (open it in ui.perfetto.dev or chrome://tracing)\n`);
 }
+/** --html OUT: the self-contained report page of one run or interleaving (src/report/html.ts). */
+function writeHtml(out: string, scn: Scenario, opts: Parameters<typeof reportData>[1]): void {
+  try {
+    writeFileSync(out, htmlReport(reportData(scn, opts)));
+  } catch (e) {
+    invalid(new UsageError(`--html ${out}: ${(e as Error).message}`));
+  }
+  process.stderr.write(`report written to ${out}\n`);
+}
+const htmlOpt = () => new Option('--html <out.html>', 'also write a self-contained HTML report that steps through the run');
 const perfettoOpt = () => new Option('--perfetto <out.json>', 'also write the trace (Trace Event JSON) for ui.perfetto.dev or chrome://tracing');
 
 /** Each command's help ends with examples and its exit codes; the program's with an overview. */
@@ -286,7 +298,8 @@ export function main(argv: string[]): void {
     .option('--final', 'also print the final state (page tables, DMABUFs, devices)')
     .addOption(devicesOpt())
     .addOption(perfettoOpt())
-    .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean; perfetto?: string }) => {
+    .addOption(htmlOpt())
+    .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean; perfetto?: string; html?: string }) => {
       if (o.allKernels && o.kernel) invalid(new UsageError('--all-kernels and --kernel do not combine'));
       const paths = scenarioFiles(files.length ? files : [DEFAULT_SCENARIO]);
       const runs: Array<{ file: string; scn: Scenario; result: ReturnType<typeof runScenario>['result'] }> = [];
@@ -303,6 +316,11 @@ export function main(argv: string[]): void {
       if (o.perfetto) {
         if (runs.length !== 1) invalid(new UsageError('--perfetto traces one run: name one scenario (and one kernel)'));
         writePerfetto(o.perfetto, runs[0].scn, runs[0].result.kernel, runs[0].result.mutant);
+      }
+      if (o.html) {
+        if (runs.length !== 1) invalid(new UsageError('--html reports one run: name one scenario (and one kernel)'));
+        const { scn, result } = runs[0];
+        writeHtml(o.html, scn, { kind: 'run', kernel: result.kernel, mutant: result.mutant, granularity: 'op', verdict: result.exit ? `FAIL: ${result.problems.join('; ')}` : 'PASS: every expectation met' });
       }
       if (runs.length === 1) {
         const { scn, result } = runs[0];
@@ -344,6 +362,7 @@ export function main(argv: string[]): void {
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
     .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core), as shards do; same verdict as one search')
     .addOption(perfettoOpt())
+    .addOption(htmlOpt())
     .addOption(devicesOpt())
     .action(async (files: string[], o: CheckOpts) => {
       const paths = scenarioFiles(files);
@@ -365,6 +384,13 @@ export function main(argv: string[]): void {
         const { result, scn, kernel, mutant } = outs[0];
         if (result.counterexample) writePerfetto(o.perfetto, scn, kernel, mutant, result.counterexample.schedule);
         else process.stderr.write(`no counterexample: no trace written to ${o.perfetto} (vfio-sim run --perfetto traces the round-robin order)\n`);
+      }
+      if (o.html) {
+        if (paths.length !== 1) invalid(new UsageError('--html reports one scenario: name one file'));
+        const { result, scn, kernel, mutant } = outs[0];
+        const ce = result.counterexample;
+        // a counterexample step by step; otherwise the run's own order, with the verdict
+        writeHtml(o.html, scn, ce ? { kind: 'check', kernel, mutant, schedule: ce.schedule, granularity: 'step', verdict: `VIOLATION ${ce.invariant}: ${ce.message}` } : { kind: 'check', kernel, mutant, granularity: 'op', verdict: result.complete ? 'no violation: every interleaving explored (shown: the round-robin order)' : 'no violation found, but the search was cut short (shown: the round-robin order)' });
       }
       if (paths.length === 1) {
         const out = outs[0];
@@ -426,7 +452,8 @@ export function main(argv: string[]): void {
     .option('--json', 'print steps and violations as JSON')
     .addOption(devicesOpt())
     .addOption(perfettoOpt())
-    .action((file: string, o: { schedule: string; kernel?: string; mutant?: string; json?: boolean; perfetto?: string }) => {
+    .addOption(htmlOpt())
+    .action((file: string, o: { schedule: string; kernel?: string; mutant?: string; json?: boolean; perfetto?: string; html?: string }) => {
       let scn, res;
       try {
         scn = loadScenarioFile(file);
@@ -437,6 +464,7 @@ export function main(argv: string[]): void {
       }
       const { ex, diverged } = res;
       if (o.perfetto) writePerfetto(o.perfetto, scn, ex.run.k.variant.name, ex.run.k.mutant ?? undefined, decodeSchedule(o.schedule));
+      if (o.html) writeHtml(o.html, scn, { kind: 'replay', kernel: ex.run.k.variant.name, mutant: ex.run.k.mutant ?? undefined, schedule: decodeSchedule(o.schedule), granularity: 'step', verdict: ex.failure ? `VIOLATION ${ex.failure.invariant}: ${ex.failure.message}` : 'no violation' });
       if (o.json) printJson({ scenario: scn.name, schedule: encodeSchedule(ex.schedule()), diverged, steps: ex.run.steps, violations: ex.run.k.violations, failure: ex.failure, trace: traceJson(ex) });
       else {
         process.stdout.write([`replay of ${scn.name} (${ex.schedule().length} steps)${diverged ? `: DIVERGED at ${diverged}` : ''}`, ...formatExecTrace(ex), ...ex.run.k.violations.map((v) => `VIOLATION ${v.invariant}: ${v.message}`), ex.failure ? `FAIL: ${ex.failure.invariant}: ${ex.failure.message}` : 'no violation'].join('\n') + '\n');

@@ -6,8 +6,8 @@
 // Time is the kernel's step count: one step is 1 us on the timeline.
 import type { StepRecord } from '../kernel/sched/sched.ts';
 import type { Scenario } from '../scenario/loader.ts';
-import { ScenarioRun, runSequential, describe } from '../scenario/runner.ts';
-import { replay } from '../explore/replay.ts';
+import { describe, type ScenarioRun } from '../scenario/runner.ts';
+import { watchRun, type WatchOptions } from './watch.ts';
 
 /** One event of the Trace Event Format (the fields this exporter writes). */
 export interface TraceEvent {
@@ -104,10 +104,9 @@ class Recorder {
  * The trace of a run of `scn`: run's round-robin, or with `schedule` exactly that interleaving
  * (a counterexample, `replay --schedule`).
  */
-export function perfettoTrace(scn: Scenario, opts: { kernel: string; mutant?: string; schedule?: string[] }): TraceDoc {
+export function perfettoTrace(scn: Scenario, opts: WatchOptions): TraceDoc {
   const rec = new Recorder();
-  if (opts.schedule) replay(scn, opts.schedule, { kernel: opts.kernel, mutant: opts.mutant, onStep: rec.onStep });
-  else runSequential(new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, onStep: rec.onStep }));
+  watchRun(scn, opts, rec.onStep);
   rec.finish();
   return {
     traceEvents: rec.events,

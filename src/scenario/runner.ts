@@ -189,6 +189,13 @@ export class ScenarioRun {
     return undefined;
   }
 
+  /** The call of the operation `t` is in the middle of, if any (report pages show it). */
+  inProgressCall(t: Task): string | undefined {
+    const p = this.inProgress.get(t);
+    const s = p && stepAt(this.scn, p.thread, p.index);
+    return s ? callOf(s) : undefined;
+  }
+
   /** Tasks that can take a step now. */
   enabled(): Task[] {
     return this.tasks.filter((t) => !t.done && !t.blocked);

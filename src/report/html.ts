@@ -1,0 +1,126 @@
+// The HTML report (--html OUT on run, check and replay): one self-contained page (no network, opens
+// from file://) that steps through a run. Each frame is one step with the state after it: per
+// process the VMAs and the page table (a strip over VA and its entries, an entry whose PFNs lie in a
+// revoked DMABUF highlighted), per device its BARs, COMMAND and power state, the DMABUFs with status,
+// kref and ranges, per thread its operation and the locks it holds. For a counterexample the frames
+// are the kernel's steps as swimlanes, one column per thread, the violating step marked. The page
+// script is plain DOM code in page.js beside this file, inlined with the data.
+import { readFileSync } from 'node:fs';
+import type { StepRecord } from '../kernel/sched/sched.ts';
+import type { Scenario } from '../scenario/loader.ts';
+import { describe, finalState, type ScenarioRun } from '../scenario/runner.ts';
+import { watchRun, type WatchOptions } from './watch.ts';
+import { encodeSchedule } from '../explore/schedule.ts';
+
+export interface Frame {
+  step: number;
+  thread: string;
+  /** the kernel event, or for a run the operation's call */
+  label: string;
+  result?: string;
+  notes: string[];
+  violations: Array<{ invariant: string; message: string }>;
+  threads: Array<{ name: string; op: string | null; held: string[]; state: 'done' | 'sleeping' | 'runnable' }>;
+  state: ReturnType<typeof finalState>;
+}
+export interface ReportData {
+  kind: 'run' | 'check' | 'replay';
+  scenario: string;
+  file: string;
+  kernel: string;
+  mutant?: string;
+  verdict: string;
+  schedule?: string;
+  threads: string[];
+  frames: Frame[];
+}
+
+/**
+ * Follow a run and keep a frame per operation (granularity 'op', for run) or per kernel step of
+ * the scenario's threads ('step', for an interleaving).
+ */
+export function reportData(scn: Scenario, opts: WatchOptions & { kind: ReportData['kind']; verdict: string; granularity: 'op' | 'step' }): ReportData {
+  const frames: Frame[] = [];
+  let ops = 0, seenViolations = 0;
+  const onStep = (rec: StepRecord, run: ScenarioRun) => {
+    const task = run.k.sched.tasks.find((t) => t.id === rec.task);
+    const finished = run.steps.slice(ops);
+    ops = run.steps.length;
+    const violations = run.k.violations.slice(seenViolations).map((v) => ({ invariant: v.invariant, message: v.message }));
+    seenViolations = run.k.violations.length;
+    if (opts.granularity === 'op' && !finished.length && !violations.length) return;
+    if (opts.granularity === 'step' && task?.name === 'setup') return;
+    const threads = run.tasks.map((t) => ({
+      name: t.name,
+      op: t.done ? null : (run.inProgressCall(t) ?? null),
+      held: t.held.map((h) => `${h.lock.name} (${h.mode === 'r' ? 'read' : 'write'})`),
+      state: t.done ? ('done' as const) : t.blocked ? ('sleeping' as const) : ('runnable' as const),
+    }));
+    const base = { step: rec.step, thread: task?.name ?? '', notes: [...rec.notes], violations, threads, state: finalState(run) };
+    if (opts.granularity === 'op') {
+      for (const s of finished) frames.push({ ...base, thread: s.thread, label: s.call, result: describe(s.result) + (s.mismatch ? ` (EXPECTATION FAILED, line ${s.line}: ${s.mismatch})` : '') });
+      if (!finished.length) frames.push({ ...base, label: 'invariant check' });
+    } else {
+      const done = finished.map((s) => `${s.thread}[${s.index}] ${s.call} = ${describe(s.result)}`);
+      frames.push({ ...base, label: rec.ev.op === 'start' ? 'start' : `${rec.ev.op.replace(':woken', ' (woken)')} ${rec.ev.obj}`.trim(), ...(done.length ? { result: done.join('; ') } : {}) });
+    }
+  };
+  watchRun(scn, opts, onStep);
+  return {
+    kind: opts.kind, scenario: scn.name, file: scn.file, kernel: opts.kernel, ...(opts.mutant ? { mutant: opts.mutant } : {}), verdict: opts.verdict,
+    ...(opts.schedule ? { schedule: encodeSchedule(opts.schedule) } : {}),
+    threads: [...new Set(frames.flatMap((f) => f.threads.map((t) => t.name)))],
+    frames,
+  };
+}
+
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+/** The page: markup, style, the data as JSON, and page.js. */
+export function htmlReport(data: ReportData): string {
+  const script = readFileSync(new URL('./page.js', import.meta.url), 'utf8');
+  // JSON inside <script>: no "</" can close the element early
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
+  const title = `${data.kind} ${data.scenario} on ${data.kernel}${data.mutant ? ` (mutant ${data.mutant})` : ''}`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>vfio-sim: ${esc(title)}</title>
+<style>${STYLE}</style></head>
+<body>
+<header><h1>vfio-sim: ${esc(title)}</h1><p id="verdict" role="status"></p></header>
+<nav aria-label="steps">
+<button id="first" aria-label="first step" title="first step (Home)">« first</button>
+<button id="prev" aria-label="previous step" title="previous step (left arrow)">‹ back</button>
+<span id="pos" aria-live="polite"></span>
+<button id="next" aria-label="next step" title="next step (right arrow)">next ›</button>
+<button id="last" aria-label="last step" title="last step (End)">last »</button>
+<button id="toviolation" aria-label="jump to the violation" title="jump to the violation (v)">jump to the violation</button>
+</nav>
+<main>
+<section id="timeline" aria-label="timeline"><h2>Steps</h2><div id="lanes"></div></section>
+<section id="state" aria-label="state after the step"><h2 id="statehead">State</h2><div id="now"></div><div id="procs"></div><div id="devs"></div><div id="bufs"></div><div id="thr"></div></section>
+</main>
+<script id="data" type="application/json">${json}</script>
+<script>${script}</script>
+</body></html>
+`;
+}
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
+header{padding:8px 16px;background:#263238;color:#fff}header h1{font-size:17px;margin:0}#verdict{margin:4px 0 0}
+.fail{color:#ffab91;font-weight:600}.pass{color:#a5d6a7;font-weight:600}
+nav{padding:6px 16px;border-bottom:1px solid #ccc;background:#fff;position:sticky;top:0}
+nav button{font-size:15px;margin-right:4px}#pos{margin:0 8px;font-variant-numeric:tabular-nums}
+main{display:grid;grid-template-columns:minmax(320px,45%) 1fr;gap:12px;padding:8px 16px}
+h2{font-size:15px;margin:6px 0}h3{font-size:14px;margin:10px 0 4px}
+#lanes{max-height:80vh;overflow:auto;border:1px solid #ddd;background:#fff}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;padding:2px 6px;text-align:left;vertical-align:top;font-family:ui-monospace,monospace;font-size:12px}
+th{background:#f0f0f0;position:sticky;top:0}
+tr.cur td{background:#fff59d}tr.bad td.act{background:#ffcdd2}tr{cursor:pointer}
+td.act{font-weight:600}.res{color:#555}.note{color:#2e7d32}
+tr.stale td{background:#ffcdd2;font-weight:600}.viol{color:#b71c1c;font-weight:600}
+.strip{position:relative;height:18px;background:#eceff1;border:1px solid #b0bec5;margin:4px 0}
+.seg{position:absolute;top:0;bottom:0;background:#64b5f6;border-right:1px solid #fff}.seg.stale{background:#e53935}
+`;
