@@ -21,7 +21,7 @@ export interface RunOptions {
   checkEachStep?: boolean;
   /** keep the kernel's step trace (for counterexamples and `--trace`) */
   trace?: boolean;
-  /** called after every scheduler step, setup's included (trace exporters follow the run with it) */
+  /** @internal called after every scheduler step, setup's included (the trace exporters follow the run with it) */
   onStep?: (rec: StepRecord, run: ScenarioRun) => void;
 }
 
