@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,6 +15,8 @@ import { chromium } from 'playwright-core';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'vfio-sim.js');
 const CHROMIUM = '/usr/bin/chromium';
+/** The page's window, as functions run in the browser see it (the test is type-checked without the DOM library). */
+type Win = { marker?: number; document: { getElementById(id: string): { textContent: string | null } | null } };
 
 test('check --html: the M1 counterexample steps to the stale PMD in Chromium, from disk, offline', { timeout: 120_000, skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} missing (apt-get install chromium)` }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-html-'));
@@ -51,6 +53,49 @@ test('check --html: the M1 counterexample steps to the stale PMD in Chromium, fr
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('vfio-sim serve: the quickstart page live; check from the page with a mutant shows its verdict; an edit reloads the page', { timeout: 120_000, skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} missing (apt-get install chromium)` }, async () => {
+  const { serve } = await import('../src/report/serve.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-serve-'));
+  const file = join(dir, 'quickstart.yaml');
+  copyFileSync(join(ROOT, 'scenarios', 'quickstart.yaml'), file);
+  let srv: { close(): void } | undefined;
+  const url = await new Promise<string>((resolve, reject) => {
+    srv = serve(file, { port: 0, host: '127.0.0.1', onListen: resolve, onError: reject });
+  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  try {
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('request', (q) => !q.url().startsWith(url) && problems.push(`network: ${q.url()}`));
+    await page.goto(url);
+    assert.match(await page.textContent('h1') ?? '', /run quickstart on series-v8/);
+    assert.match(await page.textContent('#verdict') ?? '', /^PASS/);
+    // check from the page: series-v4 with the no-zap mutant finds the stale entry
+    await page.selectOption('#kernel', 'series-v4');
+    await page.selectOption('#mutant', 'no-zap');
+    await page.click('#check');
+    await page.waitForFunction(() => /VIOLATION|no violation|failed/.test((globalThis as unknown as Win).document.getElementById('checkprogress')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    assert.match(await page.textContent('#checkprogress') ?? '', /VIOLATION no-stale-pte/);
+    await page.click('#checkprogress a');
+    await page.waitForURL(/\/report\/\d+$/);
+    assert.match(await page.textContent('#verdict') ?? '', /VIOLATION no-stale-pte/);
+    // an edit of the scenario reloads the page, which then shows the new scenario
+    await page.goto(url);
+    await page.evaluate(() => void ((globalThis as unknown as Win).marker = 1));
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^name: quickstart$/m, 'name: quickstart-edited'));
+    await page.waitForFunction(() => !(globalThis as unknown as Win).marker, undefined, { timeout: 10_000 });
+    await page.waitForSelector('h1');
+    assert.match(await page.textContent('h1') ?? '', /quickstart-edited/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+    srv?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

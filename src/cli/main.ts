@@ -17,6 +17,7 @@ import { UnknownKernelError } from '../kernel/kernel.ts';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { perfettoTrace } from '../report/perfetto.ts';
 import { htmlReport, reportData } from '../report/html.ts';
+import { serve } from '../report/serve.ts';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
 import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
@@ -88,7 +89,18 @@ export function kernelArg(v: string): string {
  * jobs or a planned count, a bar), the depth reached and the time.
  */
 type ProgressLine = ((p: Progress) => void) & { stop(): void };
-function progressLine(enabled: boolean): ProgressLine | undefined {
+function progressLine(enabled: boolean, json = false): ProgressLine | undefined {
+  if (json) {
+    // --progress-json (vfio-sim serve reads it): one JSON document a line on stderr, a few a second
+    let last = 0;
+    const line = ((p: Progress) => {
+      if (Date.now() - last < 250) return;
+      last = Date.now();
+      process.stderr.write(JSON.stringify({ progress: p }) + '\n');
+    }) as ProgressLine;
+    line.stop = () => {};
+    return line;
+  }
   if (!enabled) return undefined;
   let bar: SingleBar | null = null;
   const line = ((p: Progress) => {
@@ -114,6 +126,7 @@ function progressLine(enabled: boolean): ProgressLine | undefined {
 
 interface CheckOpts {
   workers?: string;
+  progressJson?: boolean;
   perfetto?: string;
   html?: string;
   json?: boolean;
@@ -162,7 +175,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   const maxExecutions = o.maxExecutions !== undefined ? positive('--max-executions', o.maxExecutions) : undefined;
   const maxMs = o.maxSeconds !== undefined ? positive('--max-seconds', o.maxSeconds) * 1000 : undefined;
   // the reductions of the exhaustive search (on unless --no-states, --no-atomic); the others ignore them
-  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, states: o.states !== false, atomic: o.atomic !== false, progress: progressLine(!o.json && !!process.stderr.isTTY) };
+  const base = { kernel: o.kernel, mutant, maxExecutions, maxMs, states: o.states !== false, atomic: o.atomic !== false, progress: progressLine(!o.json && !!process.stderr.isTTY, !!o.progressJson) };
   if (o.shard !== undefined) {
     if (o.random || o.preemptions !== undefined || o.naive) throw new UsageError('--shard splits the exhaustive DPOR search; it does not combine with --random, --preemptions or --naive');
     const spec = parseShard(o.shard);
@@ -364,6 +377,7 @@ export function main(argv: string[]): void {
     .addOption(perfettoOpt())
     .addOption(htmlOpt())
     .addOption(devicesOpt())
+    .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for tools)').hideHelp())
     .action(async (files: string[], o: CheckOpts) => {
       const paths = scenarioFiles(files);
       if (paths.length > 1 && o.shard !== undefined) invalid(new UsageError('--shard explores one scenario; name one file'));
@@ -522,6 +536,25 @@ export function main(argv: string[]): void {
       if (!SCHEMAS.includes(name)) invalid(new UsageError(`schema: unknown name ${name}${didYouMean(name, SCHEMAS)} (known: ${SCHEMAS.join(', ')})`));
       const doc = name === 'scenario' ? scenarioJsonSchema() : name === 'device' ? deviceJsonSchema() : outputJsonSchema(name.replace(/-output$/, '') as OutputName);
       process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+    });
+
+  program
+    .command('serve')
+    .description('serve the report page of a scenario on 127.0.0.1 (default: the quickstart): it reloads when the file changes, picks kernel and mutant, and runs check with its progress')
+    .argument('[file]', 'scenario YAML')
+    .option('--port <n>', 'the port (0: any free one)', '8080')
+    .option('--host <addr>', 'the address to listen on; anything but 127.0.0.1 exposes the page to the network', '127.0.0.1')
+    .addOption(devicesOpt())
+    .action((file: string | undefined, o: { port: string; host: string }) => {
+      const f = file ?? DEFAULT_SCENARIO;
+      try {
+        loadScenarioFile(f);
+      } catch (e) {
+        invalid(e);
+      }
+      const port = whole('--port', o.port, 0);
+      if (port > 65535) invalid(new UsageError(`--port: ${port} is not a port`));
+      serve(f, { port, host: o.host, onListen: (url) => process.stderr.write(`serving ${f} at ${url} (Ctrl-C to stop)\n`), onError: (e) => invalid(new UsageError(`cannot listen on ${o.host}:${port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)) });
     });
 
   program

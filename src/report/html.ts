@@ -33,6 +33,8 @@ export interface ReportData {
   schedule?: string;
   threads: string[];
   frames: Frame[];
+  /** served by `vfio-sim serve`: the controls to pick kernel and mutant and run check */
+  live?: { kernels: string[]; mutants: string[]; kernel: string; mutant: string };
 }
 
 /**
@@ -84,7 +86,7 @@ export function htmlReport(data: ReportData): string {
   const title = `${data.kind} ${data.scenario} on ${data.kernel}${data.mutant ? ` (mutant ${data.mutant})` : ''}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; connect-src 'self'">
 <title>vfio-sim: ${esc(title)}</title>
 <style>${STYLE}</style></head>
 <body>
@@ -96,6 +98,7 @@ export function htmlReport(data: ReportData): string {
 <button id="next" aria-label="next step" title="next step (right arrow)">next ›</button>
 <button id="last" aria-label="last step" title="last step (End)">last »</button>
 <button id="toviolation" aria-label="jump to the violation" title="jump to the violation (v)">jump to the violation</button>
+<span id="live"></span>
 </nav>
 <main>
 <section id="timeline" aria-label="timeline"><h2>Steps</h2><div id="lanes"></div></section>
@@ -112,7 +115,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafaf
 header{padding:8px 16px;background:#263238;color:#fff}header h1{font-size:17px;margin:0}#verdict{margin:4px 0 0}
 .fail{color:#ffab91;font-weight:600}.pass{color:#a5d6a7;font-weight:600}
 nav{padding:6px 16px;border-bottom:1px solid #ccc;background:#fff;position:sticky;top:0}
-nav button{font-size:15px;margin-right:4px}#pos{margin:0 8px;font-variant-numeric:tabular-nums}
+nav button{font-size:15px;margin-right:4px}#live{margin-left:16px}#live select,#live button{margin-right:6px}#checkprogress{margin-left:8px;font-variant-numeric:tabular-nums}#pos{margin:0 8px;font-variant-numeric:tabular-nums}
 main{display:grid;grid-template-columns:minmax(320px,45%) 1fr;gap:12px;padding:8px 16px}
 h2{font-size:15px;margin:6px 0}h3{font-size:14px;margin:10px 0 4px}
 #lanes{max-height:80vh;overflow:auto;border:1px solid #ddd;background:#fff}

@@ -94,5 +94,29 @@
     e.preventDefault();
     go(k);
   });
+  // served live (vfio-sim serve): kernel and mutant, check with its progress, reload on change
+  if (data.live) {
+    const L = data.live;
+    const sel = (id, label, opts, val) => el('label', {}, label + ' ', el('select', { id, 'aria-label': label }, opts.map((o) => { const x = el('option', { value: o }, o || 'none'); if (o === val) x.selected = true; return x; })));
+    const progress = el('span', { id: 'checkprogress', 'aria-live': 'polite' });
+    const params = () => `kernel=${encodeURIComponent($('kernel').value)}&mutant=${encodeURIComponent($('mutant').value)}`;
+    $('live').append(
+      sel('kernel', 'kernel', L.kernels, L.kernel), sel('mutant', 'mutant', ['', ...L.mutants], L.mutant),
+      el('button', { id: 'rerun', onclick: () => (location.search = '?' + params()) }, 'run'),
+      el('button', { id: 'check', onclick: () => {
+        progress.textContent = 'checking...';
+        const es = new EventSource('/check?' + params());
+        es.addEventListener('progress', (m) => { const p = JSON.parse(m.data).progress; progress.textContent = `${p.executions} executions${p.states !== undefined ? `, ${p.states} states` : ''}${p.pending !== undefined ? `, ${p.pending} pending` : ''}, ${(p.elapsedMs / 1000).toFixed(1)} s`; });
+        es.addEventListener('done', (m) => {
+          es.close();
+          const d = JSON.parse(m.data), v = d.verdict || {};
+          progress.textContent = v.error ? `check failed: ${v.error}` : v.violation ? `VIOLATION ${v.violation.invariant} (${v.executions} executions)` : `${v.complete ? 'no violation: every interleaving explored' : 'no violation found (cut short)'} (${v.executions} executions)`;
+          if (d.report && v.violation) progress.append(' ', el('a', { href: d.report }, 'open the counterexample'));
+        });
+      } }, 'check'),
+      progress,
+    );
+    new EventSource('/events').onmessage = () => location.reload();
+  }
   go(0);
 })();
