@@ -1,6 +1,8 @@
 // vfio-sim diff FILE [--kernels A,B] [--check] [--json]: one scenario on two kernels, every
 // user-visible difference step by step, each expected (data/expected-differences.yaml) or flagged.
 // Exit 0 with no flagged difference, 1 otherwise, 2 for invalid input.
+import { writeFileSync } from 'node:fs';
+import { htmlDiff } from '../report/html.ts';
 import { devicesOpt } from './options.ts';
 import { printJson } from './json.ts';
 import type { Command } from 'commander';
@@ -18,6 +20,7 @@ export interface DiffCliOptions {
   kernels?: string;
   check?: boolean;
   json?: boolean;
+  html?: string;
   expected?: string;
   maxExecutions?: string;
 }
@@ -45,6 +48,7 @@ export function registerDiff(program: Command): void {
     .option('--max-executions <n>', 'with --check: stop each exploration after N executions')
     .option('--expected <file>', 'the reviewed expected-differences data file', EXPECTED_DIFFERENCES)
     .option('--json', 'print the report as one JSON document')
+    .option('--html <out.html>', 'also write the report as a self-contained HTML page (the kernels side by side)')
     .addOption(devicesOpt())
     .action((file: string, o: DiffCliOptions) => {
       let r: DiffReport;
@@ -57,6 +61,10 @@ export function registerDiff(program: Command): void {
           return;
         }
         throw e;
+      }
+      if (o.html) {
+        writeFileSync(o.html, htmlDiff(r));
+        process.stderr.write(`report written to ${o.html}\n`);
       }
       if (o.json) printJson(r);
         else process.stdout.write(formatDiff(r) + '\n');

@@ -11,6 +11,7 @@ import type { Scenario } from '../scenario/loader.ts';
 import { describe, finalState, type ScenarioRun } from '../scenario/runner.ts';
 import { watchRun, type WatchOptions } from './watch.ts';
 import { encodeSchedule } from '../explore/schedule.ts';
+import type { Difference, DiffReport, StepSide } from '../diff/diff.ts';
 
 export interface Frame {
   step: number;
@@ -127,3 +128,38 @@ tr.stale td{background:#ffcdd2;font-weight:600}.viol{color:#b71c1c;font-weight:6
 .strip{position:relative;height:18px;background:#eceff1;border:1px solid #b0bec5;margin:4px 0}
 .seg{position:absolute;top:0;bottom:0;background:#64b5f6;border-right:1px solid #fff}.seg.stale{background:#e53935}
 `;
+
+/**
+ * The diff page (diff --html OUT): the two kernels side by side, step by step, each difference
+ * marked, an expected one with the reviewed reason it cites; then the invariant verdicts. Static:
+ * no script, the same style.
+ */
+export function htmlDiff(r: DiffReport): string {
+  const [a, b] = r.kernels;
+  const rule = new Map(r.rules.map((x) => [x.id, x]));
+  const cell = (s: StepSide | null | undefined) => (s ? `${esc(s.result)}${s.installed.map((x) => `<div class="note">${esc(x)}</div>`).join('')}${Object.entries(s.violations).map(([k, m]) => `<div class="viol">${esc(k)}: ${esc(m)}</div>`).join('')}` : '<span class="res">(not run)</span>');
+  const diffs = (ds: Difference[]) =>
+    ds.map((d) => `<div class="${d.class === 'flagged' ? 'viol' : 'res'}">${d.class === 'flagged' ? 'FLAGGED' : 'expected'}: ${esc(d.field)}${d.key ? ` ${esc(d.key)}` : ''}: ${esc(d.values[a] ?? '')} &rarr; ${esc(d.values[b] ?? '')}${d.rule && rule.get(d.rule) ? ` <i>(${esc(rule.get(d.rule)!.reason)}; ${esc(rule.get(d.rule)!.spec)})</i>` : ''}</div>`).join('');
+  const rows = r.steps
+    .map((s) => `<tr class="${s.differences.some((d) => d.class === 'flagged') ? 'stale' : s.differences.length ? 'cur' : ''}"><td>${esc(s.where)}</td><td>${esc(`${s.op} ${s.args}`.trim())}</td><td>${cell(s.per[a])}</td><td>${cell(s.per[b])}</td><td>${diffs(s.differences)}</td></tr>`)
+    .join('\n');
+  const verdicts = r.verdicts.map((v) => `<tr><td>${esc(v.invariant)}</td>${[a, b].map((k) => `<td>${v.per[k]?.violated ? `<span class="viol">violated</span>${v.per[k]!.declared ? ' (declared)' : ''}: ${esc(v.per[k]!.message ?? '')}` : 'holds'}</td>`).join('')}</tr>`).join('\n');
+  const title = `diff ${r.scenario}: ${a} vs ${b}`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>vfio-sim: ${esc(title)}</title><style>${STYLE}</style></head>
+<body><header><h1>vfio-sim: ${esc(title)}</h1><p role="status"><span class="${r.flagged ? 'fail' : 'pass'}">${r.flagged} flagged, ${r.expected} expected difference(s)</span> (${esc(r.file)})</p></header>
+<main style="display:block">
+<h2>Steps</h2>
+<table aria-label="the two kernels step by step"><thead><tr><th scope="col">step</th><th scope="col">call</th><th scope="col">${esc(a)}</th><th scope="col">${esc(b)}</th><th scope="col">differences</th></tr></thead><tbody>
+${rows}
+</tbody></table>
+<h2>Invariants</h2>
+<table aria-label="invariant verdicts"><thead><tr><th scope="col">invariant</th><th scope="col">${esc(a)}</th><th scope="col">${esc(b)}</th></tr></thead><tbody>
+${verdicts}
+</tbody></table>
+${r.final.differences.length ? `<h2>Final state</h2>${diffs(r.final.differences)}` : ''}
+</main></body></html>
+`;
+}

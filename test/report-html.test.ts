@@ -1,0 +1,54 @@
+// The report pages as files: run --html keeps a frame per operation with the state after it;
+// diff --html puts the two kernels side by side with each difference and its reviewed reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ReportData } from '../src/report/html.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'vfio-sim.js');
+const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
+const dataOf = (html: string) => JSON.parse(/<script id="data" type="application\/json">(.*?)<\/script>/s.exec(html)![1]) as ReportData;
+
+test('run --html: one frame per operation, each with its call, result and the state after it; offline by its CSP', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
+  try {
+    const out = join(dir, 'run.html');
+    const r = cli('run', '--html', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as { steps: Array<{ call: string }> };
+    const html = readFileSync(out, 'utf8');
+    assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+    assert.ok(!/<(link|img|script) [^>]*src=/.test(html), 'nothing loaded from elsewhere');
+    const d = dataOf(html);
+    assert.equal(d.kind, 'run');
+    assert.deepEqual(d.frames.map((f) => f.label), doc.steps.map((s) => s.call));
+    // the state after the mmap shows the VMA, and after the store its PMD
+    const store = d.frames.find((f) => f.label.startsWith('store'))!;
+    assert.ok(store.state.processes[0].page_table.some((e) => e.order === 9));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('diff --html: both kernels side by side, every difference with its class and reason', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
+  try {
+    const out = join(dir, 'diff.html');
+    const r = cli('diff', 'scenarios/bar2-memory-disable.yaml', '--kernels', 'series-v4,series-v8', '--html', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as { steps: unknown[]; expected: number; rules: Array<{ reason: string }> };
+    const html = readFileSync(out, 'utf8');
+    assert.match(html, /<h1>vfio-sim: diff bar2-memory-disable: series-v4 vs series-v8<\/h1>/);
+    assert.equal((html.match(/<tr class="[^"]*"><td>main\[/g) ?? []).length, rep.steps.length, 'a row per step');
+    assert.equal((html.match(/>expected: /g) ?? []).length, rep.expected);
+    const reason = rep.rules[0].reason.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+    assert.ok(html.includes(reason), 'the reviewed reason is shown');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
