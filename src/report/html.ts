@@ -21,7 +21,7 @@ export interface Frame {
   result?: string;
   notes: string[];
   violations: Array<{ invariant: string; message: string }>;
-  threads: Array<{ name: string; op: string | null; held: string[]; state: 'done' | 'sleeping' | 'runnable' }>;
+  threads: Array<{ name: string; op: string | null; held: string[]; state: 'done' | 'sleeping' | 'runnable'; waits?: string }>;
   state: ReturnType<typeof finalState>;
 }
 export interface ReportData {
@@ -58,6 +58,8 @@ export function reportData(scn: Scenario, opts: WatchOptions & { kind: ReportDat
       op: t.done ? null : (run.inProgressCall(t) ?? null),
       held: t.held.map((h) => `${h.lock.name} (${h.mode === 'r' ? 'read' : 'write'})`),
       state: t.done ? ('done' as const) : t.blocked ? ('sleeping' as const) : ('runnable' as const),
+      // what a sleeping thread waits for: the lock or completion its pending event names
+      ...(t.blocked ? { waits: `${t.pending.op.replace(':woken', '')} ${t.pending.obj}` } : {}),
     }));
     const base = { step: rec.step, thread: task?.name ?? '', notes: [...rec.notes], violations, threads, state: finalState(run) };
     if (opts.granularity === 'op') {
