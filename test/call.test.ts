@@ -38,3 +38,32 @@ test('each step says its call: ioctl name and key arguments, config register and
   assert.match(text, /EXPECTATION FAILED \(call\.yaml:8\): expected errno EINVAL, got ok/);
   assert.match(text, /EXPECTATION FAILED \(call\.yaml:11\): expected ok, got SIGBUS/);
 });
+
+test('an ioctl or node Linux has and the model does not says so: ENOTTY (ENOENT) with "not modelled", never silently', () => {
+  const scn = parseScenario(`name: nm
+devices: [{ name: gpu0, profile: h100 }]
+threads:
+  main:
+    - open: { path: /dev/vfio/vfio }
+    - open: { path: /dev/vfio/12 }
+    - open: { path: /dev/vfio/devices/gpu0, as: dev }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_BIND_IOMMUFD }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_SET_IRQS }
+    - ioctl: { fd: dev, op: 0x3b99 }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_GET_INFO }
+`, 'nm.yaml');
+  const { result } = runScenario(scn, { kernel: 'series-v8' });
+  const [vfio, group, , bind, irqs, unknown, info] = result.steps;
+  for (const s of [vfio, group]) {
+    assert.deepEqual(s.result, { errno: 'ENOENT' });
+    assert.match(s.detail ?? '', /legacy container and group API is not modelled/);
+  }
+  for (const [s, name] of [[bind, 'VFIO_DEVICE_BIND_IOMMUFD'], [irqs, 'VFIO_DEVICE_SET_IRQS']] as const) {
+    assert.deepEqual(s.result, { errno: 'ENOTTY' });
+    assert.equal(s.detail, `${name}: not modelled (Linux implements it; the model answers ENOTTY)`);
+  }
+  // an ioctl Linux does not have either is a plain ENOTTY; a modelled one is not marked
+  assert.deepEqual([unknown.result, unknown.detail], [{ errno: 'ENOTTY' }, undefined]);
+  assert.ok(!(info.detail ?? '').includes('not modelled'));
+  assert.match(formatTrace(scn, result), /VFIO_DEVICE_SET_IRQS +errno ENOTTY +VFIO_DEVICE_SET_IRQS: not modelled/);
+});
