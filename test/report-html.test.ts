@@ -52,3 +52,20 @@ test('diff --html: both kernels side by side, every difference with its class an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('run --html shows each DMABUF\'s importers and, for iommufd, the IOVA ranges that map it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
+  try {
+    const out = join(dir, 'io.html');
+    const r = cli('run', 'scenarios/iommufd-p2p-two-slices-revoke-one.yaml', '--html', out);
+    assert.equal(r.status, 0, r.stderr);
+    const d = dataOf(readFileSync(out, 'utf8'));
+    const mapped = d.frames.find((f) => f.label.startsWith('iommufd_map'))!;
+    const imp = mapped.state.dmabufs.flatMap((b) => b.importers);
+    assert.deepEqual(imp, [{ importer: 'iommufd(pages0)', peer2peer: true, revoked: false, iovas: [{ ioas: 1, iova: '0x0', length: '0x200000', mapped: true }] }]);
+    // after the revoke of one slice, its pages say so
+    assert.ok(d.frames.some((f) => f.state.dmabufs.some((b) => b.importers.some((a) => a.revoked === true))), 'a revoked importer is shown');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

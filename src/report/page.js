@@ -73,8 +73,9 @@
     }));
     $('devs').replaceChildren(el('h3', {}, 'devices'), el('table', {}, el('tr', {}, ['name', 'bdf', 'COMMAND', 'hw', 'memory', 'power', 'registration', 'open', 'BARs'].map((h) => el('th', {}, h))),
       st.devices.map((d) => el('tr', {}, [d.name, d.bdf, hex(d.command), hex(d.hw_command), d.memory_enabled ? 'on' : 'OFF', d.power, d.registration, d.open_count, d.bars.map((b) => `BAR${b.index} ${b.size}`).join(', ')].map((x) => el('td', {}, String(x)))))));
-    $('bufs').replaceChildren(el('h3', {}, 'DMABUFs'), st.dmabufs.length ? el('table', {}, el('tr', {}, ['name', 'status', 'kref', 'file refs', 'mappings', 'ranges'].map((h) => el('th', {}, h))),
-      st.dmabufs.map((d) => el('tr', {}, [d.name || `dmabuf${d.id}`, d.status ?? '-', d.kref ?? '-', d.file_refs, d.mappings, (d.ranges || []).map((r) => `${r.paddr}+${r.len}`).join(', ')].map((x) => el('td', {}, String(x)))))) : el('p', {}, 'none'));
+    const importers = (d) => (d.importers || []).map((a) => `${a.importer}${a.peer2peer ? ' (p2p)' : ''}${a.iovas ? `: ${a.iovas.map((x) => `IOAS ${x.ioas} ${x.iova}+${x.length}${x.mapped ? '' : ' (unmapped)'}`).join(', ') || 'no IOVA'}${a.revoked ? ', revoked' : ''}` : ''}`).join('; ') || '-';
+    $('bufs').replaceChildren(el('h3', {}, 'DMABUFs'), st.dmabufs.length ? el('table', {}, el('tr', {}, ['name', 'status', 'kref', 'file refs', 'mappings', 'ranges', 'importers and IOVAs'].map((h) => el('th', {}, h))),
+      st.dmabufs.map((d) => el('tr', {}, [d.name || `dmabuf${d.id}`, d.status ?? '-', d.kref ?? '-', d.file_refs, d.mappings, (d.ranges || []).map((r) => `${r.paddr}+${r.len}`).join(', '), importers(d)].map((x) => el('td', {}, String(x)))))) : el('p', {}, 'none'));
     $('thr').replaceChildren(el('h3', {}, 'threads'), el('table', {}, el('tr', {}, ['thread', 'state', 'operation', 'locks held', 'waits for'].map((h) => el('th', {}, h))),
       f.threads.map((t) => el('tr', {}, [t.name, t.state, t.op ?? '-', t.held.join(', ') || '-', t.waits ?? '-'].map((x) => el('td', {}, String(x)))))));
   }

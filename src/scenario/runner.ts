@@ -2,6 +2,7 @@
 // schedule) and the explorer (any schedule): it owns the kernel, the processes and the threads'
 // programs; a driver decides which task takes the next step.
 import { callText } from './call.ts';
+import { IoptPages } from '../kernel/iommufd/io_pagetable.ts';
 import { Kernel, type Violation } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
 import { Completion, lastInstall, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
@@ -313,6 +314,11 @@ export function finalState(run: ScenarioRun) {
           kind: priv.kind, status: STATUS_NAME[priv.status], kref: priv.kref, device: priv.vdev?.name ?? null, owns_device_file: !!priv.vfile,
           memattr: priv.memattr ? 'WC' : 'NC', ranges: priv.phys_vec.map((r) => ({ paddr: hex(r.paddr), len: hex(r.len) })),
         }),
+        // the importers attached, and for iommufd the IOVA ranges that map the buffer
+        importers: d.attachments.filter((a) => !a.detached).map((a) => ({
+          importer: a.importer, peer2peer: a.peer2peer,
+          ...(a.importer_priv instanceof IoptPages ? { revoked: a.importer_priv.revoked, iovas: [...a.importer_priv.areas].map((x) => ({ ioas: x.ioas.id, iova: hex(x.iova), length: hex(x.length), mapped: x.filled })) } : {}),
+        })),
       };
     }),
     devices: [...k.vfio.values()].map((v) => ({
