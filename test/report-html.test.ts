@@ -12,11 +12,19 @@ import type { ReportData } from '../src/report/html.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'vfio-sim.js');
 const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
+/** Run `body` with a fresh temporary directory, removed after. */
+function inTmp(body: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
+  try {
+    body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 const dataOf = (html: string) => JSON.parse(/<script id="data" type="application\/json">(.*?)<\/script>/s.exec(html)![1]) as ReportData;
 
 test('run --html: one frame per operation, each with its call, result and the state after it; offline by its CSP', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
-  try {
+  inTmp((dir) => {
     const out = join(dir, 'run.html');
     const r = cli('run', '--html', out, '--json');
     assert.equal(r.status, 0, r.stderr);
@@ -30,14 +38,11 @@ test('run --html: one frame per operation, each with its call, result and the st
     // the state after the mmap shows the VMA, and after the store its PMD
     const store = d.frames.find((f) => f.label.startsWith('store'))!;
     assert.ok(store.state.processes[0].page_table.some((e) => e.order === 9));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('diff --html: both kernels side by side, every difference with its class and reason', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
-  try {
+  inTmp((dir) => {
     const out = join(dir, 'diff.html');
     const r = cli('diff', 'scenarios/bar2-memory-disable.yaml', '--kernels', 'series-v4,series-v8', '--html', out, '--json');
     assert.equal(r.status, 0, r.stderr);
@@ -48,14 +53,11 @@ test('diff --html: both kernels side by side, every difference with its class an
     assert.equal((html.match(/>expected: /g) ?? []).length, rep.expected);
     const reason = rep.rules[0].reason.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
     assert.ok(html.includes(reason), 'the reviewed reason is shown');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('run --html shows each DMABUF\'s importers and, for iommufd, the IOVA ranges that map it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));
-  try {
+  inTmp((dir) => {
     const out = join(dir, 'io.html');
     const r = cli('run', 'scenarios/iommufd-p2p-two-slices-revoke-one.yaml', '--html', out);
     assert.equal(r.status, 0, r.stderr);
@@ -65,7 +67,5 @@ test('run --html shows each DMABUF\'s importers and, for iommufd, the IOVA range
     assert.deepEqual(imp, [{ importer: 'iommufd(pages0)', peer2peer: true, revoked: false, iovas: [{ ioas: 1, iova: '0x0', length: '0x200000', mapped: true }] }]);
     // after the revoke of one slice, its pages say so
     assert.ok(d.frames.some((f) => f.state.dmabufs.some((b) => b.importers.some((a) => a.revoked === true))), 'a revoked importer is shown');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
