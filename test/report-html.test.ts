@@ -38,6 +38,8 @@ test('run --html: one frame per operation, each with its call, result and the st
     // the state after the mmap shows the VMA, and after the store its PMD
     const store = d.frames.find((f) => f.label.startsWith('store'))!;
     assert.ok(store.state.processes[0].page_table.some((e) => e.order === 9));
+    // and its frame lists the fault-handler calls that installed it
+    assert.ok(store.notes.some((n) => /^fault order 9 va 0x[0-9a-f]+ pfn 0x[0-9a-f]+ -> NOPAGE$/.test(n)), store.notes.join('; '));
   });
 });
 

@@ -63,7 +63,8 @@ export function reportData(scn: Scenario, opts: WatchOptions & { kind: ReportDat
     }));
     const base = { step: rec.step, thread: task?.name ?? '', notes: [...rec.notes], violations, threads, state: finalState(run) };
     if (opts.granularity === 'op') {
-      for (const s of finished) frames.push({ ...base, thread: s.thread, label: s.call, result: describe(s.result) + (s.mismatch ? ` (EXPECTATION FAILED, line ${s.line}: ${s.mismatch})` : '') });
+      // an operation's frame lists its fault-handler calls where a kernel step's lists its notes
+      for (const s of finished) frames.push({ ...base, thread: s.thread, label: s.call, notes: (s.faults ?? []).map((f) => `fault order ${f.order} va ${f.va}${f.pfn ? ` pfn ${f.pfn}` : ''} -> ${f.outcome}`), result: describe(s.result) + (s.mismatch ? ` (EXPECTATION FAILED, line ${s.line}: ${s.mismatch})` : '') });
       if (!finished.length) frames.push({ ...base, label: 'invariant check' });
     } else {
       const done = finished.map((s) => `${s.thread}[${s.index}] ${s.call} = ${describe(s.result)}`);

@@ -35,6 +35,13 @@
   const big = (s) => BigInt(s);
   /** PFN runs of revoked buffers: an entry mapping one of them is stale */
   const revokedRanges = (st) => st.dmabufs.filter((d) => d.status && d.status !== 'OK').flatMap((d) => (d.ranges || []).map((r) => [big(r.paddr), big(r.paddr) + big(r.len), d.name || `dmabuf${d.id}`]));
+  /** the DMABUF whose ranges hold an entry's PFNs (any status), and a colour for each buffer */
+  const PALETTE = ['#64b5f6', '#81c784', '#ffb74d', '#ba68c8', '#4db6ac', '#f06292'];
+  const bufferOf = (e, st) => {
+    const a = big(e.pfn) * 4096n;
+    const i = st.dmabufs.findIndex((d) => (d.ranges || []).some((r) => a >= big(r.paddr) && a < big(r.paddr) + big(r.len)));
+    return i < 0 ? null : { name: st.dmabufs[i].name || `dmabuf${st.dmabufs[i].id}`, colour: PALETTE[st.dmabufs[i].id % PALETTE.length] };
+  };
   const staleOf = (e, revoked) => {
     const a = big(e.pfn) * 4096n, b = a + BigInt(e.count) * (4096n << BigInt(e.order));
     const hit = revoked.find(([lo, hi]) => a < hi && lo < b);
@@ -56,17 +63,19 @@
       for (const e of p.page_table) {
         const a = Number(big(e.va)), len = e.count * 4096 * 2 ** e.order;
         if (!(hi > lo)) break;
-        strip.append(el('div', { class: 'seg' + (staleOf(e, revoked) ? ' stale' : ''), style: `left:${((a - lo) / (hi - lo)) * 100}%;width:${Math.max(0.3, (len / (hi - lo)) * 100)}%`, title: `${e.va} order ${e.order} x${e.count} -> pfn ${e.pfn}` }));
+        const buf = bufferOf(e, st);
+        strip.append(el('div', { class: 'seg' + (staleOf(e, revoked) ? ' stale' : ''), style: `left:${((a - lo) / (hi - lo)) * 100}%;width:${Math.max(0.3, (len / (hi - lo)) * 100)}%${buf && !staleOf(e, revoked) ? `;background:${buf.colour}` : ''}`, title: `${e.va} order ${e.order} x${e.count} -> pfn ${e.pfn}${buf ? ` (${buf.name})` : ''}` }));
       }
       return el('div', {},
         el('h3', {}, `process ${p.name} (pid ${p.pid})`),
         p.vmas.length ? el('table', { 'aria-label': `VMAs of ${p.name}` }, el('tr', {}, ['start', 'end', 'prot', 'pgoff', 'file', 'cache'].map((h) => el('th', {}, h))), p.vmas.map((v) => el('tr', {}, [v.start, v.end, v.prot, v.pgoff, v.file ?? '-', v.cache ?? ''].map((x) => el('td', {}, String(x)))))) : el('p', {}, 'no VMAs'),
         p.vmas.length ? strip : '',
         p.page_table.length
-          ? el('table', { 'aria-label': `page table of ${p.name}` }, el('tr', {}, ['va', 'level', 'count', 'pfn', 'write', 'cache', ''].map((h) => el('th', {}, h))),
+          ? el('table', { 'aria-label': `page table of ${p.name}` }, el('tr', {}, ['va', 'level', 'count', 'pfn', 'write', 'cache', 'buffer', ''].map((h) => el('th', {}, h))),
               p.page_table.map((e) => {
-                const s = staleOf(e, revoked);
-                return el('tr', { class: s ? 'stale' : '' }, [e.va, e.order === 18 ? 'PUD' : e.order === 9 ? 'PMD' : 'PTE', e.count, e.pfn, e.write ? 'w' : 'r', e.cache, s ? `STALE: ${s} is revoked` : ''].map((x) => el('td', {}, String(x))));
+                const s = staleOf(e, revoked), buf = bufferOf(e, st);
+                const swatch = buf ? el('span', {}, el('span', { style: `display:inline-block;width:10px;height:10px;margin-right:4px;background:${buf.colour}`, 'aria-hidden': 'true' }), buf.name) : '-';
+                return el('tr', { class: s ? 'stale' : '' }, [e.va, e.order === 18 ? 'PUD' : e.order === 9 ? 'PMD' : 'PTE', e.count, e.pfn, e.write ? 'w' : 'r', e.cache, swatch, s ? `STALE: ${s} is revoked` : ''].map((x) => el('td', {}, x instanceof Node ? x : String(x))));
               }))
           : el('p', {}, 'page table: empty'),
       );
