@@ -22,6 +22,9 @@ export interface DporJob {
   sleep: number[];
 }
 
+/** The empty list of open read-only sections, shared. */
+const NO_HELD: DporNode['held'] = [];
+
 /** Vector clocks indexed by task; entries are step numbers (-1: nothing). */
 type Clock = number[];
 const join = (a: Clock, b: Clock) => {
@@ -185,9 +188,13 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
       enabledAt.push(en);
       const p = node.chosen;
       const e = ex.pending(p)!;
-      node.ev = e;
-      node.task = p;
-      node.held = [...open];
+      // a replayed step is the one taken before from the same state: its event and the sections
+      // open before it are as they were recorded (runs are deterministic)
+      if (depth >= replayTo - 1) {
+        node.ev = e;
+        node.task = p;
+        node.held = open.length ? [...open] : NO_HELD;
+      }
       if (e.op === 'mutex_lock' && e.acc === 'r') open.push([p, e.obj, depth]);
       else if (e.op === 'mutex_unlock') open = open.filter(([t, m]) => t !== p || m !== e.obj);
       // happens-before of this step: after every earlier dependent step (and its own thread's);
