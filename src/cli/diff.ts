@@ -1,9 +1,8 @@
 // vfio-sim diff FILE [--kernels A,B] [--check] [--json]: one scenario on two kernels, every
 // user-visible difference step by step, each expected (data/expected-differences.yaml) or flagged.
 // Exit 0 with no flagged difference, 1 otherwise, 2 for invalid input.
-import { writeFileSync } from 'node:fs';
 import { htmlDiff } from '../report/html.ts';
-import { devicesOpt } from './options.ts';
+import { devicesOpt, writeOutput } from './options.ts';
 import { printJson } from './json.ts';
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
@@ -62,10 +61,7 @@ export function registerDiff(program: Command): void {
         }
         throw e;
       }
-      if (o.html) {
-        writeFileSync(o.html, htmlDiff(r));
-        process.stderr.write(`report written to ${o.html}\n`);
-      }
+      if (o.html) writeOutput('--html', o.html, htmlDiff(r), 'report');
       if (o.json) printJson(r);
         else process.stdout.write(formatDiff(r) + '\n');
       process.exitCode = r.exit;

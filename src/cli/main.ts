@@ -14,7 +14,7 @@ import { OUTPUT_SCHEMAS, outputJsonSchema, type OutputName } from './output-sche
 const SCHEMAS = ['scenario', 'device', ...Object.keys(OUTPUT_SCHEMAS).map((n) => `${n}-output`)];
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { perfettoTrace } from '../report/perfetto.ts';
 import { htmlReport, reportData } from '../report/html.ts';
 import { serve } from '../report/serve.ts';
@@ -26,7 +26,7 @@ import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedu
 import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { registerDiff } from './diff.ts';
-import { devicesOpt } from './options.ts';
+import { devicesOpt, writeOutput } from './options.ts';
 import { camelKeys, printJson, snakeKeys } from './json.ts';
 import { registerConform } from './conform.ts';
 import { twinOf, type Twin } from '../conform/twins.ts';
@@ -240,21 +240,11 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
 
 /** --perfetto OUT: the trace of one interleaving of `scn` as Trace Event JSON (src/report/perfetto.ts). */
 function writePerfetto(out: string, scn: Scenario, kernel: string, mutant: string | undefined, schedule?: string[]): void {
-  try {
-    writeFileSync(out, JSON.stringify(perfettoTrace(scn, { kernel, mutant, schedule })) + '\n');
-  } catch (e) {
-    invalid(new UsageError(`--perfetto ${out}: ${(e as Error).message}`));
-  }
-  process.stderr.write(`trace written to ${out} (open it in ui.perfetto.dev or chrome://tracing)\n`);
+  writeOutput('--perfetto', out, JSON.stringify(perfettoTrace(scn, { kernel, mutant, schedule })) + '\n', 'trace', 'open it in ui.perfetto.dev or chrome://tracing');
 }
 /** --html OUT: the self-contained report page of one run or interleaving (src/report/html.ts). */
 function writeHtml(out: string, scn: Scenario, opts: Parameters<typeof reportData>[1]): void {
-  try {
-    writeFileSync(out, htmlReport(reportData(scn, opts)));
-  } catch (e) {
-    invalid(new UsageError(`--html ${out}: ${(e as Error).message}`));
-  }
-  process.stderr.write(`report written to ${out}\n`);
+  writeOutput('--html', out, htmlReport(reportData(scn, opts)), 'report');
 }
 const htmlOpt = () => new Option('--html <out.html>', 'also write a self-contained HTML report that steps through the run');
 const perfettoOpt = () => new Option('--perfetto <out.json>', 'also write the trace (Trace Event JSON) for ui.perfetto.dev or chrome://tracing');
@@ -315,6 +305,9 @@ export function main(argv: string[]): void {
     .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean; perfetto?: string; html?: string }) => {
       if (o.allKernels && o.kernel) invalid(new UsageError('--all-kernels and --kernel do not combine'));
       const paths = scenarioFiles(files.length ? files : [DEFAULT_SCENARIO]);
+      // a trace or a page shows one run: refuse more before running any
+      for (const [flag, set] of [['--perfetto', o.perfetto], ['--html', o.html]] as const)
+        if (set && (paths.length > 1 || o.allKernels)) invalid(new UsageError(`${flag} shows one run: name one scenario (and not --all-kernels)`));
       const runs: Array<{ file: string; scn: Scenario; result: ReturnType<typeof runScenario>['result'] }> = [];
       try {
         const mutant = mutantOpt(o.mutant);
@@ -327,11 +320,9 @@ export function main(argv: string[]): void {
       }
       const exit = Math.max(...runs.map((r) => r.result.exit));
       if (o.perfetto) {
-        if (runs.length !== 1) invalid(new UsageError('--perfetto traces one run: name one scenario (and one kernel)'));
         writePerfetto(o.perfetto, runs[0].scn, runs[0].result.kernel, runs[0].result.mutant);
       }
       if (o.html) {
-        if (runs.length !== 1) invalid(new UsageError('--html reports one run: name one scenario (and one kernel)'));
         const { scn, result } = runs[0];
         writeHtml(o.html, scn, { kind: 'run', kernel: result.kernel, mutant: result.mutant, granularity: 'op', verdict: result.exit ? `FAIL: ${result.problems.join('; ')}` : 'PASS: every expectation met' });
       }
@@ -380,7 +371,9 @@ export function main(argv: string[]): void {
     .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for tools)').hideHelp())
     .action(async (files: string[], o: CheckOpts) => {
       const paths = scenarioFiles(files);
-      if (paths.length > 1 && o.shard !== undefined) invalid(new UsageError('--shard explores one scenario; name one file'));
+      // these explore or show one scenario: refuse more before exploring any
+      for (const [flag, set] of [['--shard', o.shard !== undefined], ['--perfetto', !!o.perfetto], ['--html', !!o.html]] as const)
+        if (set && paths.length > 1) invalid(new UsageError(`${flag} works on one scenario; name one file`));
       const outs: Array<{ file: string; scn: Scenario; kernel: string; mutant?: string; result: ExploreResult; text: string; json: unknown }> = [];
       for (const file of paths) {
         try {
@@ -394,13 +387,11 @@ export function main(argv: string[]): void {
         if (!o.json) process.stdout.write(`${['PASS', 'FAIL', '', 'INCOMPLETE'][verdictExit(result)]}  ${file}: ${result.counterexample ? `${result.counterexample.invariant}: ${result.counterexample.message}` : `${result.executions} execution(s)${result.states !== undefined ? `, ${result.states} state(s)` : ''}, ${(result.elapsedMs / 1000).toFixed(2)} s`}\n`);
       }
       if (o.perfetto) {
-        if (paths.length !== 1) invalid(new UsageError('--perfetto traces one counterexample: name one scenario'));
         const { result, scn, kernel, mutant } = outs[0];
         if (result.counterexample) writePerfetto(o.perfetto, scn, kernel, mutant, result.counterexample.schedule);
         else process.stderr.write(`no counterexample: no trace written to ${o.perfetto} (vfio-sim run --perfetto traces the round-robin order)\n`);
       }
       if (o.html) {
-        if (paths.length !== 1) invalid(new UsageError('--html reports one scenario: name one file'));
         const { result, scn, kernel, mutant } = outs[0];
         const ce = result.counterexample;
         // a counterexample step by step; otherwise the run's own order, with the verdict

@@ -3,6 +3,7 @@
 // and the schedule string that replays it.
 import type { Scenario } from '../scenario/loader.ts';
 import { describe, type StepOut } from '../scenario/runner.ts';
+import { eventText, modeName, pendingText, type Task } from '../kernel/sched/sched.ts';
 import type { Execution } from './execution.ts';
 import type { ExploreResult } from './result.ts';
 import { encodeSchedule } from './schedule.ts';
@@ -41,14 +42,17 @@ export function traceSteps(ex: Execution): TraceStep[] {
 }
 
 /** What each thread holds and is doing when the execution stops. */
-export function locksAtEnd(ex: Execution): Array<{ thread: string; held: Array<{ lock: string; mode: 'read' | 'write' }>; state: 'done' | 'sleeping' | 'runnable'; next?: string }> {
+export function locksAtEnd(ex: Execution): Array<{ thread: string; held: Array<{ lock: string; mode: 'read' | 'write' }>; state: TaskState; next?: string }> {
   return ex.tasks.map((t) => ({
     thread: t.name,
-    held: t.held.map((h) => ({ lock: h.lock.name, mode: h.mode === 'r' ? ('read' as const) : ('write' as const) })),
-    state: t.done ? 'done' : t.blocked ? 'sleeping' : 'runnable',
-    ...(t.done ? {} : { next: `${t.pending.op.replace(':woken', '')} ${t.pending.obj}`.trim() }),
+    held: t.held.map((h) => ({ lock: h.lock.name, mode: modeName(h.mode) })),
+    state: taskState(t),
+    ...(t.done ? {} : { next: pendingText(t) }),
   }));
 }
+
+export type TaskState = 'done' | 'sleeping' | 'runnable';
+export const taskState = (t: Task): TaskState => (t.done ? 'done' : t.blocked ? 'sleeping' : 'runnable');
 
 /** The lock-level trace of an execution as JSON: its steps and the locks held at the end. */
 export function traceJson(ex: Execution): { steps: TraceStep[]; locksAtEnd: ReturnType<typeof locksAtEnd> } {
@@ -61,8 +65,7 @@ export function formatTrace(ex: Execution): string[] {
   const pad = ' '.repeat(7 + w);
   const out: string[] = [];
   for (const s of steps) {
-    const what = s.op === 'start' ? 'start' : `${s.op.replace(':woken', ' (woken)')} ${s.obj}`;
-    out.push(`${String(s.step).padStart(5)}  ${s.thread.padEnd(w)}  ${what}`);
+    out.push(`${String(s.step).padStart(5)}  ${s.thread.padEnd(w)}  ${eventText(s)}`);
     for (const n of s.notes) out.push(`${pad}  | ${n}`);
     for (const f of s.finished) out.push(`${pad}  => ${f.thread}[${f.index}] ${f.op} = ${describe(f.result)}${f.mismatch ? `  (EXPECTATION FAILED: ${f.mismatch})` : ''}`);
   }

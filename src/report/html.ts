@@ -6,10 +6,11 @@
 // are the kernel's steps as swimlanes, one column per thread, the violating step marked. The page
 // script is plain DOM code in page.js beside this file, inlined with the data.
 import { readFileSync } from 'node:fs';
-import type { StepRecord } from '../kernel/sched/sched.ts';
+import { eventText, holdText, pendingText } from '../kernel/sched/sched.ts';
+import { taskState, type TaskState } from '../explore/report.ts';
 import type { Scenario } from '../scenario/loader.ts';
-import { describe, finalState, type ScenarioRun } from '../scenario/runner.ts';
-import { watchRun, type WatchOptions } from './watch.ts';
+import { describe, finalState, SETUP } from '../scenario/runner.ts';
+import { watchRun, type WatchedStep, type WatchOptions } from './watch.ts';
 import { encodeSchedule } from '../explore/schedule.ts';
 import type { Difference, DiffReport, StepSide } from '../diff/diff.ts';
 
@@ -21,7 +22,7 @@ export interface Frame {
   result?: string;
   notes: string[];
   violations: Array<{ invariant: string; message: string }>;
-  threads: Array<{ name: string; op: string | null; held: string[]; state: 'done' | 'sleeping' | 'runnable'; waits?: string }>;
+  threads: Array<{ name: string; op: string | null; held: string[]; state: TaskState; waits?: string }>;
   state: ReturnType<typeof finalState>;
 }
 export interface ReportData {
@@ -44,31 +45,26 @@ export interface ReportData {
  */
 export function reportData(scn: Scenario, opts: WatchOptions & { kind: ReportData['kind']; verdict: string; granularity: 'op' | 'step' }): ReportData {
   const frames: Frame[] = [];
-  let ops = 0, seenViolations = 0;
-  const onStep = (rec: StepRecord, run: ScenarioRun) => {
-    const task = run.k.sched.tasks.find((t) => t.id === rec.task);
-    const finished = run.steps.slice(ops);
-    ops = run.steps.length;
-    const violations = run.k.violations.slice(seenViolations).map((v) => ({ invariant: v.invariant, message: v.message }));
-    seenViolations = run.k.violations.length;
+  const onStep = ({ rec, run, task, finished, violations: broke }: WatchedStep) => {
+    const violations = broke.map((v) => ({ invariant: v.invariant, message: v.message }));
     if (opts.granularity === 'op' && !finished.length && !violations.length) return;
-    if (opts.granularity === 'step' && task?.name === 'setup') return;
+    if (opts.granularity === 'step' && task.name === SETUP) return;
     const threads = run.tasks.map((t) => ({
       name: t.name,
       op: t.done ? null : (run.inProgressCall(t) ?? null),
-      held: t.held.map((h) => `${h.lock.name} (${h.mode === 'r' ? 'read' : 'write'})`),
-      state: t.done ? ('done' as const) : t.blocked ? ('sleeping' as const) : ('runnable' as const),
+      held: t.held.map(holdText),
+      state: taskState(t),
       // what a sleeping thread waits for: the lock or completion its pending event names
-      ...(t.blocked ? { waits: `${t.pending.op.replace(':woken', '')} ${t.pending.obj}` } : {}),
+      ...(t.blocked ? { waits: pendingText(t) } : {}),
     }));
-    const base = { step: rec.step, thread: task?.name ?? '', notes: [...rec.notes], violations, threads, state: finalState(run) };
+    const base = { step: rec.step, thread: task.name, notes: [...rec.notes], violations, threads, state: finalState(run) };
     if (opts.granularity === 'op') {
       // an operation's frame lists its fault-handler calls where a kernel step's lists its notes
       for (const s of finished) frames.push({ ...base, thread: s.thread, label: s.call, notes: (s.faults ?? []).map((f) => `fault order ${f.order} va ${f.va}${f.pfn ? ` pfn ${f.pfn}` : ''} -> ${f.outcome}`), result: describe(s.result) + (s.mismatch ? ` (EXPECTATION FAILED, line ${s.line}: ${s.mismatch})` : '') });
       if (!finished.length) frames.push({ ...base, label: 'invariant check' });
     } else {
       const done = finished.map((s) => `${s.thread}[${s.index}] ${s.call} = ${describe(s.result)}`);
-      frames.push({ ...base, label: rec.ev.op === 'start' ? 'start' : `${rec.ev.op.replace(':woken', ' (woken)')} ${rec.ev.obj}`.trim(), ...(done.length ? { result: done.join('; ') } : {}) });
+      frames.push({ ...base, label: eventText(rec.ev), ...(done.length ? { result: done.join('; ') } : {}) });
     }
   };
   watchRun(scn, opts, onStep);
@@ -80,7 +76,8 @@ export function reportData(scn: Scenario, opts: WatchOptions & { kind: ReportDat
   };
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/** Text for HTML: the characters markup gives a meaning escaped. */
+export const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** The page: markup, style, the data as JSON, and page.js. */
 export function htmlReport(data: ReportData): string {

@@ -4,10 +4,10 @@
 // is not nested in the thread's calls: a lock taken in one operation may be released in another,
 // or handed over by a wake-up); faults, what a step changed, and broken invariants as instants.
 // Time is the kernel's step count: one step is 1 us on the timeline.
-import type { StepRecord } from '../kernel/sched/sched.ts';
+import { eventText, holdText, type Task } from '../kernel/sched/sched.ts';
 import type { Scenario } from '../scenario/loader.ts';
-import { describe, type ScenarioRun } from '../scenario/runner.ts';
-import { watchRun, type WatchOptions } from './watch.ts';
+import { describe } from '../scenario/runner.ts';
+import { watchRun, type WatchedStep, type WatchOptions } from './watch.ts';
 
 /** One event of the Trace Event Format (the fields this exporter writes). */
 export interface TraceEvent {
@@ -35,65 +35,56 @@ class Recorder {
   readonly events: TraceEvent[] = [];
   private readonly tids = new Map<number, { tid: number; pid: number }>();
   private readonly pids = new Map<string, number>();
-  private readonly held = new Map<number, Map<string, number>>();
+  private readonly held = new Map<number, Set<string>>();
   private readonly opStart = new Map<string, number>();
-  private stepsSeen = 0;
-  private violationsSeen = 0;
   private last = 0;
 
-  private track(run: ScenarioRun, taskId: number): { tid: number; pid: number } {
-    let t = this.tids.get(taskId);
-    if (t) return t;
-    const task = run.k.sched.tasks.find((x) => x.id === taskId);
-    const proc = (task?.owner as { name?: string } | undefined)?.name ?? 'kernel';
+  private track(t: Task): { tid: number; pid: number } {
+    let tr = this.tids.get(t.id);
+    if (tr) return tr;
+    const proc = (t.owner as { name?: string } | undefined)?.name ?? 'kernel';
     let pid = this.pids.get(proc);
     if (pid === undefined) {
       this.pids.set(proc, (pid = this.pids.size + 1));
       this.events.push({ name: 'process_name', ph: 'M', pid, args: { name: proc } });
     }
-    t = { tid: taskId + 1, pid };
-    this.tids.set(taskId, t);
-    this.events.push({ name: 'thread_name', ph: 'M', pid, tid: t.tid, args: { name: task?.name ?? `task${taskId}` } });
-    return t;
+    tr = { tid: t.id + 1, pid };
+    this.tids.set(t.id, tr);
+    this.events.push({ name: 'thread_name', ph: 'M', pid, tid: tr.tid, args: { name: t.name } });
+    return tr;
   }
 
-  onStep = (rec: StepRecord, run: ScenarioRun): void => {
+  onStep = ({ rec, run, task, finished, violations }: WatchedStep): void => {
     const ts = rec.step;
     this.last = ts + 1;
-    const me = this.track(run, rec.task);
-    const thread = run.k.sched.tasks.find((x) => x.id === rec.task)?.name ?? '';
-    if (!this.opStart.has(thread)) this.opStart.set(thread, ts);
-    const what = rec.ev.op === 'start' ? 'start' : `${rec.ev.op}${rec.ev.obj ? ` ${rec.ev.obj}` : ''}`;
-    this.events.push({ name: what, ph: 'X', cat: 'step', pid: me.pid, tid: me.tid, ts, dur: 1, args: { step: rec.step, notes: rec.notes } });
+    const me = this.track(task);
+    if (!this.opStart.has(task.name)) this.opStart.set(task.name, ts);
+    this.events.push({ name: eventText(rec.ev), ph: 'X', cat: 'step', pid: me.pid, tid: me.tid, ts, dur: 1, args: { step: rec.step, notes: rec.notes } });
     for (const n of rec.notes) this.events.push({ name: n, ph: 'i', s: 't', cat: /fault/.test(n) ? 'fault' : 'change', pid: me.pid, tid: me.tid, ts: ts + 0.5 });
     // lock holds of every task: a release can hand a lock to a sleeper, whose hold starts here
     for (const t of run.k.sched.tasks) {
-      const now = new Map(t.held.map((h) => [`${h.lock.name} (${h.mode === 'r' ? 'read' : 'write'})`, 0]));
-      const was = this.held.get(t.id) ?? new Map<string, number>();
+      const now = new Set(t.held.map(holdText));
+      const was = this.held.get(t.id) ?? new Set<string>();
       if (!now.size && !was.size) continue;
-      const tr = this.track(run, t.id);
-      for (const k of was.keys()) if (!now.has(k)) this.events.push({ name: k, ph: 'e', cat: 'lock', id: `${t.id}:${k}`, pid: tr.pid, tid: tr.tid, ts: ts + 1 });
-      for (const k of now.keys()) if (!was.has(k)) this.events.push({ name: k, ph: 'b', cat: 'lock', id: `${t.id}:${k}`, pid: tr.pid, tid: tr.tid, ts });
+      const tr = this.track(t);
+      for (const k of was) if (!now.has(k)) this.events.push({ name: k, ph: 'e', cat: 'lock', id: `${t.id}:${k}`, pid: tr.pid, tid: tr.tid, ts: ts + 1 });
+      for (const k of now) if (!was.has(k)) this.events.push({ name: k, ph: 'b', cat: 'lock', id: `${t.id}:${k}`, pid: tr.pid, tid: tr.tid, ts });
       this.held.set(t.id, now);
     }
     // operations that finished in this step: a slice from the thread's first step of it
-    for (; this.stepsSeen < run.steps.length; this.stepsSeen++) {
-      const s = run.steps[this.stepsSeen];
+    for (const s of finished) {
       const start = this.opStart.get(s.thread) ?? ts;
       this.events.push({ name: s.call, ph: 'X', cat: 'operation', pid: me.pid, tid: me.tid, ts: start, dur: ts + 1 - start, args: { result: describe(s.result), line: s.line, ...(s.faults ? { faults: s.faults } : {}), ...(s.mismatch ? { mismatch: s.mismatch } : {}) } });
       if (s.mismatch) this.events.push({ name: `expectation failed: ${s.mismatch}`, ph: 'i', s: 'g', cat: 'violation', pid: me.pid, tid: me.tid, ts: ts + 1 });
       this.opStart.delete(s.thread);
     }
-    for (; this.violationsSeen < run.k.violations.length; this.violationsSeen++) {
-      const v = run.k.violations[this.violationsSeen];
-      this.events.push({ name: `${v.invariant}: ${v.message}`, ph: 'i', s: 'g', cat: 'violation', pid: me.pid, tid: me.tid, ts: ts + 1 });
-    }
+    for (const v of violations) this.events.push({ name: `${v.invariant}: ${v.message}`, ph: 'i', s: 'g', cat: 'violation', pid: me.pid, tid: me.tid, ts: ts + 1 });
   };
 
   /** Close what is still open at the end (a lock held when the run stopped). */
   finish(): void {
     for (const [id, m] of this.held)
-      for (const k of m.keys()) {
+      for (const k of m) {
         const tr = this.tids.get(id)!;
         this.events.push({ name: k, ph: 'e', cat: 'lock', id: `${id}:${k}`, pid: tr.pid, tid: tr.tid, ts: this.last });
       }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { kernelFor, loadScenarioFile, ScenarioError } from '../scenario/loader.ts';
 import { KERNELS } from '../kernel/variants.ts';
 import { MUTANTS, findMutant } from '../explore/mutants.ts';
-import { htmlReport, reportData } from './html.ts';
+import { esc, htmlReport, reportData } from './html.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/vfio-sim.js', import.meta.url));
 
@@ -30,13 +30,12 @@ function page(file: string, kernel: string | undefined, mutant: string | undefin
   const m = mutant && findMutant(mutant) ? findMutant(mutant)!.id : undefined;
   const k = kernel && Object.hasOwn(KERNELS, kernel) && scn.kernels.includes(kernel) ? kernel : kernelFor(scn);
   const data = reportData(scn, { kind: 'run', kernel: k, mutant: m, granularity: 'op', verdict: '' });
-  const last = data.frames.at(-1);
   const failed = data.frames.some((f) => f.violations.length || (f.result ?? '').includes('EXPECTATION FAILED'));
-  data.verdict = failed ? 'FAIL: see the marked step' : `PASS: ${data.frames.length} step(s)${last ? '' : ''}`;
+  data.verdict = failed ? 'FAIL: see the marked step' : `PASS: ${data.frames.length} step(s)`;
   return htmlReport({ ...data, live: { kernels: scn.kernels, mutants: MUTANTS.map((x) => x.id), kernel: k, mutant: m ?? '' } });
 }
 
-const errorPage = (e: unknown) => `<!doctype html><html lang="en"><meta charset="utf-8"><title>vfio-sim: invalid scenario</title><body><h1>The scenario does not load</h1><pre role="alert">${String(e instanceof Error ? e.message : e).replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)}</pre><p>The page reloads when the file changes.</p><script>new EventSource('/events').onmessage = () => location.reload();</script></body></html>`;
+const errorPage = (e: unknown) => `<!doctype html><html lang="en"><meta charset="utf-8"><title>vfio-sim: invalid scenario</title><body><h1>The scenario does not load</h1><pre role="alert">${esc(String(e instanceof Error ? e.message : e))}</pre><p>The page reloads when the file changes.</p><script>new EventSource('/events').onmessage = () => location.reload();</script></body></html>`;
 
 export function serve(file: string, opts: ServeOptions): { close(): void } {
   const listeners = new Set<ServerResponse>();

@@ -5,7 +5,7 @@ import { callText } from './call.ts';
 import { IoptPages } from '../kernel/iommufd/io_pagetable.ts';
 import { Kernel, type Violation } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
-import { Completion, lastInstall, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
+import { Completion, lastInstall, pendingText, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
 import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
@@ -220,7 +220,7 @@ export class ScenarioRun {
   finish(): void {
     const stuck = this.threads.filter((t) => t.task && !t.task.done);
     if (stuck.length && !this.enabled().length)
-      this.k.violation('no-deadlock', `deadlock: ${stuck.map((t) => `${t.def.name} waits at ${t.task!.pending.op.replace(':woken', '')} ${t.task!.pending.obj}`).join('; ')}`);
+      this.k.violation('no-deadlock', `deadlock: ${stuck.map((t) => `${t.def.name} waits at ${pendingText(t.task!)}`).join('; ')}`);
     checkInvariants(this.k);
     if (!stuck.length) checkNoLeak(this.k);
   }

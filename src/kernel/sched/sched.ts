@@ -25,6 +25,14 @@ export const lastInstall = (faults: readonly FaultRecord[]) => faults.filter((f)
 
 export interface HeldLock { lock: LockBase; mode: 'r' | 'w' }
 
+/** How traces and reports name things: a hold ("gpu0.memory_lock (read)"), what a task does or waits to do next. */
+export const modeName = (mode: 'r' | 'w') => (mode === 'r' ? 'read' : 'write');
+export const holdText = (h: HeldLock) => `${h.lock.name} (${modeName(h.mode)})`;
+/** The event a task will perform (a sleeper: what it waits to take), without the wake-up marker. */
+export const pendingText = (t: Task) => `${t.pending.op.replace(':woken', '')} ${t.pending.obj}`.trim();
+/** A step's event as a trace line shows it: "down_read gpu0.memory_lock", "mutex_lock x (woken)". */
+export const eventText = (e: Pick<Ev, 'op' | 'obj'>) => (e.op === 'start' ? 'start' : `${e.op.replace(':woken', ' (woken)')} ${e.obj}`.trim());
+
 export class Task {
   pending: Ev = { op: 'start', obj: '', acc: 'r' };
   blocked = false;
@@ -211,7 +219,7 @@ export class RwSem extends LockBase {
       return;
     }
     this.waiters.push({ t, mode });
-    this.sched.note(`${t.name} sleeps on ${this.name} (${mode === 'r' ? 'read' : 'write'})`);
+    this.sched.note(`${t.name} sleeps on ${this.name} (${modeName(mode)})`);
     yield { op: mode === 'r' ? 'down_read:woken' : 'down_write:woken', obj: this.name, acc: mode, block: true };
   }
 
@@ -363,7 +371,7 @@ export class Lockdep {
     // not a recursive-read lock in lockdep's sense (down_read is read=1), so lockdep warns, and a
     // writer queued in between deadlocks it
     const again = t.held.find((h) => h.lock === lock);
-    if (again) this.inversions.push(`possible recursive locking: ${t.name} takes ${lock.name} (${mode === 'r' ? 'read' : 'write'}) while holding it (${again.mode === 'r' ? 'read' : 'write'})`);
+    if (again) this.inversions.push(`possible recursive locking: ${t.name} takes ${lock.name} (${modeName(mode)}) while holding it (${modeName(again.mode)})`);
     for (const h of t.held) {
       if (h.lock.cls === lock.cls) continue;
       const from = h.lock.cls, to = lock.cls;
