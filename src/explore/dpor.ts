@@ -8,8 +8,9 @@ import type { Scenario } from '../scenario/loader.ts';
 import { Execution, type ExecOptions } from './execution.ts';
 import { MemFpStore, type FingerprintStore } from './fpstore.ts';
 import { AccessLog, extend, type Mover } from './movers.ts';
+import { RaceIndex } from './raceindex.ts';
 import { DEFAULT_MAX_DEPTH, notRun, preemptionsOf, type Counterexample, type ExploreOptions, type ExploreResult, type Progress } from './result.ts';
-import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, type ThreadFp } from './state.ts';
+import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, threadStart, type ThreadFp } from './state.ts';
 
 /**
  * A DPOR job: the subtree below a fixed prefix of choices, with the sleep set its root starts with.
@@ -84,6 +85,8 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
   const fixed = opts.job?.prefix.length ?? 0;
   const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
   const stack: DporNode[] = [];
+  // the stack's steps by what they touch: the races of an event are looked for among those
+  const index = new RaceIndex();
   let executions = 0, sleepBlocked = 0, steps = 0, deepest = 0;
   let counterexample: Counterexample | null = null;
   let replayTo = 0; // depth up to which the stack's choices are replayed
@@ -104,9 +107,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
 
   while (true) {
     const ex = new Execution(scn, opts);
-    let threads: ThreadFp[] = store ? ex.tasks.map((t) => ({ cur: new Hasher().str('thread').str(t.name).key(), frames: [] })) : [];
+    let threads: ThreadFp[] = store ? ex.tasks.map((t) => threadStart(t.name)) : [];
     // the step being fingerprinted: its thread, and what it read
-    let active: { ts: ThreadFp; obs: string } | null = null;
+    let active: { ts: ThreadFp; obs: number } | null = null;
     if (store) ex.run.k.sched.graph = callCollapse(() => active);
     const enabledAt: number[][] = [];
     const taskClock: Clock[] = [];
@@ -141,17 +144,17 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           const e = pending[p];
           if (!e || (!e.obj && !e.also && !e.spans)) continue;
           const pc = taskClock[p] ?? [];
-          for (let i = depth - 1; i >= 0; i--) {
+          for (const i of index.candidates(e, depth)) {
             const s = stack[i];
-            if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
-            if ((pc[s.task] ?? -1) >= i) continue; // i happens before p's next step
+            if (s.task === p || !s.ev || (pc[s.task] ?? -1) >= i) continue; // ...or i happens before p's next step
+            if (!dependent(s.ev, e)) continue;
             addBacktrack(stack[lift(i, p, e, depth)], p);
             break;
           }
         }
         if (store && node.forcedFrom !== undefined) {
-          // no state inside a block: only the events below it, for the block's first node
-          node.threads = threads.map(cloneThread);
+          // no state inside a block, and never a backtrack point (its block's first node is):
+          // only the events below it, for the block's first node
           node.summary = new Set();
         } else if (store) {
           node.threads = threads.map(cloneThread);
@@ -194,6 +197,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         node.ev = e;
         node.task = p;
         node.held = open.length ? [...open] : NO_HELD;
+        index.add(depth, e);
       }
       if (e.op === 'mutex_lock' && e.acc === 'r') open.push([p, e.obj, depth]);
       else if (e.op === 'mutex_unlock') open = open.filter(([t, m]) => t !== p || m !== e.obj);
@@ -202,7 +206,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
       if (depth < replayTo - 1) taskClock[p] = node.clock;
       else {
         const c: Clock = [...(taskClock[p] ?? [])];
-        for (let i = depth - 1; i >= 0; i--) {
+        for (const i of index.candidates(e, depth)) {
           const s = stack[i];
           if ((c[s.task] ?? -1) >= i) continue;
           if (s.task !== p && s.ev && dependent(s.ev, e)) join(c, s.clock);
@@ -226,8 +230,8 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         const h = new Hasher();
         observe(ex.run, e, h);
         // a task forked during the run gets its fingerprint when it first runs
-        const ts = (threads[p] ??= { cur: new Hasher().str('thread').str(ex.tasks[p].name).key(), frames: [] }), obs = h.key();
-        ts.cur = new Hasher().str(ts.cur).str(obs).key();
+        const ts = (threads[p] ??= threadStart(ex.tasks[p].name)), obs = h.fp();
+        ts.cur = new Hasher().num(ts.cur).num(obs).fp();
         const before = ex.run.steps.length;
         active = { ts, obs };
         ex.step(p);
@@ -237,9 +241,11 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         const name = ex.tasks[p].name;
         // an operation finished in this step: the program keeps only its results, and what this
         // step read for the next operation
-        if (ex.run.steps.slice(before).some((x) => x.thread === name))
-          ts.cur = new Hasher().str('ops').str(resultsOf(ex, name)).str(obs).str(after.key()).key();
-        else ts.cur = new Hasher().str(ts.cur).str(after.key()).key();
+        let finished = false;
+        for (let j = before; j < ex.run.steps.length && !finished; j++) finished = ex.run.steps[j].thread === name;
+        if (finished)
+          ts.cur = new Hasher().str('ops').str(resultsOf(ex, name)).num(obs).num(after.fp()).fp();
+        else ts.cur = new Hasher().num(ts.cur).num(after.fp()).fp();
         node.summary?.add(p * 1048576 + evId(e));
       } else ex.step(p, depth < replayTo - 1);
       steps++;
@@ -280,6 +286,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     if (store) for (let k = explored - 1; k > Math.max(d, fixed - 1); k--) finish(stack[k], stack[k - 1]);
     if (d < fixed) return done(true);
     stack.length = d + 1;
+    index.truncate(d);
     replayTo = d + 1;
   }
   return done(false);
@@ -371,10 +378,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
       const p = Math.floor(x / 1048576), e = evs[x % 1048576];
       const pc = taskClock[p] ?? [];
       const mine = locked.get(p);
-      for (let i = depth - 1; i >= 0; i--) {
+      for (const i of index.candidates(e, depth)) {
         const s = stack[i];
-        if (s.task === p || !s.ev || !dependent(s.ev, e)) continue;
-        if ((pc[s.task] ?? -1) >= i) continue;
+        if (s.task === p || !s.ev || (pc[s.task] ?? -1) >= i || !dependent(s.ev, e)) continue;
         addBacktrack(stack[lift(i, p, e, depth, (m) => !!mine?.has(m))], p);
       }
     }
@@ -483,14 +489,14 @@ function childSleep(n: DporNode): Map<number, Ev> {
 
 /** A state: the whole kernel and the run's records, and each thread's fingerprint. */
 function stateFingerprint(ex: Execution, threads: ThreadFp[]): string {
-  const h = new Hasher().str(kernelHash(ex.run));
+  const h = new Hasher().num(kernelHash(ex.run));
   for (const t of threads) {
     if (!t) {
       h.mix(0); // a forked task that has not run yet
       continue;
     }
-    h.str(t.cur).num(t.frames.length);
-    for (const f of t.frames) h.str(f.base);
+    h.num(t.cur).num(t.frames.length);
+    for (const f of t.frames) h.num(f.base);
   }
   return h.key();
 }

@@ -20,7 +20,7 @@ import { DmaBuf } from '../kernel/dma-buf/dma-buf.ts';
 import { MmStruct, Vma } from '../kernel/mm/vma.ts';
 import { Process } from '../kernel/process.ts';
 import { Kernel } from '../kernel/kernel.ts';
-import { File } from '../kernel/fs/file.ts';
+import { AddressSpace, File } from '../kernel/fs/file.ts';
 import { VfioPciDmaBuf } from '../kernel/vfio/pci/dmabuf.ts';
 import type { ScenarioRun } from '../scenario/runner.ts';
 
@@ -66,7 +66,7 @@ export class Hasher {
    * hash is kept with a copy of its contents, and reused while a compare says they are the same.
    */
   bytesCached(u: ArrayBufferView): this {
-    const now = new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
+    const now = u instanceof Uint8Array ? u : new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
     let c = VIEWS.get(u);
     if (!c || Buffer.compare(c.copy, now) !== 0) {
       const sub = new Hasher().bytes(u);
@@ -82,6 +82,10 @@ export class Hasher {
   }
   key(): string {
     return `${(this.a >>> 0).toString(36)}.${(this.b >>> 0).toString(36)}`;
+  }
+  /** The hash as one number (53 bits, exact as a double): for fingerprints mixed into others. */
+  fp(): number {
+    return (this.a >>> 0) * 2097152 + (this.b >>> 11);
   }
 }
 
@@ -150,8 +154,18 @@ const ownerStop = (root: object): Stop => (o, p) => p.owner && o !== root;
  * Deep hash of an object graph in a canonical walk order. `unnamedOnly` leaves out the named part
  * (NAMED_CLASSES, NAMED_FIELDS). Shared and cyclic references hash as the index of their first visit.
  */
+const SEEN: Array<Map<object, number>> = [];
 function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void {
-  const seen = new Map<object, number>();
+  // the visited map is reused from walk to walk (walks nest only through a hook, rarely)
+  const seen = SEEN.pop() ?? new Map<object, number>();
+  try {
+    walkWith(h, root, unnamedOnly, stop, seen);
+  } finally {
+    seen.clear();
+    SEEN.push(seen);
+  }
+}
+function walkWith(h: Hasher, root: unknown, unnamedOnly: boolean, stop: Stop, seen: Map<object, number>): void {
   const go = (v: unknown): void => {
     switch (typeof v) {
       case 'number': h.mix(1).num(v); return;
@@ -214,19 +228,19 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void
 }
 
 /** Everything the scenario's programs read without naming it: the unnamed kernel and the run's bindings. */
-export function unnamedHash(run: ScenarioRun): string {
+export function unnamedHash(run: ScenarioRun): number {
   const h = new Hasher();
   walk(h, [run.k, run.bindings], true);
-  return h.key();
+  return h.fp();
 }
 
 /** The whole state but the threads' programs: kernel, named part included, and the run's records. */
-export function kernelHash(run: ScenarioRun): string {
+export function kernelHash(run: ScenarioRun): number {
   const h = new Hasher();
   walk(h, [run.k, run.bindings, run.events, run.k.violations], false);
   // `expect: { order }` reads the order of the operation's last installing fault
   for (const t of run.tasks) h.num(lastInstall(t.faults)?.order ?? -1);
-  return h.key();
+  return h.fp();
 }
 
 function counterValue(k: Kernel, key: string, acc: string, h: Hasher): boolean {
@@ -303,11 +317,25 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
         else whole = true;
       } else whole = true;
     }
-  const objs = e.also ? [{ obj: e.obj, acc: e.acc }, ...e.also] : e.obj ? [{ obj: e.obj, acc: e.acc }] : [];
-  for (const o of objs) if (!objectValue(k, e.op, o.obj, o.acc, h)) whole = true;
+  // the event's own object is what its operation acts on (a lock it takes); the others it names
+  // are plain reads or writes (what a read-only section reads)
+  if (e.obj && !objectValue(k, e.op, e.obj, e.acc, h)) whole = true;
+  if (e.also) for (const o of e.also) if (!objectValue(k, o.acc === 'r' ? 'read' : 'write', o.obj, o.acc, h)) whole = true;
   // scenario-level reads: names bound by earlier operations (`as:`)
+  h.mix(bindingsHash(run));
+  if (whole) h.num(unnamedHash(run));
+}
+
+const BINDINGS = new WeakMap<ScenarioRun, { gen: number; hash: number }>();
+/** The run's bindings hashed once per change (they change only when an operation with `as:` ends). */
+function bindingsHash(run: ScenarioRun): number {
+  const c = BINDINGS.get(run);
+  if (c && c.gen === run.bindingsGen) return c.hash;
+  const h = new Hasher();
   walk(h, run.bindings, false);
-  if (whole) h.str(unnamedHash(run));
+  const hash = h.fp();
+  BINDINGS.set(run, { gen: run.bindingsGen, hash });
+  return hash;
 }
 
 const WAIT = new Set(['wait_for_completion', 'wait_for_completion:woken']);
@@ -322,6 +350,22 @@ function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher)
     const d = k.pci.devs.find((x) => x.decodeKey === key);
     if (!d) return false;
     h.bytesCached(d.cfg).num(d.power).mix(d.inReset ? 1 : 0);
+    return true;
+  }
+  if (key.endsWith('.file') && key.startsWith('dmabuf')) {
+    // dma_buf_get_file_active's read of dmabuf->file: the pointer (annulled or not), and whether
+    // the file behind it was freed
+    const b = dmabufByKey(k, key.slice(0, -'.file'.length));
+    if (!b) return false;
+    h.mix(b.fileAnnulled ? 1 : 0).str(b.file.key).mix(b.file.freed ? 1 : 0);
+    return true;
+  }
+  if (key.endsWith('.i_mmap')) {
+    // unmap_mapping_range's walk: the VMAs mapping the file and where each maps it
+    const m = mappingByName(k, key.slice(0, -'.i_mmap'.length));
+    if (!m) return false;
+    h.num(m.i_mmap.size);
+    for (const v of m.i_mmap) h.num(v.mm.id).num(v.vm_start).num(v.vm_end).num(v.vm_pgoff);
     return true;
   }
   if (key.endsWith('.priv')) {
@@ -370,6 +414,18 @@ function lockRegion(k: Kernel, lock: string, h: Hasher): boolean {
   return false;
 }
 
+function dmabufByKey(k: Kernel, name: string): DmaBuf | undefined {
+  for (const b of k.dmabufs) if (`dmabuf${b.id}` === name) return b;
+  return undefined;
+}
+
+/** A file's address_space by name: a buffer's, or that of a file some VMA maps. */
+function mappingByName(k: Kernel, name: string): AddressSpace | undefined {
+  for (const b of k.dmabufs) if (b.file.f_mapping.name === name) return b.file.f_mapping;
+  for (const p of k.procs) for (const v of p.mm.vmas) if (v.vm_file?.f_mapping.name === name) return v.vm_file.f_mapping;
+  return undefined;
+}
+
 function privByKey(k: Kernel, key: string): VfioPciDmaBuf | undefined {
   for (const b of k.dmabufs) if (b.priv instanceof VfioPciDmaBuf && b.priv.key === key) return b.priv;
   return undefined;
@@ -386,9 +442,11 @@ export function taskAfter(t: Task, h: Hasher): void {
  * for the calls it is inside (marked with `traced`), each with the fingerprint it had on entry.
  */
 export interface ThreadFp {
-  cur: string;
-  frames: Array<{ base: string; held: string[] }>;
+  cur: number;
+  frames: Array<{ base: number; held: string[] }>;
 }
+/** A thread's fingerprint before its first step. */
+export const threadStart = (name: string): ThreadFp => ({ cur: new Hasher().str('thread').str(name).fp(), frames: [] });
 export const cloneThread = (t: ThreadFp): ThreadFp => ({ cur: t.cur, frames: t.frames.map((f) => ({ ...f })) });
 
 const heldNames = (t: Task) => t.held.map((x) => `${x.lock.name}/${x.mode}`);
@@ -399,7 +457,7 @@ const heldNames = (t: Task) => t.held.map((x) => `${x.lock.name}/${x.mode}`);
  * and what the current step read; what the callee read in between is forgotten, as its locals are.
  * Not when the callee returns holding a lock it took: what it read under that lock stays relevant.
  */
-export function callCollapse(active: () => { ts: ThreadFp; obs: string } | null): FuncGraph {
+export function callCollapse(active: () => { ts: ThreadFp; obs: number } | null): FuncGraph {
   return {
     entry(t) {
       const a = active();
@@ -411,9 +469,9 @@ export function callCollapse(active: () => { ts: ThreadFp; obs: string } | null)
       if (!a || !f) return;
       const entry = new Set(f.held);
       const keep = heldNames(t).some((x) => !entry.has(x));
-      const h = new Hasher().str(keep ? a.ts.cur : f.base).str('ret').str(fn).str(a.obs);
+      const h = new Hasher().num(keep ? a.ts.cur : f.base).str('ret').str(fn).num(a.obs);
       walk(h, [value, args], false, anyOwner);
-      a.ts.cur = h.key();
+      a.ts.cur = h.fp();
     },
   };
 }

@@ -61,6 +61,8 @@ export class ScenarioRun {
   readonly steps: StepOut[] = [];
   readonly procs = new Map<string, Process>();
   readonly bindings = new Map<string, { value: bigint; out?: Record<string, bigint> }>();
+  /** @internal bumped when a binding is set (the explorer hashes the bindings once per change) */
+  bindingsGen = 0;
   /** post/wait events, by name */
   readonly events = new Map<string, Completion>();
   readonly threads: ThreadState[] = [];
@@ -150,7 +152,10 @@ export class ScenarioRun {
       this.inProgress.set(task, { thread: def.name, index: i });
       const o = yield* execOp(env, s);
       this.inProgress.delete(task);
-      if (o.bind && s.as) this.bindings.set(s.as, o.bind);
+      if (o.bind && s.as) {
+        this.bindings.set(s.as, o.bind);
+        this.bindingsGen++;
+      }
       const out: StepOut = { thread: def.name, index: i, op: s.op, call: callOf(s), result: o.result, line: s.line };
       if (task.faults.length) out.faults = task.faults.map(faultJson);
       if (o.detail) out.detail = o.detail;
