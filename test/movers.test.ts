@@ -113,3 +113,22 @@ threads:
   const ptWrites = zap.spans!.filter((s) => s.space === 'mm1.pt' && s.acc === 'w');
   assert.deepEqual(ptWrites.map((s) => [s.hi - s.lo, s.level]), [[4096, 0]], 'it writes only the one PTE slot it clears');
 });
+
+test('random executions fill the access log before the search: it no longer starts again, and reaches the same end states', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { exploreDpor } = await import('../src/explore/dpor.ts');
+  const { finalFingerprint } = await import('../src/explore/fingerprint.ts');
+  const file = 'scenarios/fork-child-inherits-mappings.yaml';
+  const scn = parseScenario(readFileSync(file, 'utf8'), file);
+  const run = (warmUp?: number) => {
+    let ends = new Set<string>();
+    const r = exploreDpor(scn, { atomic: true, warmUp, onRestart: () => (ends = new Set()), onExecution: (ex) => void ends.add(finalFingerprint(ex)) });
+    return { r, ends };
+  };
+  const cold = run(0), warm = run();
+  assert.equal(cold.r.restarts, 1, 'without a warm-up the search learns a conflict the hard way');
+  assert.equal(warm.r.restarts, 0);
+  assert.ok(cold.r.complete && warm.r.complete);
+  assert.deepEqual([...warm.ends].sort(), [...cold.ends].sort());
+});

@@ -9,6 +9,7 @@ import { Execution, type ExecOptions } from './execution.ts';
 import { MemFpStore, type FingerprintStore } from './fpstore.ts';
 import { AccessLog, extend, type Mover } from './movers.ts';
 import { RaceIndex } from './raceindex.ts';
+import { rng } from './pct.ts';
 import { DEFAULT_MAX_DEPTH, notRun, preemptionsOf, type Counterexample, type ExploreOptions, type ExploreResult, type Progress } from './result.ts';
 import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, threadStart, type ThreadFp } from './state.ts';
 
@@ -67,8 +68,11 @@ interface Block {
 export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
   if (!opts.atomic) return exploreOnce(scn, opts, null);
   // the reductions rely on what the log has seen; a contradiction starts the search again
-  const log = (opts as { accessLog?: AccessLog }).accessLog ?? new AccessLog(scn.threads.some((t) => t.steps.some((x) => x.as)));
+  const given = (opts as { accessLog?: AccessLog }).accessLog;
+  const log = given ?? new AccessLog(scn.threads.some((t) => t.steps.some((x) => x.as)));
   const t0 = Date.now();
+  // one thread (and no fork) has nothing to learn: its steps race with no one
+  if (!given && (scn.threads.length > 1 || [...scn.setup, ...scn.threads.flatMap((t) => t.steps)].some((x) => x.op === 'fork'))) warmUp(scn, opts, log);
   let spent = 0;
   for (;;) {
     const left = { maxMs: opts.maxMs === undefined ? undefined : Math.max(0, opts.maxMs - (Date.now() - t0)), maxExecutions: opts.maxExecutions === undefined ? undefined : Math.max(0, opts.maxExecutions - spent) };
@@ -77,6 +81,28 @@ export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJo
     spent += r.executions;
     log.restart();
     opts.onRestart?.();
+  }
+}
+
+/** Random executions before the search, by default (a fixed seed: the same log every time). */
+export const WARM_UP_RUNS = 32;
+
+/**
+ * Fill the access log from random executions before the search: every access they record is one
+ * some execution makes, so the log stays sound, and the search starts with most of what it would
+ * otherwise learn only by running into a contradiction and starting again.
+ */
+function warmUp(scn: Scenario, opts: ExploreOptions, log: AccessLog): void {
+  const rand = rng(0x5eed);
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  for (let r = 0; r < (opts.warmUp ?? WARM_UP_RUNS); r++) {
+    const ex = new Execution(scn, { kernel: opts.kernel, mutant: opts.mutant, lockAware: opts.lockAware });
+    for (let depth = 0; ; depth++) {
+      const en = ex.runnable(depth, maxDepth, true);
+      if (!en) break;
+      for (const p of en) log.record(p, ex.tasks[p], ex.pending(p)!);
+      ex.step(en[Math.floor(rand() * en.length)]);
+    }
   }
 }
 

@@ -28,6 +28,11 @@ export interface ExploreOptions extends ExecOptions {
    * releases, and steps that commute with everything) without scheduling inside them (movers.ts)
    */
   atomic?: boolean;
+  /**
+   * atomic blocks: random executions (fixed seed) whose accesses fill the access log before the
+   * search, so that it seldom starts again (default WARM_UP_RUNS; 0: none)
+   */
+  warmUp?: number;
   /** atomic blocks: called when the search starts again (what onExecution saw before is void) */
   onRestart?: () => void;
 }
