@@ -154,19 +154,21 @@ const ownerStop = (root: object): Stop => (o, p) => p.owner && o !== root;
  * Deep hash of an object graph in a canonical walk order. `unnamedOnly` leaves out the named part
  * (NAMED_CLASSES, NAMED_FIELDS). Shared and cyclic references hash as the index of their first visit.
  */
-const SEEN: Array<Map<object, number>> = [];
 function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void {
-  // the visited map is reused from walk to walk (walks nest only through a hook, rarely)
-  const seen = SEEN.pop() ?? new Map<object, number>();
-  try {
-    walkWith(h, root, unnamedOnly, stop, seen);
-  } finally {
-    seen.clear();
-    SEEN.push(seen);
-  }
+  new Walk(h, unnamedOnly, stop).go(root);
 }
-function walkWith(h: Hasher, root: unknown, unnamedOnly: boolean, stop: Stop, seen: Map<object, number>): void {
-  const go = (v: unknown): void => {
+
+/** One walk: its hasher, what it leaves out, and the objects it has visited (by first-visit index). */
+class Walk {
+  private readonly seen = new Map<object, number>();
+  constructor(
+    private readonly h: Hasher,
+    private readonly unnamedOnly: boolean,
+    private readonly stop: Stop,
+  ) {}
+
+  go(v: unknown): void {
+    const h = this.h;
     switch (typeof v) {
       case 'number': h.mix(1).num(v); return;
       case 'string': h.mix(2).str(v); return;
@@ -177,54 +179,64 @@ function walkWith(h: Hasher, root: unknown, unnamedOnly: boolean, stop: Stop, se
     }
     if (v === null) return void h.mix(7);
     const o = v as object;
+    const seen = this.seen;
     const id = seen.get(o);
     if (id !== undefined) return void h.mix(8).num(id);
     seen.set(o, seen.size);
     if (Array.isArray(o)) {
       h.mix(10).num(o.length);
-      for (let i = 0; i < o.length; i++) go(o[i]);
+      for (let i = 0; i < o.length; i++) this.go(o[i]);
       return;
     }
     if (ArrayBuffer.isView(o)) return void h.mix(9).bytesCached(o);
     if (o instanceof Map) {
       h.mix(11).num(o.size);
       for (const [k, x] of o) {
-        go(k);
-        go(x);
+        this.go(k);
+        this.go(x);
       }
       return;
     }
     if (o instanceof Set) {
       h.mix(12).num(o.size);
       // a set of tasks (a rwsem's readers) has no order: visit it by task id
-      const xs = [...o];
-      if (xs.every((x) => x instanceof Task)) xs.sort((a, b) => (a as Task).id - (b as Task).id);
-      for (const x of xs) go(x);
+      let tasks = o.size > 1;
+      for (const x of o) if (!(x instanceof Task)) tasks = false;
+      if (tasks) for (const x of [...(o as Set<Task>)].sort((a, b) => a.id - b.id)) this.go(x);
+      else for (const x of o) this.go(x);
       return;
     }
     const ctor = (o as { constructor?: Function }).constructor;
     const plan = planOf(ctor, o);
     if (plan.generator) return;
-    if (unnamedOnly && plan.named) return void h.mix(13);
-    if (stop?.(o, plan)) return void h.mix(15).mix(plan.name).str(identity(o));
+    if (this.unnamedOnly && plan.named) return void h.mix(13);
+    if (this.stop?.(o, plan)) return void h.mix(15).mix(plan.name).str(identity(o));
     // lockdep's graph: which class was taken inside which, not who first did it, nor in what order
-    if (plan.lockdep) {
-      const l = o as Lockdep;
-      h.mix(16).num(l.inversions.length);
-      for (const e of [...l.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
-      return;
-    }
+    if (plan.lockdep) return void h.mix(16).num(lockdepHash(o as Lockdep));
     h.mix(14).mix(plan.name);
     const rec = o as Record<string, unknown>;
     for (const key in rec) {
       if (!Object.hasOwn(rec, key)) continue;
-      const kh = fieldHash(ctor, plan, unnamedOnly, key);
+      const kh = fieldHash(ctor, plan, this.unnamedOnly, key);
       if (kh === null) continue;
       h.mix(kh);
-      go(rec[key]);
+      this.go(rec[key]);
     }
-  };
-  go(root);
+  }
+}
+
+const LOCKDEP = new WeakMap<Lockdep, { edges: number; inversions: number; hash: number }>();
+/** The dependency graph's edges, sorted, and the inversions count; kept while neither grows (edges are never removed). */
+function lockdepHash(l: Lockdep): number {
+  let edges = 0;
+  for (const m of l.edges.values()) edges += m.size;
+  const c = LOCKDEP.get(l);
+  if (c && c.edges === edges && c.inversions === l.inversions.length) return c.hash;
+  const h = new Hasher().num(l.inversions.length);
+  for (const e of [...l.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
+  const hash = h.fp();
+  LOCKDEP.set(l, { edges, inversions: l.inversions.length, hash });
+  return hash;
 }
 
 /** Everything the scenario's programs read without naming it: the unnamed kernel and the run's bindings. */
