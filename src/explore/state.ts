@@ -197,7 +197,7 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void
     if (plan.lockdep) {
       const l = o as Lockdep;
       h.mix(16).num(l.inversions.length);
-      for (const e of [...l.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
+      for (const e of [...l.edges].flatMap(([a, m]) => [...m].map(([b, d]) => `${a}>${b}:${[...d.types].sort().join(',')}`)).sort()) h.str(e);
       return;
     }
     h.mix(14).mix(plan.name);
