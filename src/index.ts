@@ -21,7 +21,8 @@ export type { Scenario, Step, ThreadDef, ExpectedFinding } from './scenario/load
 export type { RunOptions, StepOut, FaultJson } from './scenario/runner.ts';
 export type { Result } from './scenario/ops.ts';
 export type { RunResult } from './scenario/report.ts';
-export type { Violation } from './kernel/kernel.ts';
+export type { Violation, LockdepDep } from './kernel/kernel.ts';
+export type { DepType } from './kernel/sched/sched.ts';
 export type { Kconfig, KconfigInput } from './kernel/kconfig.ts';
 export type { Layout, Field, FieldType, StructValue } from './uapi/struct.ts';
 export type { PciDevDesc, BarDesc, MsixDesc, PciCaps, CapName } from './kernel/pci/device.ts';

@@ -543,3 +543,62 @@ test('a PM_CTRL write of D1 or D2 the PM capability does not advertise leaves th
   assert.deepEqual(result.problems, []);
   assert.deepEqual(result.violations, []);
 });
+
+describe('the reset at the first open and the device lock (vfio_pci_core_enable, pci_try_reset_function)', () => {
+  const kernels = ['v7.1', 'series-v4', 'series-v4-fixed', 'series-v6', 'series-v8', 'series-v8+annul'];
+  async function load(file: string) {
+    const { loadScenarioFile, kernelFor } = await import('../src/scenario/loader.ts');
+    const { runScenario } = await import('../src/scenario/report.ts');
+    const { exploreDpor } = await import('../src/explore/explorer.ts');
+    const scn = loadScenarioFile(file);
+    return { scn, run: (kernel: string) => runScenario(scn, { kernel }).result, check: () => exploreDpor(scn, { kernel: kernelFor(scn), states: true, atomic: true, maxExecutions: 5000 }) };
+  }
+  const resultOf = (r: { steps: Array<{ thread: string; index: number; result: unknown }> }, thread: string, index: number) => r.steps.find((s) => s.thread === thread && s.index === index)!.result;
+
+  test('the first open resets the function: reset_works is what that reset returned; a function with no method opens with reset_works false', () => {
+    const sim = createKernel({ devices: [{ name: 'dev0', profile: 'h100' }] });
+    sim.k.sched.recordTrace = true;
+    const p = sim.spawn();
+    p.open('/dev/vfio/devices/dev0');
+    assert.equal(sim.k.vfio.get('dev0')!.reset_works, true);
+    assert.deepEqual(sim.k.sched.trace.flatMap((r) => r.notes).filter((n) => /reset$/.test(n)), ['dev0: FLR reset'], 'the open reset the function once, by FLR');
+    p.open('/dev/vfio/devices/dev0');
+    assert.equal(sim.k.sched.trace.flatMap((r) => r.notes).filter((n) => /reset$/.test(n)).length, 1, 'a second open does not enable again');
+    const shared = createKernel({ devices: [{ name: 'a', profile: 'ivshmem', bdf: '0000:01:00.0' }, { name: 'b', profile: 'ivshmem', bdf: '0000:01:00.1' }] });
+    const q = shared.spawn();
+    const fd = q.open('/dev/vfio/devices/a');
+    assert.equal(shared.k.vfio.get('a')!.reset_works, false);
+    assert.equal(errnoOf(() => q.ioctl(fd, uapi.IOCTLS.VFIO_DEVICE_RESET, new Uint8Array(0))), 'EINVAL');
+  });
+
+  test('an open whose reset finds the device locked by an unbind fails with EAGAIN (run\'s order); check explores the other order too, with no violation', async () => {
+    const { run, check } = await load('scenarios/open-during-unbind-reset-eagain.yaml');
+    const r = run('series-v8+annul');
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(resultOf(r, 'user', 0), { errno: 'EAGAIN' });
+    const c = check();
+    assert.ok(c.complete && !c.counterexample, c.counterexample?.message);
+  });
+
+  test('VFIO_DEVICE_RESET during an unbind is EAGAIN after revoking and un-revoking, on every kernel; the mapping faults back in', async () => {
+    const { run, check } = await load('scenarios/reset-during-unbind-eagain.yaml');
+    for (const kernel of kernels) {
+      const r = run(kernel);
+      assert.deepEqual(r.problems, [], kernel);
+      assert.deepEqual(resultOf(r, 'vmm', 0), { errno: 'EAGAIN' }, kernel);
+    }
+    const c = check();
+    assert.ok(c.complete && !c.counterexample, c.counterexample?.message);
+  });
+});
+
+test('after LOW_POWER_ENTRY a COMMAND write with MEMORY un-revokes the buffers (__vfio_pci_memory_enabled ignores pm_runtime_engaged): iommufd maps and a peer DMAs while the CPU path SIGBUSes, on every kernel (a finding)', async () => {
+  const { loadScenarioFile } = await import('../src/scenario/loader.ts');
+  const { runScenario } = await import('../src/scenario/report.ts');
+  const scn = loadScenarioFile('scenarios/low-power-entry-command-write-unrevokes.yaml');
+  for (const kernel of ['v7.1', 'series-v4', 'series-v6', 'series-v8']) {
+    const { result } = runScenario(scn, { kernel });
+    assert.deepEqual(result.problems, [], kernel);
+    assert.deepEqual(result.violations.map((v) => [v.invariant, /while its runtime PM is engaged/.test(v.message)]), [['decode-enabled', true]], kernel);
+  }
+});

@@ -225,17 +225,20 @@ class Walk {
   }
 }
 
-const LOCKDEP = new WeakMap<Lockdep, { edges: number; inversions: number; hash: number }>();
-/** The dependency graph's edges, sorted, and the inversions count; kept while neither grows (edges are never removed). */
+const LOCKDEP = new WeakMap<Lockdep, { size: number; inversions: number; hash: number }>();
+/**
+ * The dependency graph's edges with their kinds, sorted, and the inversions count; kept while
+ * nothing grows (edges and kinds are only ever added).
+ */
 function lockdepHash(l: Lockdep): number {
-  let edges = 0;
-  for (const m of l.edges.values()) edges += m.size;
+  let size = 0;
+  for (const m of l.edges.values()) for (const d of m.values()) size += d.types.size;
   const c = LOCKDEP.get(l);
-  if (c && c.edges === edges && c.inversions === l.inversions.length) return c.hash;
+  if (c && c.size === size && c.inversions === l.inversions.length) return c.hash;
   const h = new Hasher().num(l.inversions.length);
-  for (const e of [...l.edges].flatMap(([a, m]) => [...m.keys()].map((b) => `${a}>${b}`)).sort()) h.str(e);
+  for (const e of [...l.edges].flatMap(([a, m]) => [...m].map(([b, d]) => `${a}>${b}:${[...d.types].sort().join(',')}`)).sort()) h.str(e);
   const hash = h.fp();
-  LOCKDEP.set(l, { edges, inversions: l.inversions.length, hash });
+  LOCKDEP.set(l, { size, inversions: l.inversions.length, hash });
   return hash;
 }
 

@@ -91,7 +91,7 @@ export function checkInvariants(k: Kernel): void {
   // lifetime: every buffer that names a device keeps it registered; a BAR-mmap buffer with VMAs has
   // not been cleaned up (its VMAs hold the device file open); a VMA's file is alive
   for (const priv of privs) {
-    if (priv.vdev && (priv.vdev.vfio.freed || priv.vdev.vfio.refcount <= 0)) k.violation('lifetime', `dmabuf${priv.dmabuf.id} refers to ${priv.vdev.name}, which is no longer registered`);
+    if (priv.vdev && !priv.released && (priv.vdev.vfio.freed || priv.vdev.vfio.refcount <= 0)) k.violation('lifetime', `dmabuf${priv.dmabuf.id} refers to ${priv.vdev.name}, which is no longer registered`);
     if (priv.kind === 'bar-mmap' && !priv.vdev && vmasOf(k, priv).size > 0)
       k.violation('lifetime', `${priv.dmabuf.path()} is mapped but its device was closed under it (cleanup ran while a BAR mmap exists)`);
   }
@@ -137,7 +137,7 @@ function checkIommu(k: Kernel, privs: VfioPciDmaBuf[]): void {
       for (const t of d.maps) {
         const hit = k.pci.resolve(t.pa);
         if (hit?.dev === vdev.pdev)
-          k.violation('decode-enabled', `IOMMU domain ${d.key} iova ${hex(t.iova)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(t.pa - hit.bar.start)} is still mapped while its memory is disabled: a peer device's DMA could reach it`);
+          k.violation('decode-enabled', `IOMMU domain ${d.key} iova ${hex(t.iova)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(t.pa - hit.bar.start)} is still mapped while ${vdev.memoryEnabled() ? 'its runtime PM is engaged (it may be suspended to D3hot)' : 'its memory is disabled'}: a peer device's DMA could reach it`);
       }
   }
 }

@@ -1,6 +1,6 @@
 // The simulated machine: PCI devices bound to vfio-pci, processes, the scheduler, the kernel
 // variant and configuration, and the invariant findings of the run.
-import { Sched, type KGen, type Task } from './sched/sched.ts';
+import { Sched, type DepType, type KGen, type Task } from './sched/sched.ts';
 import { PciBus, type PciDevDesc } from './pci/device.ts';
 import { VfioDevice, VfioDeviceSet } from './vfio/vfio_main.ts';
 import { VfioPciCoreDevice, vfioPciMmapOps, vfioPciOps } from './vfio/pci/core.ts';
@@ -25,6 +25,15 @@ export interface KernelOptions {
   config?: KconfigInput;
   kernel?: string;
   mutant?: string | null;
+  /** dependencies lockdep learned earlier in the boot, from code the model does not run */
+  lockdepHistory?: LockdepDep[];
+}
+
+/** "from -(dep)-> to", as a scenario's lockdep_history gives it. */
+export interface LockdepDep {
+  from: string;
+  dep: DepType;
+  to: string;
 }
 
 export class UnknownKernelError extends Error {}
@@ -56,6 +65,7 @@ export class Kernel {
     this.mutant = opts.mutant ?? null;
     this.vfioPciMmapOps = vfioPciMmapOps(this);
     this.anonVmOps = anonVmOps(this);
+    for (const d of opts.lockdepHistory ?? []) this.sched.lockdep.record(d.from, d.dep, d.to, `earlier in the boot: ${d.from} -(${d.dep})-> ${d.to}`);
     const sets = new Map<string, VfioDeviceSet>();
     for (const d of opts.devices) {
       const pdev = this.pci.add(d);

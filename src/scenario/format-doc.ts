@@ -53,6 +53,14 @@ maps a kernel (or \`*\`) to the invariants the faithful model must report there 
 names them): a bare name expects any violation of it; \`{ invariant, message }\` only those whose
 message matches the glob (\`*\` any run of characters, \`|\` between alternatives), so that \`check\`
 still reports any other.
+
+\`lockdep_history:\` lists dependencies lockdep had recorded earlier in the boot, from code the
+model does not run (CPU hotplug, sysfs, perf, the IOMMU's DMA domain set-up), written as
+Documentation/locking/lockdep-design.rst writes them: \`'A -(XY)-> B'\`, with X \`E\` (A held as a
+writer) or \`S\` (as a reader) and Y \`N\` (B taken as a writer or non-recursive reader) or \`R\` (as a
+recursive reader). A and B are lock classes as the model names them (\`memory_lock\`, \`mmap_lock\`,
+\`iommu_group.mutex\`) or as the kernel does (\`cpu_hotplug_lock\`). A circle the scenario's steps
+close through them is reported like any other (\`scenarios/mmap-vs-reset-lockdep.yaml\`).
 `;
 
 /** How a field's type reads in the reference. */

@@ -7,7 +7,8 @@ import { LineCounter, parseDocument, isAlias, isMap, visit, type Node } from 'ya
 import { closest, distance } from 'fastest-levenshtein';
 import { FEATURES, IOCTLS } from '../uapi/vfio.ts';
 import type { z } from 'zod';
-import { OPS, device as deviceSchema, deviceFile as deviceFileSchema, scenario as scenarioSchema, type Expect, type OpName } from './schema.ts';
+import { OPS, device as deviceSchema, deviceFile as deviceFileSchema, scenario as scenarioSchema, LOCKDEP_DEP_RE, type Expect, type OpName } from './schema.ts';
+import type { LockdepDep } from '../kernel/kernel.ts';
 import { literal, parseExpr, refsOf, ValueError } from './values.ts';
 import { addProfiles, allProfiles, profile, PROFILES, type Profile } from '../kernel/pci/profiles.ts';
 import type { BarDesc, PciDevDesc } from '../kernel/pci/device.ts';
@@ -38,6 +39,8 @@ export interface Scenario {
   expectViolations: Record<string, ExpectedFinding[]>;
   /** the kernels the scenario's expectations hold on (`kernels:`; every kernel when left out) */
   kernels: string[];
+  /** `lockdep_history:` dependencies lockdep had recorded before the scenario starts */
+  lockdepHistory: LockdepDep[];
 }
 
 export class ScenarioError extends Error {
@@ -288,6 +291,10 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
     file, name: top.name, description: top.description, config: (top.config ?? {}) as KconfigInput, devices, setup, threads,
     expectViolations,
     kernels: top.kernels ?? Object.keys(KERNELS),
+    lockdepHistory: (top.lockdep_history ?? []).map((d) => {
+      const m = LOCKDEP_DEP_RE.exec(d)!;
+      return { from: m[1], dep: m[2] as LockdepDep['dep'], to: m[3] };
+    }),
   };
 }
 
@@ -342,6 +349,7 @@ function resolveDevice(d: z.infer<typeof deviceSchema>, i: number, fail: (path: 
   }
   const caps = { pm: true, pcie: true, flr: true, ...(base?.desc.capabilities ?? {}), ...(d.capabilities ?? {}) };
   if (caps.flr && !caps.pcie) fail(['capabilities', 'flr'], 'FLR is a PCIe capability: it needs pcie: true');
+  if (caps.ats && !caps.pcie) fail(['capabilities', 'ats'], 'ATS is a PCIe extended capability: it needs pcie: true');
   return {
     name: d.name,
     bdf: d.bdf ?? base?.desc.bdf ?? `0000:${(i + 1).toString(16).padStart(2, '0')}:00.0`,

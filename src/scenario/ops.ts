@@ -21,7 +21,8 @@ import {
 import { MADV_DONTNEED } from '../kernel/mm/madvise.ts';
 import { MREMAP_MAYMOVE } from '../kernel/mm/mremap.ts';
 import { CAP_EXP, CAP_PM, capLayout, type CapName, type PciDevDesc } from '../kernel/pci/device.ts';
-import { VfioDevice, vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
+import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
+import { vfio_pci_unbind } from '../kernel/vfio/pci/core.ts';
 import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
 import { peer_dma } from '../kernel/iommufd/io_pagetable.ts';
 import { importer_attach, importer_detach, importer_map, importer_unmap } from '../kernel/dma-buf/importer.ts';
@@ -308,7 +309,7 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'unbind': {
       const vdev = k.vfio.get(a.device as string)!;
       if (vdev.vfio.freed) return { result: { errno: 'ENODEV' } };
-      yield* vfio_unregister_device(k, vdev.vfio);
+      yield* vfio_pci_unbind(k, vdev);
       return { result: { ok: true } };
     }
     case 'post': {

@@ -74,7 +74,7 @@ export class ScenarioRun {
   private justDone: number | undefined;
 
   constructor(readonly scn: Scenario, readonly opts: RunOptions = {}) {
-    this.k = new Kernel({ devices: scn.devices, config: scn.config, kernel: opts.kernel, mutant: opts.mutant });
+    this.k = new Kernel({ devices: scn.devices, config: scn.config, kernel: opts.kernel, mutant: opts.mutant, lockdepHistory: scn.lockdepHistory });
     this.k.sched.recordTrace = opts.trace ?? false;
     this.k.blame = () => {
       const t = this.k.sched.current;

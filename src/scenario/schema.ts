@@ -137,7 +137,7 @@ export const OPS = {
   post: z.object({ event: eventName, expect: expect.optional() }).strict(),
   /** block until `event` has been posted, then count it down (see post) */
   wait: z.object({ event: eventName, expect: expect.optional() }).strict(),
-  /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): waits until every user lets go */
+  /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): holds the device lock and waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
 
   // ---- iommufd and DMABUF importers (src/kernel/iommufd/, src/kernel/dma-buf/importer.ts) ----
@@ -205,7 +205,7 @@ const deviceFields = {
   device: num.optional(),
   bars: z.array(bar).optional(),
   msix: z.union([z.object({ bar: z.union([z.number(), z.bigint()]), offset: num, entries: z.union([z.number(), z.bigint()]) }).strict(), z.null()]).optional(),
-  capabilities: z.object({ pm: z.boolean().optional(), pcie: z.boolean().optional(), flr: z.boolean().optional() }).strict().optional(),
+  capabilities: z.object({ pm: z.boolean().optional(), pcie: z.boolean().optional(), flr: z.boolean().optional(), ats: z.boolean().optional() }).strict().optional(),
   bus: z.enum(['bridge', 'root']).optional(),
   /** the driver bound to the device: vfio-pci (default) or the nvgrace-gpu variant driver */
   driver: z.enum(['vfio-pci', 'nvgrace-gpu']).optional(),
@@ -241,6 +241,9 @@ export const deviceFile = z
   })
   .strict();
 
+/** A lockdep dependency as Documentation/locking/lockdep-design.rst writes it: "A -(EN)-> B". */
+export const LOCKDEP_DEP_RE = /^\s*(\S+)\s+-\(([ES][NR])\)->\s+(\S+)\s*$/;
+
 export const scenario = z
   .object({
     name: z.string().min(1),
@@ -253,5 +256,7 @@ export const scenario = z
     expect_violations: z.record(z.string(), z.array(z.union([z.string(), z.object({ invariant: z.string(), message: z.string().min(1) }).strict()]))).optional(),
     /** the kernels whose behaviour the scenario's expect: lines describe (default: every kernel) */
     kernels: z.array(z.string()).min(1).optional(),
+    /** dependencies lockdep recorded earlier in the boot, from code the model does not run: "A -(EN)-> B" */
+    lockdep_history: z.array(z.string().regex(LOCKDEP_DEP_RE, 'a dependency "A -(XY)-> B": X is E or S (A held as a writer or a reader), Y is N or R (B taken non-recursively or as a recursive reader)')).optional(),
   })
   .strict();

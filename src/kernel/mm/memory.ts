@@ -54,6 +54,9 @@ function accessEv(k: Kernel, mm: MmStruct, va: number, width: number, write: boo
  * that cannot be resolved makes the copy fail (-EFAULT), as the exception fixup does.
  */
 export function* copy_to_user(k: Kernel, user: UserBuf, bytes: Uint8Array): KGen<number> {
+  // might_fault (mm/memory.c __might_fault): lockdep is told of a read of mmap_lock whether or not
+  // the copy faults (might_lock_read), so every lock held here is ordered before mmap_lock
+  k.sched.lockdep.acquire(k.sched.cur(), user.mm.mmap_lock, 'r');
   for (let i = 0; i < bytes.length; i++) {
     const r = yield* userAccess(k, user.mm, user.va + i, 1, true, BigInt(bytes[i]));
     if ('signal' in r) return -E.EFAULT;

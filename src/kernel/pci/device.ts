@@ -2,7 +2,7 @@
 // PCIe capabilities), naturally aligned BARs, power state, function reset, and device memory that
 // costs nothing until touched. VFIO's virtualized view of config space lives in vfio/pci/config.ts.
 import type { Kernel } from '../kernel.ts';
-import { ev, type Acc, type KGen, type Span } from '../sched/sched.ts';
+import { ev, Mutex, type Acc, type KGen, type Span } from '../sched/sched.ts';
 import * as R from '../../uapi/pci_regs.ts';
 import { PAGE_SIZE } from '../../uapi/mman.ts';
 import { E } from '../../uapi/errno.ts';
@@ -24,6 +24,8 @@ export interface PciCaps {
   pm: boolean;
   pcie: boolean;
   flr: boolean;
+  /** an ATS extended capability (a reset then blocks ATS through the IOMMU group first) */
+  ats?: boolean;
 }
 export interface PciDevDesc {
   name: string;
@@ -94,7 +96,15 @@ export class PciDev {
   power = R.PCI_D0;
   inReset = false;
   readonly cfgSize: number;
+  /** struct device's mutex (device_lock): held by the driver core across probe and remove (unbind) */
+  readonly device_lock: Mutex;
+  /** the mutex of the function's IOMMU group (each modelled function is its own group) */
+  readonly iommu_group_mutex: Mutex;
   constructor(readonly desc: PciDevDesc, readonly bus: PciBus) {
+    this.device_lock = new Mutex(bus.k.sched, `${desc.name}.device_lock`, 'device_lock');
+    // device_initialize: lockdep_set_novalidate_class(&dev->mutex)
+    this.device_lock.novalidate = true;
+    this.iommu_group_mutex = new Mutex(bus.k.sched, `${desc.name}.iommu_group.mutex`, 'iommu_group.mutex');
     this.cfgSize = desc.capabilities.pcie ? R.PCI_CFG_SPACE_EXP_SIZE : R.PCI_CFG_SPACE_SIZE;
     this.cfg = new Uint8Array(this.cfgSize);
     this.buildConfig();
@@ -227,11 +237,27 @@ export class PciDev {
   }
 
   /**
-   * pci_try_reset_function: save config, reset (decode off while in reset), restore config. Device
-   * memory keeps its contents: the model's BARs are plain memory, as an ivshmem RAM backend is; a
-   * real device may clear or scramble its memory on FLR, which software must not rely on either way.
+   * pci_try_reset_function (drivers/pci/pci.c): -ENOTTY without a reset method, -EAGAIN when the
+   * device lock is taken (pci_dev_trylock: an unbind in progress holds it), else the reset.
+   */
+  *tryResetFunction(method: string | null): KGen<number> {
+    if (!method) return -E.ENOTTY;
+    if (!(yield* this.device_lock.trylock())) return -E.EAGAIN;
+    yield* this.resetFunction(method);
+    yield* this.device_lock.unlock();
+    return 0;
+  }
+
+  /**
+   * The reset itself (__pci_reset_function_locked, or a bus reset), device lock held or not
+   * needed: save config, reset (decode off while in reset), restore config. With ATS it is bracketed
+   * by pci_dev_reset_iommu_prepare/done (drivers/iommu/iommu.c, c279e83953d9, by v7.0), which take the IOMMU
+   * group's mutex to block ATS. Device memory keeps its contents: the model's BARs are plain memory,
+   * as an ivshmem RAM backend is; a real device may clear or scramble its memory on FLR, which
+   * software must not rely on either way.
    */
   *resetFunction(method: string): KGen {
+    if (this.desc.capabilities.ats) yield* this.iommuResetBracket('prepare');
     yield ev('pci_reset_enter', this.decodeKey, 'w', undefined, [this.cfgSpan(0, this.cfgSize, 'w')]);
     const saved = this.cfg.slice(0, 64);
     this.inReset = true;
@@ -241,6 +267,13 @@ export class PciDev {
     yield ev('pci_reset_exit', this.decodeKey, 'w', undefined, [this.cfgSpan(0, this.cfgSize, 'w')]);
     this.inReset = false;
     this.cfg.set(saved, 0);
+    if (this.desc.capabilities.ats) yield* this.iommuResetBracket('done');
+  }
+  /** pci_dev_reset_iommu_prepare / _done: each under the group's mutex (attach to or from the blocking domain). */
+  private *iommuResetBracket(what: 'prepare' | 'done'): KGen {
+    yield* this.iommu_group_mutex.lock();
+    this.bus.k.note(`${this.name}: pci_dev_reset_iommu_${what} (ATS ${what === 'prepare' ? 'blocked' : 'restored'})`);
+    yield* this.iommu_group_mutex.unlock();
   }
 }
 

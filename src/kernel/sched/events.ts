@@ -13,7 +13,7 @@
  * trylocks, and releases. The explorer's reductions treat them by kind.
  */
 export const LOCK_ACQUIRE: ReadonlySet<string> = new Set(['down_read', 'down_write', 'mutex_lock', 'down_read:woken', 'down_write:woken', 'mutex_lock:woken']);
-export const LOCK_TRYLOCK: ReadonlySet<string> = new Set(['down_read_trylock', 'down_write_trylock']);
+export const LOCK_TRYLOCK: ReadonlySet<string> = new Set(['down_read_trylock', 'down_write_trylock', 'mutex_trylock']);
 export const LOCK_RELEASE: ReadonlySet<string> = new Set(['up_read', 'up_write', 'mutex_unlock']);
 
 /** How a step touches an object: read-only steps on the same object commute. */

@@ -23,7 +23,14 @@ export interface FaultRecord {
 /** The last of an operation's fault-handler calls that installed an entry (what `expect: { order }` checks). */
 export const lastInstall = (faults: readonly FaultRecord[]) => faults.filter((f) => f.outcome === 'NOPAGE').at(-1);
 
-export interface HeldLock { lock: LockBase; mode: 'r' | 'w' }
+export interface HeldLock {
+  lock: LockBase;
+  mode: 'r' | 'w';
+  /** taken with a trylock: lockdep adds no dependency to it, and walks past it for those from it */
+  trylock?: boolean;
+  /** a recursive read (lockdep's read=2) */
+  recursive?: boolean;
+}
 
 /** How traces and reports name things: a hold ("gpu0.memory_lock (read)"), what a task does or waits to do next. */
 export const modeName = (mode: 'r' | 'w') => (mode === 'r' ? 'read' : 'write');
@@ -162,6 +169,8 @@ export abstract class LockBase {
     /** lockdep class, e.g. "memory_lock": one per init site, as lockdep keys locks */
     readonly cls: string,
   ) {}
+  /** lockdep_set_novalidate_class: lockdep ignores it (struct device's mutex) */
+  novalidate = false;
 }
 
 /**
@@ -191,14 +200,14 @@ export class RwSem extends LockBase {
   *down_read_trylock(): KGen<boolean> {
     yield ev('down_read_trylock', this.name, 'r');
     if (this.writer || this.waiters.some((w) => w.mode === 'w')) return false;
-    this.grant(this.sched.cur(), 'r');
+    this.grant(this.sched.cur(), 'r', true);
     return true;
   }
   /** down_write_trylock: no sleeping; returns whether it got the lock. */
   *down_write_trylock(): KGen<boolean> {
     yield ev('down_write_trylock', this.name);
     if (this.writer || this.readers.size || this.waiters.length) return false;
-    this.grant(this.sched.cur(), 'w');
+    this.grant(this.sched.cur(), 'w', true);
     return true;
   }
   *up_read(): KGen {
@@ -212,7 +221,7 @@ export class RwSem extends LockBase {
 
   private *acquire(mode: 'r' | 'w'): KGen {
     const t = this.sched.cur();
-    this.sched.lockdep.acquire(t, this, mode);
+    this.sched.lockdep.acquire(t, this, mode === 'w' ? 'W' : 'r');
     const free = mode === 'r' ? !this.writer && !this.waiters.some((w) => w.mode === 'w') : !this.writer && this.readers.size === 0 && this.waiters.length === 0;
     if (free) {
       this.grant(t, mode);
@@ -223,11 +232,11 @@ export class RwSem extends LockBase {
     yield { op: mode === 'r' ? 'down_read:woken' : 'down_write:woken', obj: this.name, acc: mode, block: true };
   }
 
-  private grant(t: Task, mode: 'r' | 'w'): void {
+  private grant(t: Task, mode: 'r' | 'w', trylock = false): void {
     if (mode === 'r' && this.readers.has(t)) this.nested.push(t);
     else if (mode === 'r') this.readers.add(t);
     else this.writer = t;
-    t.held.push({ lock: this, mode });
+    t.held.push(trylock ? { lock: this, mode, trylock } : { lock: this, mode });
   }
 
   private release(t: Task, mode: 'r' | 'w'): void {
@@ -292,7 +301,7 @@ export class Mutex extends LockBase {
     const acc: Acc = reads ? 'r' : 'w';
     yield ev('mutex_lock', this.name, acc, reads);
     const t = this.sched.cur();
-    this.sched.lockdep.acquire(t, this, 'w');
+    this.sched.lockdep.acquire(t, this, 'W');
     if (!this.owner) {
       this.grant(t, reads);
       return;
@@ -303,6 +312,13 @@ export class Mutex extends LockBase {
     const woken: Ev = { op: 'mutex_lock:woken', obj: this.name, acc, block: true };
     if (reads) woken.also = reads;
     yield woken;
+  }
+  /** mutex_trylock: no sleeping; returns whether it got the mutex. */
+  *trylock(): KGen<boolean> {
+    yield ev('mutex_trylock', this.name);
+    if (this.owner) return false;
+    this.grant(this.sched.cur(), undefined, true);
+    return true;
   }
   *unlock(): KGen {
     yield ev('mutex_unlock', this.name, this.ownerAcc);
@@ -318,10 +334,10 @@ export class Mutex extends LockBase {
       this.sched.wake(next);
     }
   }
-  private grant(t: Task, reads: Ev['also']): void {
+  private grant(t: Task, reads: Ev['also'], trylock = false): void {
     this.owner = t;
     this.ownerAcc = reads ? 'r' : 'w';
-    t.held.push({ lock: this, mode: 'w' });
+    t.held.push(trylock ? { lock: this, mode: 'w', trylock } : { lock: this, mode: 'w' });
   }
   isLocked(): boolean {
     return this.owner !== null;
@@ -357,44 +373,108 @@ export class Completion {
 }
 
 /**
- * Lockdep, reduced to what the invariants need: the order in which lock classes are taken while
- * others are held. A new edge that closes a cycle is a lock-order inversion, reported even when this
- * interleaving did not deadlock (as lockdep does). Read-after-read on an rwsem is not an ordering
- * hazard by itself and makes no edge back.
+ * How lockdep sees an acquisition (Documentation/locking/lockdep-design.rst, "Recursive read
+ * locks"): W a writer (exclusive), r a non-recursive reader (down_read, percpu_down_read: read=1),
+ * R a recursive reader (read_lock of an rwlock_t, rcu_read_lock: read=2).
+ */
+export type LockdepType = 'W' | 'r' | 'R';
+/** One kind of dependency A -> B: A held as E (W) or S (r, R); B acquired as R or N (W, r). */
+export type DepType = 'ER' | 'EN' | 'SR' | 'SN';
+
+/**
+ * Lockdep as kernel/locking/lockdep.c keys and checks it: dependencies between lock classes, each
+ * with the kinds it was seen with (-(ER)->, -(EN)->, -(SR)->, -(SN)->); a new dependency is refused
+ * (reported) when it closes a strong circle, one with no -(xR)-> edge followed by an -(Sx)-> edge
+ * anywhere on it, the closing edge included (check_noncircular, __bfs with only_xr). So two
+ * non-recursive readers (down_read) against each other are a deadlock, as a queued writer makes
+ * them, and two recursive readers are not. Reported even when this interleaving did not deadlock.
+ *
+ * As lockdep: a trylock is not checked and gets no dependency to it, but locks taken under it get
+ * one from it (check_prevs_add walks the held locks back to the first that was not a trylock);
+ * re-taking a class held for read as a recursive reader adds nothing; a lock of a class set to
+ * novalidate (struct device's mutex) is ignored. Unlike lockdep, two instances of one class held
+ * together are not "possible recursive locking": the model's stand-in for the annotations that
+ * allow it in the kernel (dma_resv's ww_acquire_ctx, mmap_lock's SINGLE_DEPTH_NESTING in fork).
+ * After its first report lockdep turns itself off for the rest of the boot (debug_locks_off), so
+ * a run reports at most one circle, the first one closed.
  */
 export class Lockdep {
-  readonly edges = new Map<string, Map<string, string>>();
+  /** from class -> to class -> the kinds seen and the first acquisition that made the dependency */
+  readonly edges = new Map<string, Map<string, { types: Set<DepType>; why: string }>>();
   readonly inversions: string[] = [];
 
-  acquire(t: Task, lock: LockBase, mode: 'r' | 'w'): void {
-    // taking a lock the task holds: a mutex deadlocks on itself; an rwsem read inside a read is
-    // not a recursive-read lock in lockdep's sense (down_read is read=1), so lockdep warns, and a
-    // writer queued in between deadlocks it
+  acquire(t: Task, lock: LockBase, type: LockdepType, trylock = false): void {
+    if (this.inversions.length || lock.novalidate || trylock) return;
+    // check_deadlock: taking a lock the task holds; a recursive read on a read hold is allowed
     const again = t.held.find((h) => h.lock === lock);
-    if (again) this.inversions.push(`possible recursive locking: ${t.name} takes ${lock.name} (${modeName(mode)}) while holding it (${modeName(again.mode)})`);
-    for (const h of t.held) {
-      if (h.lock.cls === lock.cls) continue;
-      const from = h.lock.cls, to = lock.cls;
-      let m = this.edges.get(from);
-      if (!m) this.edges.set(from, (m = new Map()));
-      if (m.has(to)) continue;
-      m.set(to, `${t.name}: ${h.lock.name} (${h.mode}) then ${lock.name} (${mode})`);
-      const back = this.path(to, from);
-      // the cycle's edges in a fixed order: which of them was taken first is not part of the finding
-      if (back) this.inversions.push(`lock order inversion: ${[m.get(to)!, ...back].sort().join('; ')}`);
+    if (again) {
+      if (type === 'R' && heldType(again) !== 'W') return;
+      this.inversions.push(`possible recursive locking: ${t.name} takes ${lock.name} (${longName(type)}) while holding it (${longName(heldType(again))})`);
+      return;
+    }
+    // check_prevs_add: from each held lock back to the first that was not a trylock
+    for (let i = t.held.length - 1; i >= 0; i--) {
+      const h = t.held[i];
+      if (h.lock.novalidate) continue;
+      if (h.lock.cls !== lock.cls) this.addDep(t, h, lock, type);
+      if (!h.trylock) break;
     }
   }
 
-  private path(from: string, to: string, seen = new Set<string>()): string[] | null {
-    const m = this.edges.get(from);
-    if (!m) return null;
-    for (const [next, why] of m) {
-      if (next === to) return [why];
-      if (seen.has(next)) continue;
-      seen.add(next);
-      const p = this.path(next, to, seen);
-      if (p) return [why, ...p];
+  /** A dependency lockdep recorded from code the model does not run (a scenario's `lockdep_history`). */
+  record(from: string, dep: DepType, to: string, why: string): void {
+    if (this.inversions.length) return;
+    this.addEdge(from, dep[0] === 'E' ? 'W' : 'r', to, dep[1] === 'R' ? 'R' : 'W', why);
+  }
+
+  private addDep(t: Task, h: HeldLock, lock: LockBase, type: LockdepType): void {
+    this.addEdge(h.lock.cls, heldType(h), lock.cls, type, `${t.name}: ${h.lock.name} (${typeName(heldType(h))}) then ${lock.name} (${typeName(type)})`);
+  }
+
+  private addEdge(from: string, fromType: LockdepType, to: string, toType: LockdepType, why: string): void {
+    const dep: DepType = `${fromType === 'W' ? 'E' : 'S'}${toType === 'R' ? 'R' : 'N'}`;
+    let m = this.edges.get(from);
+    if (!m) this.edges.set(from, (m = new Map()));
+    const e = m.get(to);
+    if (e?.types.has(dep)) return;
+    // check_noncircular: a strong path back from `to` to `from`, starting as the new edge ends
+    // (only -(Ex)-> out of `to` if it is acquired as a recursive reader) and ending so that it
+    // joins the new edge strongly (into `from` by -(xN)->, unless `from` is held as a writer)
+    const back = this.strongPath(to, dep[1] === 'R', from, fromType === 'W');
+    if (e) e.types.add(dep);
+    else m.set(to, { types: new Set([dep]), why });
+    // the cycle's edges in a fixed order: which of them was taken first is not part of the finding
+    if (back) this.inversions.push(`lock order inversion: ${[why, ...back].sort().join('; ')}`);
+  }
+
+  /** __bfs_forwards over strong paths: each lock visited once, with the best way in (an -(xN)-> if any). */
+  private strongPath(src: string, srcOnlyXr: boolean, target: string, targetExclusive: boolean): string[] | null {
+    const seen = new Map<string, boolean>([[src, srcOnlyXr]]);
+    const queue: Array<{ cls: string; onlyXr: boolean; path: string[] }> = [{ cls: src, onlyXr: srcOnlyXr, path: [] }];
+    while (queue.length) {
+      const cur = queue.shift()!;
+      for (const [next, e] of this.edges.get(cur.cls) ?? []) {
+        // after an -(xR)-> only an -(Ex)-> keeps the path strong
+        const usable = [...e.types].filter((d) => !cur.onlyXr || d[0] === 'E');
+        if (!usable.length) continue;
+        const onlyXr = !usable.some((d) => d[1] === 'N');
+        const path = [...cur.path, e.why];
+        if (next === target && (targetExclusive || !onlyXr)) return path;
+        // a lock reached with only_xr cleared needs no second visit; one reached only by -(xR)->
+        // may still be reached better
+        const was = seen.get(next);
+        if (was === false || (was === true && onlyXr)) continue;
+        seen.set(next, onlyXr);
+        queue.push({ cls: next, onlyXr, path });
+      }
     }
     return null;
   }
 }
+
+/** How the task holds it, as lockdep recorded the acquisition. */
+function heldType(h: HeldLock): LockdepType {
+  return h.mode === 'w' ? 'W' : h.recursive ? 'R' : 'r';
+}
+const typeName = (t: LockdepType) => (t === 'W' ? 'w' : t === 'r' ? 'r' : 'recursive r');
+const longName = (t: LockdepType) => (t === 'W' ? 'write' : t === 'r' ? 'read' : 'recursive read');

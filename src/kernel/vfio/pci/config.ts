@@ -146,7 +146,7 @@ function* writeDevctl(k: Kernel, vdev: VfioPciCoreDevice, base: number, v: numbe
   if (!(v & R.PCI_EXP_DEVCTL_BCR_FLR) || !vdev.pdev.desc.capabilities.flr) return;
   if (k.mut('M16')) yield* vdev.memory_lock.down_write();
   else yield* vdev.lock_revoke_bars();
-  yield* vdev.pdev.resetFunction('FLR');
+  yield* vdev.pdev.tryResetFunction('FLR'); // what pci_try_reset_function returns is ignored
   yield* vdev.unrevokeIfEnabled();
   yield* vdev.memory_lock.up_write();
 }

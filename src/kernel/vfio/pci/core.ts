@@ -7,7 +7,7 @@ import { fput, get_file, type File, type UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
-import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration } from '../vfio_main.ts';
+import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_unregister_device } from '../vfio_main.ts';
 import {
   Status, findPfn, findPfnFallsBack, vfio_pci_core_feature_dma_buf, vfio_pci_core_feature_dma_buf_memattr, vfio_pci_core_feature_dma_buf_revoke,
   vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, VfioPciDmaBuf,
@@ -58,8 +58,7 @@ export class VfioPciCoreDevice {
   /**
    * The reset method pci_probe_reset_function finds, in its order, or null: FLR (PCIe), the PM
    * reset (D3hot and back, when PMCSR's No_Soft_Reset is clear), a secondary bus reset (behind a
-   * bridge, and only for the one device on that bus: pci_parent_bus_reset). reset_works is
-   * whether there is one.
+   * bridge, and only for the one device on that bus: pci_parent_bus_reset).
    */
   get resetMethod(): 'FLR' | 'PM' | 'bus' | null {
     const d = this.pdev.desc;
@@ -69,9 +68,11 @@ export class VfioPciCoreDevice {
     if (d.bus === 'bridge' && !this.k.pci.devs.some((x) => x !== this.pdev && x.busId === this.pdev.busId)) return 'bus';
     return null;
   }
-  get reset_works(): boolean {
-    return this.resetMethod !== null;
-  }
+  /**
+   * Whether the reset vfio_pci_core_enable tries at the first open succeeded (vdev->reset_works =
+   * !ret): no method is -ENOTTY. Until then, false.
+   */
+  reset_works = false;
   /** Scheduling span of the virtual config space (vconfig), by byte. */
   vconfigSpan(off: number, width: number, acc: Acc): Span {
     return { space: `${this.name}.vconfig`, lo: off, hi: off + width, acc };
@@ -129,9 +130,19 @@ export class VfioPciCoreDevice {
 export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
   const pdev = vdev.pdev;
   return {
-    /** vfio_pci_core_enable: enable the function (memory decode on), snapshot vconfig. */
+    /**
+     * vfio_pci_core_enable (drivers/vfio/pci/vfio_pci_core.c): enable the function (memory decode
+     * on), then pci_try_reset_function: -EAGAIN (the device lock is taken, as by an unbind in
+     * progress) fails the open, anything else is remembered as reset_works; snapshot vconfig.
+     */
     *open_device(k: Kernel): KGen<number> {
       yield* pdev.hwConfigWrite(R.PCI_COMMAND, 2, pdev.command() | R.PCI_COMMAND_MEMORY);
+      const reset = yield* pdev.tryResetFunction(vdev.resetMethod);
+      if (reset === -E.EAGAIN) {
+        k.note(`${vdev.name}: enable's reset found the device locked: open fails`);
+        return reset;
+      }
+      vdev.reset_works = reset === 0;
       yield ev('vfio_config_init', '', 'w', undefined, [vdev.vconfigSpan(0, pdev.cfgSize, 'w')]);
       vdev.vconfig = pdev.cfg.slice();
       vdev.pm_runtime_engaged = false;
@@ -140,11 +151,17 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
       vdev.bars_revoked = !vdev.memoryEnabled();
       return 0;
     },
-    /** vfio_pci_core_close_device: revoke and detach every DMABUF, then disable the function. */
+    /**
+     * vfio_pci_core_close_device: revoke and detach every DMABUF, then disable the function, whose
+     * reset happens only if pci_dev_trylock gets the device lock (not while an unbind holds it).
+     */
     *close_device(k: Kernel): KGen {
       yield* vfio_pci_dma_buf_cleanup(k, vdev);
       yield* vdev.memory_lock.down_write();
-      if (vdev.reset_works) yield* pdev.resetFunction('close');
+      if (vdev.reset_works && (yield* pdev.device_lock.trylock())) {
+        yield* pdev.resetFunction('close');
+        yield* pdev.device_lock.unlock();
+      }
       yield* pdev.setPower(R.PCI_D0);
       yield* vdev.memory_lock.up_write();
     },
@@ -318,10 +335,22 @@ function* ioctlReset(k: Kernel, vdev: VfioPciCoreDevice): KGen<number> {
     yield* vdev.pdev.setPower(R.PCI_D0);
     yield* vdev.revoke_bars();
   }
-  yield* vdev.pdev.resetFunction(vdev.resetMethod!);
+  // pci_try_reset_function: -EAGAIN while the device lock is held, returned to the user
+  const ret = yield* vdev.pdev.tryResetFunction(vdev.resetMethod);
   yield* vdev.unrevokeIfEnabled();
   yield* vdev.memory_lock.up_write();
-  return 0;
+  return ret;
+}
+
+/**
+ * Unbinding from vfio-pci (a write to the driver's sysfs unbind): device_release_driver holds the
+ * device lock across the driver's remove, vfio_pci_remove, which unregisters the vfio device and
+ * waits for every user to let go (vfio_unregister_group_dev).
+ */
+export function* vfio_pci_unbind(k: Kernel, vdev: VfioPciCoreDevice): KGen {
+  yield* vdev.pdev.device_lock.lock();
+  yield* vfio_unregister_device(k, vdev.vfio);
+  yield* vdev.pdev.device_lock.unlock();
 }
 
 /**

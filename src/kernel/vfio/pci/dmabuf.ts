@@ -50,6 +50,8 @@ export class VfioPciDmaBuf {
   memattr = VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR_NC;
   status = Status.OK;
   freed = false;
+  /** its release has begun: the registration it drops last is no longer its to keep */
+  released = false;
   /** model bookkeeping: between publishing a revoked status and the end of its zap */
   revoking = false;
   constructor(
@@ -413,6 +415,7 @@ export function* vfio_pci_dma_buf_cleanup(k: Kernel, vdev: VfioPciCoreDevice): K
 /** vfio_pci_dma_buf_release: the last reference to the buffer's file is gone. */
 function* vfio_pci_dma_buf_release(k: Kernel, priv: VfioPciDmaBuf): KGen {
   yield ev('READ(vdev)', priv.key, 'r');
+  priv.released = true;
   const vdev = priv.vdev;
   if (vdev) {
     // the list is memory_lock's in v4, dmabuf_lock's from v6
