@@ -195,7 +195,7 @@ export function runCase(c: Case): { outcomes: Outcome[]; violations: string[]; c
         }
         case 'dma': {
           // a peer's DMA through an IOAS some iommufd holds
-          const ioases = [...sk.k.iommufds].flatMap((c) => [...c.objects.values()]);
+          const ioases = [...sk.k.iommufds].flatMap((c) => c.ioas());
           const ioas = ioases[call.ioas % Math.max(1, ioases.length)];
           if (!ioas) {
             outcomes.push('no ioas');
