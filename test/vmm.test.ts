@@ -54,7 +54,7 @@ describe('scenarios/vmm/iommufd-wrong-order-errnos.yaml', () => {
       [20, 'EBUSY', 'group open while the cdev holds the device'], [21, 'ENOENT', 'attach to no object'], [22, 'EINVAL', 'attach to a device object'],
       [28, 'EBUSY', 'destroy the attached IOAS'], [29, 'ok', 'destroy the detached IOAS'], [30, 'EBUSY', 'destroy the bound device'],
       [32, 'ok', 'detach a detached device'], [36, 'EFAULT', 'IOAS_MAP of a BAR mapping'], [38, 'EINVAL', 'sub-page user_va'],
-      [39, 'EOPNOTSUPP', '__reserved'], [40, 'EINVAL', 'neither readable nor writeable'], [41, 'EINVAL', 'IOAS_MAP to a device id'],
+      [39, 'EOPNOTSUPP', '__reserved'], [40, 'EINVAL', 'neither readable nor writeable'], [41, 'ENOENT', 'IOAS_MAP to a device id'],
       [43, 'EINVAL', 'index 5'], [44, 'EINVAL', 'start past the vectors'], [45, 'EINVAL', 'start + count past the vectors'],
       [46, 'EINVAL', 'argsz too small for the data'], [47, 'EINVAL', 'two data types'], [48, 'EINVAL', 'not an eventfd'], [49, 'EBADF', 'no such fd'],
       [50, 'EINVAL', 'fire with nothing enabled'], [52, 'ENOTTY', 'MSI-X mask'], [58, 'ok', 'close while attached'],

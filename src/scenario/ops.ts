@@ -27,6 +27,7 @@ import { CAP_EXP, CAP_PM, capLayout, type CapName, type PciDevDesc } from '../ke
 import { vfioDeviceOfFile, vfio_unregister_device } from '../kernel/vfio/vfio_main.ts';
 import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
 import { peer_dma, type Ioas } from '../kernel/iommufd/io_pagetable.ts';
+import { iommuKey } from '../kernel/iommufd/device.ts';
 import { importer_attach, importer_detach, importer_map, importer_unmap } from '../kernel/dma-buf/importer.ts';
 import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
@@ -477,7 +478,7 @@ function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
         // a device bound to iommufd DMAs through the domain of the IOAS it is attached to; not
         // attached, it sits in the blocking domain and every DMA faults
         const vdev = k.vfio.get(a.device as string) ?? [...k.vfio.values()].find((v) => v.vfio.devName === a.device)!;
-        yield ev('dma_domain', `${vdev.name}.iommu`, 'r');
+        yield ev('dma_domain', iommuKey(vdev.name), 'r');
         const idev = vdev.vfio.iommufd_device;
         if (!idev?.ioas) return { result: { errno: 'EIO' }, detail: `IOMMU fault: ${vdev.name} is ${idev ? 'not attached to an IOAS' : 'not bound to an iommufd'} (blocking domain)` };
         ioas = idev.ioas;

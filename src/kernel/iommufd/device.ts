@@ -17,6 +17,12 @@ import { Ioas } from './io_pagetable.ts';
 import type { IommufdCtx } from './iommufd.ts';
 import { isIommufdFile } from './iommufd.ts';
 
+/**
+ * The scheduling object of a device's IOMMU attachment (which domain translates its DMA): attach
+ * and detach write it, with the context's object table (the IOAS's users); the device's DMA reads it.
+ */
+export const iommuKey = (dev: string) => `${dev}.iommu`;
+
 /** struct iommufd_device */
 export class IommufdDevice {
   /** the IOAS whose domain the device is attached to (idev->igroup->hwpt), or null: blocked */
@@ -76,7 +82,7 @@ export function* iommufd_device_attach(k: Kernel, idev: IommufdDevice, ptId: num
   const obj = idev.ctx.objects.get(ptId);
   if (!obj) return -E.ENOENT;
   if (!(obj instanceof Ioas)) return -E.EINVAL;
-  yield ev('attach_dev', `${idev.ctx.key}.dev${idev.id}`);
+  yield ev('attach_dev', iommuKey(idev.dev), 'w', [{ obj: idev.ctx.key, acc: 'w' }]);
   if (idev.ioas) idev.ioas.devices.delete(idev);
   idev.ioas = obj;
   obj.devices.add(idev);
@@ -87,7 +93,7 @@ export function* iommufd_device_attach(k: Kernel, idev: IommufdDevice, ptId: num
 /** iommufd_device_detach: back to the blocking domain. */
 export function* iommufd_device_detach(k: Kernel, idev: IommufdDevice): KGen {
   if (!idev.ioas) return;
-  yield ev('attach_dev', `${idev.ctx.key}.dev${idev.id}`);
+  yield ev('detach_dev', iommuKey(idev.dev), 'w', [{ obj: idev.ctx.key, acc: 'w' }]);
   idev.ioas.devices.delete(idev);
   k.note(`${idev.dev} detached from ${idev.ioas.name}`);
   idev.ioas = null;

@@ -77,11 +77,11 @@ export function* sys_iommufd_open(k: Kernel, p: Process, flags = O_RDWR): KGen<n
   return fd;
 }
 
-/** iommufd_get_ioas: -ENOENT for no object, -EINVAL for an object that is not an IOAS */
+/** iommufd_get_ioas (iommufd_get_object of type IOAS): -ENOENT for no object or one of another type */
 function* getIoas(ctx: IommufdCtx, id: number): KGen<Ioas | number> {
   yield ev('xa_load', ctx.key, 'r');
   const obj = ctx.objects.get(id); // an IOAS leaves the table before it is destroyed
-  return obj instanceof Ioas ? obj : obj ? -E.EINVAL : -E.ENOENT;
+  return obj instanceof Ioas ? obj : -E.ENOENT;
 }
 
 /** The ucmd size rule: `size` below the struct's minimum is -EINVAL (larger sizes are accepted). */

@@ -4,7 +4,7 @@
 // or take it away; closing the file unbinds (vfio_df_unbind_iommufd). Struct layouts and field
 // names are include/uapi/linux/vfio.h's.
 import type { Kernel } from '../kernel.ts';
-import type { KGen } from '../sched/sched.ts';
+import { ev, type KGen } from '../sched/sched.ts';
 import { iommufd_ctx_from_fd, iommufd_ctx_put } from '../iommufd/device.ts';
 import { vfio_df_close, vfio_df_open, type VfioDevice, type VfioDeviceFile } from './vfio_main.ts';
 import { E } from '../../uapi/errno.ts';
@@ -17,12 +17,14 @@ import {
  * vfio_device_block_group: a cdev bind keeps the device's group from being opened; -EBUSY while
  * it is open (the model's group files: devices opened by name).
  */
-function vfio_device_block_group(d: VfioDevice): number {
+function* vfio_device_block_group(d: VfioDevice): KGen<number> {
+  yield ev('group_lock', d.groupKey, 'w');
   if (d.group_open_cnt) return -E.EBUSY;
   d.cdev_device_open_cnt++;
   return 0;
 }
-function vfio_device_unblock_group(d: VfioDevice): void {
+function* vfio_device_unblock_group(d: VfioDevice): KGen {
+  yield ev('group_lock', d.groupKey, 'w');
   d.cdev_device_open_cnt--;
 }
 
@@ -40,7 +42,7 @@ export function* vfio_df_ioctl_bind_iommufd(k: Kernel, df: VfioDeviceFile, arg: 
   const bind = decode(vfio_device_bind_iommufd, arg);
   if (Number(bind.argsz) < minsz || Number(bind.flags) || Number(bind.iommufd) < 0) return -E.EINVAL;
   if (df.group) return -E.EINVAL; // BIND_IOMMUFD only allowed for cdev fds
-  const blocked = vfio_device_block_group(d);
+  const blocked = yield* vfio_device_block_group(d);
   if (blocked) return blocked;
   yield* d.devSet.lock.lock();
   let ret: number;
@@ -56,6 +58,7 @@ export function* vfio_df_ioctl_bind_iommufd(k: Kernel, df: VfioDeviceFile, arg: 
         yield* iommufd_ctx_put(k, ctx);
       } else {
         encodeInto(vfio_device_bind_iommufd, { out_devid: df.devid }, arg, 0);
+        yield ev('WRITE(access_granted)', df.key, 'w'); // smp_store_release
         df.access_granted = true;
         yield* d.devSet.lock.unlock();
         return 0;
@@ -63,7 +66,7 @@ export function* vfio_df_ioctl_bind_iommufd(k: Kernel, df: VfioDeviceFile, arg: 
     }
   }
   yield* d.devSet.lock.unlock();
-  vfio_device_unblock_group(d);
+  yield* vfio_device_unblock_group(d);
   return ret;
 }
 
@@ -77,7 +80,7 @@ export function* vfio_df_unbind_iommufd(k: Kernel, df: VfioDeviceFile): KGen {
   df.iommufd = null;
   yield* iommufd_ctx_put(k, ctx);
   yield* d.devSet.lock.unlock();
-  vfio_device_unblock_group(d);
+  yield* vfio_device_unblock_group(d);
 }
 
 /**

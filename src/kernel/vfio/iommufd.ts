@@ -3,8 +3,8 @@
 // (vfio-pci) uses the vfio_iommufd_physical_* ops, which bind the device to the context as an
 // iommufd_device and attach it to an IOAS (drivers/iommu/iommufd/device.c, here iommufd/device.ts).
 import type { Kernel } from '../kernel.ts';
-import type { KGen } from '../sched/sched.ts';
-import { iommufd_device_attach, iommufd_device_bind, iommufd_device_detach, iommufd_device_unbind } from '../iommufd/device.ts';
+import { ev, type KGen } from '../sched/sched.ts';
+import { iommufd_device_attach, iommufd_device_bind, iommufd_device_detach, iommufd_device_unbind, iommuKey } from '../iommufd/device.ts';
 import type { IommufdCtx } from '../iommufd/iommufd.ts';
 import type { VfioDevice, VfioDeviceFile, VfioDeviceOps } from './vfio_main.ts';
 import { E } from '../../uapi/errno.ts';
@@ -25,6 +25,7 @@ export function vfio_iommufd_physical_ops(d: VfioDevice): Pick<VfioDeviceOps, 'b
   return {
     *bind_iommufd(k: Kernel, ctx: IommufdCtx) {
       const idev = yield* iommufd_device_bind(k, ctx, d.name);
+      yield ev('bind_dev', iommuKey(d.name), 'w');
       d.iommufd_device = idev;
       return idev.id;
     },
@@ -34,6 +35,7 @@ export function vfio_iommufd_physical_ops(d: VfioDevice): Pick<VfioDeviceOps, 'b
       if (!idev) return;
       if (idev.ioas) yield* iommufd_device_detach(k, idev);
       yield* iommufd_device_unbind(k, idev);
+      yield ev('unbind_dev', iommuKey(d.name), 'w');
       d.iommufd_device = null;
     },
     /** iommufd_device_attach, or iommufd_device_replace when attached already */

@@ -76,6 +76,10 @@ export class VfioDevice {
   get regKey(): string {
     return `${this.name}.registration`;
   }
+  /** the scheduling object of the group's open state (group->group_lock) */
+  get groupKey(): string {
+    return `${this.name}.group`;
+  }
 }
 
 /**
@@ -131,7 +135,17 @@ export class VfioDeviceFile {
   iommufd: IommufdCtx | null = null;
   /** df->devid: the device's object id in that context */
   devid = 0;
-  constructor(readonly device: VfioDevice, readonly group: boolean) {}
+  /** the scheduling object of access_granted (read without a lock, smp_load_acquire) */
+  readonly key: string;
+  constructor(k: Kernel, readonly device: VfioDevice, readonly group: boolean) {
+    this.key = `${device.name}.df${k.nextId('vfio-df')}`;
+  }
+}
+
+/** smp_load_acquire(&df->access_granted), which every file operation but BIND_IOMMUFD checks. */
+export function* vfio_df_access_granted(df: VfioDeviceFile): KGen<boolean> {
+  yield ev('READ(access_granted)', df.key, 'r');
+  return df.access_granted;
 }
 
 /** The device behind a device file, or null for any other file. */
@@ -186,8 +200,7 @@ const vfio_device_fops: FileOps = {
     const df = file.private_data as VfioDeviceFile;
     const p = k.currentProcess();
     if (cmd === IOCTLS.VFIO_DEVICE_BIND_IOMMUFD) return yield* vfio_df_ioctl_bind_iommufd(k, df, arg);
-    yield ev('READ(access_granted)', `${df.device.name}.df`, 'r');
-    if (!df.access_granted) return -E.EINVAL;
+    if (!(yield* vfio_df_access_granted(df))) return -E.EINVAL;
     if (!df.group && cmd === IOCTLS.VFIO_DEVICE_ATTACH_IOMMUFD_PT) return yield* vfio_df_ioctl_attach_pt(k, df, arg);
     if (!df.group && cmd === IOCTLS.VFIO_DEVICE_DETACH_IOMMUFD_PT) return yield* vfio_df_ioctl_detach_pt(k, df, arg);
     if (cmd === IOCTLS.VFIO_DEVICE_FEATURE) return yield* vfio_ioctl_device_feature(k, p, df.device, arg);
@@ -195,15 +208,15 @@ const vfio_device_fops: FileOps = {
   },
   /** vfio_device_fops_mmap / _read / _write: -EINVAL before access is granted */
   *mmap(k, file, vma) {
-    if (!(file.private_data as VfioDeviceFile).access_granted) return -E.EINVAL;
+    if (!(yield* vfio_df_access_granted(file.private_data as VfioDeviceFile))) return -E.EINVAL;
     return yield* deviceOf(file).ops.mmap(k, file, vma);
   },
   *pread(k, file, buf, off, user) {
-    if (!(file.private_data as VfioDeviceFile).access_granted) return -E.EINVAL;
+    if (!(yield* vfio_df_access_granted(file.private_data as VfioDeviceFile))) return -E.EINVAL;
     return yield* deviceOf(file).ops.read(k, buf, off, user);
   },
   *pwrite(k, file, buf, off) {
-    if (!(file.private_data as VfioDeviceFile).access_granted) return -E.EINVAL;
+    if (!(yield* vfio_df_access_granted(file.private_data as VfioDeviceFile))) return -E.EINVAL;
     return yield* deviceOf(file).ops.write(k, buf, off);
   },
   /**
@@ -218,6 +231,7 @@ const vfio_device_fops: FileOps = {
       yield* d.devSet.lock.lock();
       yield* vfio_df_close(k, df);
       yield* d.devSet.lock.unlock();
+      yield ev('group_lock', d.groupKey, 'w');
       d.group_open_cnt--;
     } else yield* vfio_df_unbind_iommufd(k, df);
     yield* vfio_device_put_registration(k, d);
@@ -236,20 +250,24 @@ export function isVfioDeviceFile(f: File): boolean {
  */
 export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
   if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
+  // under group->group_lock: the cdev holds the device, or this open counts as the group's
+  yield ev('group_lock', d.groupKey, 'w');
   if (d.cdev_device_open_cnt) {
     yield* vfio_device_put_registration(k, d);
     return -E.EBUSY;
   }
-  const df = new VfioDeviceFile(d, true);
+  d.group_open_cnt++;
+  const df = new VfioDeviceFile(k, d, true);
   yield* d.devSet.lock.lock();
   const r = yield* vfio_df_open(k, df);
   yield* d.devSet.lock.unlock();
   if (r < 0) {
+    yield ev('group_lock', d.groupKey, 'w');
+    d.group_open_cnt--;
     yield* vfio_device_put_registration(k, d);
     return r;
   }
   df.access_granted = true;
-  d.group_open_cnt++;
   return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, df, `/dev/vfio/devices/${d.name}`);
 }
 
@@ -260,7 +278,7 @@ export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number):
  */
 export function* vfio_device_fops_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
   if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
-  return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, new VfioDeviceFile(d, false), `/dev/vfio/devices/${d.devName}`);
+  return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, new VfioDeviceFile(k, d, false), `/dev/vfio/devices/${d.devName}`);
 }
 
 /**
