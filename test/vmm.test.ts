@@ -33,7 +33,11 @@ describe('scenarios/vmm/iommufd-bringup.yaml', () => {
       assert.deepEqual((step(16).result as { out: Record<string, number> }).out, { argsz: 16, flags: uapi.VFIO_IRQ_INFO_EVENTFD, index: 2, count: 9 });
       assert.deepEqual(step(25).result, { ok: true, value: '0x1122334455667788' }, 'the device\'s DMA reached guest RAM');
       assert.deepEqual(step(26).result, { ok: true, value: 0x600df00d }, 'peer-to-peer read of BAR2 through its IOVA');
-      assert.match(step(32).detail ?? '', /not attached to an IOAS \(blocking domain\)/);
+      assert.match(step(30).detail ?? '', /IOMMU fault at iova 0x8000001000 \(no translation\)/, 'decode off: the BAR\'s IOVA is revoked');
+      assert.deepEqual(step(31).result, { ok: true, value: '0x1122334455667788' }, 'guest RAM is not');
+      assert.deepEqual(step(33).result, { errno: 'EIO' }, 'no remap when decode is back');
+      assert.deepEqual(step(36).result, { ok: true, value: 0x600df00d }, 'mapped again by the VMM');
+      assert.match(step(41).detail ?? '', /not attached to an IOAS \(blocking domain\)/);
       const dev = result.final.devices[0] as { iommufd: unknown; irqs: { type: string; vectors: number[] }; open_count: number };
       assert.deepEqual([dev.iommufd, dev.irqs.type, dev.irqs.vectors, dev.open_count], [null, 'none', [], 0]);
     });
