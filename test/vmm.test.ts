@@ -31,13 +31,14 @@ describe('scenarios/vmm/iommufd-bringup.yaml', () => {
       assert.equal((step(4).result as { out: Record<string, number> }).out.out_ioas_id, 2);
       assert.equal((step(5).result as { out: Record<string, number> }).out.pt_id, 2);
       assert.deepEqual((step(16).result as { out: Record<string, number> }).out, { argsz: 16, flags: uapi.VFIO_IRQ_INFO_EVENTFD, index: 2, count: 9 });
-      assert.deepEqual(step(25).result, { ok: true, value: '0x1122334455667788' }, 'the device\'s DMA reached guest RAM');
-      assert.deepEqual(step(26).result, { ok: true, value: 0x600df00d }, 'peer-to-peer read of BAR2 through its IOVA');
-      assert.match(step(30).detail ?? '', /IOMMU fault at iova 0x8000001000 \(no translation\)/, 'decode off: the BAR\'s IOVA is revoked');
-      assert.deepEqual(step(31).result, { ok: true, value: '0x1122334455667788' }, 'guest RAM is not');
-      assert.deepEqual(step(33).result, { errno: 'EIO' }, 'no remap when decode is back');
-      assert.deepEqual(step(36).result, { ok: true, value: 0x600df00d }, 'mapped again by the VMM');
-      assert.match(step(41).detail ?? '', /not attached to an IOAS \(blocking domain\)/);
+      assert.deepEqual([step(23).result, step(39).result], [{ ok: true, value: 0x8008 }, { ok: true, value: 0x0008 }], 'MSI-X Enable in Message Control, then clear');
+      assert.deepEqual(step(26).result, { ok: true, value: '0x1122334455667788' }, 'the device\'s DMA reached guest RAM');
+      assert.deepEqual(step(27).result, { ok: true, value: 0x600df00d }, 'peer-to-peer read of BAR2 through its IOVA');
+      assert.match(step(31).detail ?? '', /IOMMU fault at iova 0x8000001000 \(no translation\)/, 'decode off: the BAR\'s IOVA is revoked');
+      assert.deepEqual(step(32).result, { ok: true, value: '0x1122334455667788' }, 'guest RAM is not');
+      assert.deepEqual(step(34).result, { errno: 'EIO' }, 'no remap when decode is back');
+      assert.deepEqual(step(37).result, { ok: true, value: 0x600df00d }, 'mapped again by the VMM');
+      assert.match(step(43).detail ?? '', /not attached to an IOAS \(blocking domain\)/);
       const dev = result.final.devices[0] as { iommufd: unknown; irqs: { type: string; vectors: number[] }; open_count: number };
       assert.deepEqual([dev.iommufd, dev.irqs.type, dev.irqs.vectors, dev.open_count], [null, 'none', [], 0]);
     });
@@ -120,7 +121,7 @@ function bringUp(): Vmm {
   assert.equal(bind(v, v.ictx), 1);
   return v;
 }
-const vdevOf = (v: Vmm) => v.sim.k.vfio.get('gpu0')!;
+const vdevOf = (v: Vmm, name = 'gpu0') => v.sim.k.vfio.get(name)!;
 
 describe('device cdev and iommufd through the API', () => {
   test('a cdev file needs the bind; the bind holds the context past its fd; closing while attached detaches and unbinds', () => {
@@ -178,7 +179,15 @@ describe('VFIO_DEVICE_SET_IRQS for MSI-X', () => {
     const irqs = vdevOf(v).irqs;
     const [e0, e1, e2] = [v.p.eventfd(), v.p.eventfd(), v.p.eventfd()];
     const X = uapi.VFIO_PCI_MSIX_IRQ_INDEX;
+    const ctl = vdevOf(v).pdev.capOffset(0x11) + 2; // MSI-X Message Control, read through VFIO's config region
+    const msixCtl = () => {
+      const b = new Uint8Array(2);
+      v.p.pread(v.dev, b, 7 * 2 ** 40 + ctl);
+      return b[0] | (b[1] << 8);
+    };
+    assert.equal(msixCtl(), 8, 'table size 9, not enabled');
     assert.equal(setIrqs(v, X, TRIGGER_EVENTFD, 0, 2, [e0, e1]), 0);
+    assert.equal(msixCtl(), 0x8008, 'MSI-X Enable set');
     assert.equal(irqs.irq_type, X);
     assert.deepEqual([...irqs.allocated].sort(), [0, 1]);
     assert.deepEqual([...irqs.trigger.keys()].sort(), [0, 1]);
@@ -198,7 +207,7 @@ describe('VFIO_DEVICE_SET_IRQS for MSI-X', () => {
     assert.equal(setIrqs(v, X, TRIGGER_EVENTFD, 2, 2, [e0, v.ictx]), 'EINVAL');
     assert.ok(!irqs.trigger.has(2) && !irqs.trigger.has(3));
     assert.equal(setIrqs(v, X, TRIGGER_NONE, 0, 0), 0);
-    assert.deepEqual([irqs.irq_type, irqs.allocated.size, irqs.trigger.size], [uapi.VFIO_PCI_NUM_IRQS, 0, 0]);
+    assert.deepEqual([irqs.irq_type, irqs.allocated.size, irqs.trigger.size, msixCtl()], [uapi.VFIO_PCI_NUM_IRQS, 0, 0, 8]);
   });
 
   test('enabling with memory decode off turns decode on only while the MSI-X table is programmed', () => {
@@ -222,10 +231,17 @@ describe('VFIO_DEVICE_SET_IRQS for MSI-X', () => {
     assert.deepEqual([irqs.irq_type, irqs.allocated.size, irqs.trigger.size, irqs.req_trigger], [uapi.VFIO_PCI_NUM_IRQS, 0, 0, null]);
   });
 
-  test('a device without MSI-X has no vectors to set; ERR exists only on PCIe', () => {
+  test('ivshmem-plain (no MSI-X, no interrupt pin, not PCIe) has no vectors to set but REQ', () => {
     const sim = createKernel({ devices: [{ name: 'shm', profile: 'ivshmem' }] });
     const p = sim.spawn();
     const v = { sim, p, dev: p.open('/dev/vfio/devices/shm'), ictx: -1 };
-    assert.equal(setIrqs(v, uapi.VFIO_PCI_MSIX_IRQ_INDEX, TRIGGER_EVENTFD, 0, 1, [p.eventfd()]), 'EINVAL');
+    const efd = p.eventfd();
+    assert.equal(setIrqs(v, uapi.VFIO_PCI_MSIX_IRQ_INDEX, TRIGGER_EVENTFD, 0, 1, [efd]), 'EINVAL');
+    assert.equal(setIrqs(v, uapi.VFIO_PCI_INTX_IRQ_INDEX, TRIGGER_EVENTFD, 0, 1, [efd]), 'EINVAL', 'no pin: count 0 fails validation before INTx');
+    assert.equal(setIrqs(v, uapi.VFIO_PCI_ERR_IRQ_INDEX, TRIGGER_EVENTFD, 0, 1, [efd]), 'EINVAL', 'ERR is PCIe only');
+    assert.equal(setIrqs(v, uapi.VFIO_PCI_REQ_IRQ_INDEX, TRIGGER_EVENTFD, 0, 1, [efd]), 0);
+    assert.equal(vdevOf({ ...v, sim } as Vmm, 'shm').irqs.req_trigger?.count, 0n);
+    assert.equal(setIrqs(v, uapi.VFIO_PCI_REQ_IRQ_INDEX, TRIGGER_NONE, 0, 1), 0, 'loopback');
+    assert.equal(vdevOf({ ...v, sim } as Vmm, 'shm').irqs.req_trigger?.count, 1n);
   });
 });

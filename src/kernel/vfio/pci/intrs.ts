@@ -5,7 +5,7 @@
 // INTx (its enable, mask and unmask) is not modelled: that SET_IRQS answers -ENOTTY with a note.
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
-import type { KGen } from '../../sched/sched.ts';
+import { ev, type KGen } from '../../sched/sched.ts';
 import { eventfd_ctx_fdget, type EventfdCtx } from '../../fs/eventfd.ts';
 import type { VfioPciCoreDevice } from './core.ts';
 import { E } from '../../../uapi/errno.ts';
@@ -145,21 +145,41 @@ function* vfio_pci_set_msi_trigger(k: Kernel, p: Process | null, vdev: VfioPciCo
  * memory_lock held for write and memory decode on (the MSI-X table lives in a BAR); COMMAND is
  * restored after, in the hardware only (VFIO's virtual COMMAND, and so revocation, is untouched).
  */
-function* withMemoryEnabled(vdev: VfioPciCoreDevice, body: () => void): KGen {
+function* withMemoryEnabled(vdev: VfioPciCoreDevice, body: () => KGen): KGen {
   yield* vdev.memory_lock.down_write();
   const cmd = vdev.pdev.command();
   if (!vdev.memoryEnabled()) yield* vdev.pdev.hwConfigWrite(R.PCI_COMMAND, 2, cmd | R.PCI_COMMAND_MEMORY);
-  body();
+  yield* body();
   if (vdev.pdev.command() !== cmd) yield* vdev.pdev.hwConfigWrite(R.PCI_COMMAND, 2, cmd);
   yield* vdev.memory_lock.up_write();
+}
+
+/**
+ * The MSI-X Enable bit pci_alloc_irq_vectors sets and pci_free_irq_vectors clears in the function's
+ * Message Control. vfio-pci gives the MSI-X capability no virtual bits (vfio_pci_config.c has no
+ * perm table for it), so a config read through VFIO shows it; the model mirrors it into vconfig.
+ * MSI's Enable bit, which VFIO virtualizes, is left as it is.
+ */
+function* setMsixEnable(vdev: VfioPciCoreDevice, on: boolean): KGen {
+  const cap = vdev.pdev.capOffset(R.PCI_CAP_ID_MSIX);
+  if (!cap) return;
+  const off = cap + R.PCI_MSIX_FLAGS;
+  yield ev('pci_msix_enable', '', 'w', undefined, [vdev.pdev.cfgSpan(off, 2, 'w'), vdev.vconfigSpan(off, 2, 'w')]);
+  for (const cfg of [vdev.pdev.cfg, vdev.vconfig]) {
+    const v = cfg[off] | (cfg[off + 1] << 8);
+    const n = on ? v | R.PCI_MSIX_FLAGS_ENABLE : v & ~R.PCI_MSIX_FLAGS_ENABLE;
+    cfg[off] = n & 0xff;
+    cfg[off + 1] = n >> 8;
+  }
 }
 
 /** vfio_msi_enable: nothing may be enabled (-EINVAL); allocate `nvec` vectors. */
 function* vfio_msi_enable(k: Kernel, vdev: VfioPciCoreDevice, nvec: number, msix: boolean): KGen<number> {
   const irqs = vdev.irqs;
   if (irqs.irq_type !== VFIO_PCI_NUM_IRQS) return -E.EINVAL;
-  yield* withMemoryEnabled(vdev, () => {
+  yield* withMemoryEnabled(vdev, function* () {
     for (let v = 0; v < nvec; v++) irqs.allocated.add(v);
+    if (msix) yield* setMsixEnable(vdev, true);
   });
   irqs.irq_type = msix ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX;
   k.note(`${vdev.name}: ${irqName(irqs.irq_type)} enabled with ${nvec} vector(s)`);
@@ -197,7 +217,10 @@ function* vfio_msi_set_block(k: Kernel, p: Process | null, vdev: VfioPciCoreDevi
 export function* vfio_msi_disable(k: Kernel, vdev: VfioPciCoreDevice, msix: boolean): KGen {
   const irqs = vdev.irqs;
   for (const v of [...irqs.trigger.keys()]) yield* vfio_msi_set_vector_signal(k, null, vdev, v, -1, msix);
-  yield* withMemoryEnabled(vdev, () => irqs.allocated.clear());
+  yield* withMemoryEnabled(vdev, function* () {
+    irqs.allocated.clear();
+    if (msix) yield* setMsixEnable(vdev, false);
+  });
   k.note(`${vdev.name}: ${msix ? 'MSI-X' : 'MSI'} disabled`);
   irqs.irq_type = VFIO_PCI_NUM_IRQS;
 }
