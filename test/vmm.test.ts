@@ -140,6 +140,8 @@ describe('device cdev and iommufd through the API', () => {
     const ioas = ioasAlloc(v);
     assert.equal(attach(v, ioas), 0);
     assert.equal(vdev.vfio.iommufd_device?.ioas?.id, ioas);
+    assert.equal(destroy(v, ioas), 'EBUSY', 'the attached device is a user of the IOAS');
+    assert.equal(destroy(v, 1), 'EBUSY', 'the bound driver is a user of the device object');
     const ctx = [...sim.k.iommufds][0];
     p.close(ictx);
     assert.ok(sim.k.iommufds.has(ctx), 'the bound device keeps the context');
