@@ -29,6 +29,12 @@ export type Call =
   | { k: 'map_file'; fd: number; ioas: number; buf: number; start: number; length: number; fixed: number | null }
   | { k: 'iommu_unmap'; fd: number; ioas: number; iova: number; length: number }
   | { k: 'dma'; ioas: number; iova: number; write: boolean; value: number }
+  | { k: 'cdev' }
+  | { k: 'eventfd' }
+  | { k: 'bind'; fd: number; ictx: number; flags: number }
+  | { k: 'attach'; fd: number; pt: number; detach: boolean }
+  | { k: 'irqs'; fd: number; index: number; start: number; count: number; flags: number; efds: number[] }
+  | { k: 'map_user'; fd: number; ioas: number; map: number; pageOff: number; length: number; fixed: number | null }
   | { k: 'fork' }
   | { k: 'exit'; proc: number };
 
@@ -54,6 +60,15 @@ export const callArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('map_file' as const), fd, ioas: fc.integer({ min: 0, max: 4 }), buf: fd, start: fc.constantFrom(0, 4096, 65536, -4096), length: sizes, fixed: fc.option(fc.constantFrom(0, 0x100000, 0x123)) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('iommu_unmap' as const), fd, ioas: fc.integer({ min: 0, max: 4 }), iova: fc.constantFrom(0, 0x100000, 2 ** 40), length: sizes }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('dma' as const), ioas: fc.nat(3), iova: fc.oneof(fc.nat(65535), fc.constantFrom(0x100000, 2 ** 40)), write: fc.boolean(), value: u32 }) },
+  // the device cdev and its iommufd binding, VFIO_DEVICE_SET_IRQS, IOMMU_IOAS_MAP of mapped memory
+  { weight: 2, arbitrary: fc.record({ k: fc.constantFrom('cdev' as const, 'eventfd' as const) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('bind' as const), fd, ictx: fd, flags: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: u32 }) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('attach' as const), fd, pt: fc.integer({ min: 0, max: 5 }), detach: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({
+    k: fc.constant('irqs' as const), fd, index: fc.integer({ min: 0, max: 5 }), start: fc.oneof(fc.constantFrom(0, 1, 8), fc.nat(200)), count: fc.oneof(fc.constantFrom(0, 1, 2), fc.nat(200)),
+    flags: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(0x24, 0x21, 0x22, 0x28) }, { weight: 1, arbitrary: fc.nat(0x7f) }), efds: fc.array(fd, { maxLength: 4 }),
+  }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('map_user' as const), fd, ioas: fc.integer({ min: 0, max: 4 }), map: fc.nat(7), pageOff: fc.integer({ min: -1, max: 16 }), length: sizes, fixed: fc.option(fc.constantFrom(0, 0x200000, 0x123)) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('fork' as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('exit' as const), proc: fc.nat(3) }) },
 );
@@ -169,6 +184,42 @@ export function runCase(c: Case): { outcomes: Outcome[]; violations: string[]; c
           outcomes.push(`wrote ${p.pwrite(fdOf(p, call.fd), buf, CFG + at)}`);
           break;
         }
+        case 'cdev':
+          outcomes.push(`fd ${got(p, p.open('/dev/vfio/devices/vfio0'))}`);
+          break;
+        case 'eventfd':
+          outcomes.push(`fd ${got(p, p.eventfd())}`);
+          break;
+        case 'bind': {
+          const arg = encode(uapi.vfio_device_bind_iommufd, { argsz: uapi.vfio_device_bind_iommufd.size, flags: call.flags, iommufd: fdOf(p, call.ictx) });
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), uapi.IOCTLS.VFIO_DEVICE_BIND_IOMMUFD, arg)}`);
+          break;
+        }
+        case 'attach': {
+          const [req, arg] = call.detach
+            ? [uapi.IOCTLS.VFIO_DEVICE_DETACH_IOMMUFD_PT, encode(uapi.vfio_device_detach_iommufd_pt, { argsz: uapi.vfio_device_detach_iommufd_pt.size })]
+            : [uapi.IOCTLS.VFIO_DEVICE_ATTACH_IOMMUFD_PT, encode(uapi.vfio_device_attach_iommufd_pt, { argsz: uapi.vfio_device_attach_iommufd_pt.size, pt_id: call.pt })];
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), req, arg)}`);
+          break;
+        }
+        case 'irqs': {
+          const hdr = uapi.vfio_irq_set.size;
+          const arg = new Uint8Array(hdr + 4 * call.efds.length);
+          arg.set(encode(uapi.vfio_irq_set, { argsz: arg.length, flags: call.flags, index: call.index, start: call.start, count: call.count }));
+          call.efds.forEach((x, i) => new DataView(arg.buffer).setInt32(hdr + 4 * i, fdOf(p, x), true));
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), uapi.IOCTLS.VFIO_DEVICE_SET_IRQS, arg)}`);
+          break;
+        }
+        case 'map_user': {
+          const m = maps[call.map % Math.max(1, maps.length)];
+          const flags = I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE | (call.fixed !== null ? I.IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+          const arg = encode(I.iommu_ioas_map, {
+            size: I.iommu_ioas_map.size, flags, ioas_id: call.ioas, user_va: BigInt.asUintN(64, BigInt((m?.va ?? 0x10000) + call.pageOff * 4096)),
+            length: BigInt.asUintN(64, BigInt(call.length)), iova: BigInt(call.fixed ?? 0),
+          });
+          outcomes.push(`ret ${p.ioctl(fdOf(p, call.fd), I.IOMMU_IOAS_MAP, arg)}`);
+          break;
+        }
         case 'iommufd': {
           const r = sk.run(p.proc, 'iommufd_open', sys_iommufd_open(sk.k, p.proc));
           outcomes.push(r < 0 ? `errno ${r}` : `fd ${got(p, r)}`);
@@ -195,7 +246,7 @@ export function runCase(c: Case): { outcomes: Outcome[]; violations: string[]; c
         }
         case 'dma': {
           // a peer's DMA through an IOAS some iommufd holds
-          const ioases = [...sk.k.iommufds].flatMap((c) => [...c.objects.values()]);
+          const ioases = [...sk.k.iommufds].flatMap((c) => c.ioas());
           const ioas = ioases[call.ioas % Math.max(1, ioases.length)];
           if (!ioas) {
             outcomes.push('no ioas');

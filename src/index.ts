@@ -5,7 +5,7 @@ import type { Process } from './kernel/process.ts';
 import type { KGen, Task } from './kernel/sched/sched.ts';
 import type { KconfigInput } from './kernel/kconfig.ts';
 import {
-  sys_close, sys_dup, sys_exit, sys_fork, sys_ioctl, sys_mmap2, sys_munmap2, sys_open, sys_pread, user_access,
+  sys_close, sys_dup, sys_eventfd2, sys_exit, sys_fork, sys_ioctl, sys_mmap2, sys_munmap2, sys_open, sys_pread, user_access,
 } from './kernel/syscalls.ts';
 import { checkInvariants, checkNoLeak } from './kernel/invariants.ts';
 import { deviceFromSpec } from './scenario/loader.ts';
@@ -13,6 +13,8 @@ import { errnoName, type ErrnoName } from './uapi/errno.ts';
 import { O_RDWR } from './uapi/mman.ts';
 
 export * as uapi from './uapi/vfio.ts';
+/** <linux/iommufd.h>: the /dev/iommu ioctls the model has, their numbers and struct layouts */
+export * as iommufdUapi from './uapi/iommufd.ts';
 export * as mman from './uapi/mman.ts';
 export { encode, decode } from './uapi/struct.ts';
 export { loadScenarioFile, parseScenario } from './scenario/loader.ts';
@@ -110,6 +112,10 @@ export class SimProcess {
   }
   dup(fd: number): number {
     return this.sys('dup', sys_dup(this.kernel.k, this.proc, fd));
+  }
+  /** eventfd2(initval, flags): the fd (for VFIO_DEVICE_SET_IRQS) */
+  eventfd(initval = 0, flags = 0): number {
+    return this.sys('eventfd', sys_eventfd2(this.kernel.k, this.proc, initval, flags));
   }
   /** ioctl with the struct as bytes; the kernel writes results back into `arg`. */
   ioctl(fd: number, request: number, arg: Uint8Array = new Uint8Array(0)): number {

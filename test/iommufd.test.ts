@@ -8,7 +8,7 @@ import { parseScenario } from '../src/scenario/loader.ts';
 import { runScenario } from '../src/scenario/report.ts';
 import { exploreDpor } from '../src/explore/explorer.ts';
 import { sys_iommufd_open } from '../src/kernel/iommufd/iommufd.ts';
-import { iopt_map_file, peer_dma, type Ioas } from '../src/kernel/iommufd/io_pagetable.ts';
+import { iopt_map_file, peer_dma, type Ioas, type IoptPages } from '../src/kernel/iommufd/io_pagetable.ts';
 import { importer_attach, importer_detach, importer_map, importer_unmap, importerAttachments } from '../src/kernel/dma-buf/importer.ts';
 import { dma_buf_dynamic_attach, dma_buf_detach, type DmaBuf } from '../src/kernel/dma-buf/dma-buf.ts';
 import { get_file } from '../src/kernel/fs/file.ts';
@@ -81,7 +81,7 @@ function unmap(e: Env, ictx: number, ioas: number, iova: number, length: number 
 }
 function ioasOf(e: Env, id: number): Ioas {
   const ctx = [...e.sim.k.iommufds][0];
-  return ctx.objects.get(id)!;
+  return ctx.ioas().find((i) => i.id === id)!;
 }
 function dma(e: Env, ioas: Ioas, iova: number, write = false, value = 0n): bigint | string {
   const r = run(e, peer_dma(e.sim.k, ioas, iova, 8, write, value));
@@ -173,7 +173,7 @@ describe('iommufd MAP_FILE of a VFIO DMABUF', () => {
     assert.equal(privOf(e, buf).status, Status.TEMP_REVOKED);
     assert.deepEqual(ioas.domain.maps, []);
     const area = ioas.areas[0];
-    assert.equal(area.pages.phys.len, 0, 'the pages are marked revoked');
+    assert.equal((area.pages as IoptPages).phys.len, 0, 'the pages are marked revoked');
     assert.match(dma(e, ioas, iova) as string, /IOMMU fault at iova 0x40000000/);
     command(e, 2);
     assert.equal(privOf(e, buf).status, Status.OK);

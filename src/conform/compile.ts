@@ -96,6 +96,8 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
         }
         else {
           if (/\s/.test(path)) throw where(s, 'a path with white space');
+          // the reference kernel (Debian's 6.12) is built without CONFIG_IOMMUFD: no device cdev, no /dev/iommu
+          if (path === '/dev/iommu' || /^\/dev\/vfio\/devices\/vfio\d+$/.test(path)) throw where(s, `the executor has no ${path}: it needs the device cdev and iommufd`);
           kv.push(`path=${path}`, `flags=0x${openFlags(a.flags, literalOnly(s), M.O_RDWR).toString(16)}`);
         }
         break;

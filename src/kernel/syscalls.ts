@@ -9,7 +9,8 @@ import { userAccess, type AccessResult } from './mm/memory.ts';
 import { sys_mprotect } from './mm/mprotect.ts';
 import { sys_madvise } from './mm/madvise.ts';
 import { sys_mremap } from './mm/mremap.ts';
-import { vfio_device_cdev_open } from './vfio/vfio_main.ts';
+import { vfio_device_cdev_open, vfio_device_fops_cdev_open } from './vfio/vfio_main.ts';
+import { iommufd_fops_open } from './iommufd/iommufd.ts';
 import { E } from '../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH, O_RDWR } from '../uapi/mman.ts';
 import { do_eventfd } from './fs/eventfd.ts';
@@ -39,11 +40,16 @@ function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<numb
     if (fd) return yield* proc_fd_open(k, p, Number(fd[1]), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
     const mf = PROC_SELF_MAP_FILES.exec(path);
     if (mf) return yield* proc_map_files_open(k, p, parseInt(mf[1], 16), parseInt(mf[2], 16), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
+    if (path === '/dev/iommu' && !(flags & O_PATH)) return yield* p.files.alloc(iommufd_fops_open(k, flags), !!(flags & O_CLOEXEC));
     if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
-    const vdev = k.vfio.get(path.slice(DEV_PREFIX.length));
+    // the node Linux makes (vfio/devices/vfioN: vfio_device_devnode) is the cdev; the scenario's
+    // name for the device opens it as the group path does (vfio_main.ts, vfio_device_cdev_open)
+    const name = path.slice(DEV_PREFIX.length);
+    const byName = k.vfio.get(name);
+    const vdev = byName ?? [...k.vfio.values()].find((v) => v.vfio.devName === name);
     if (!vdev || vdev.vfio.freed) return -E.ENOENT; // an unbound device has no cdev node
     if (flags & O_PATH) return yield* p.files.alloc(yield* o_path_file(k, vdev.vfio.inode, path, null), !!(flags & O_CLOEXEC));
-    const f = yield* vfio_device_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC);
+    const f = byName ? yield* vfio_device_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC) : yield* vfio_device_fops_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC);
     if (typeof f === 'number') return f;
     return yield* p.files.alloc(f, !!(flags & O_CLOEXEC));
   })();

@@ -7,6 +7,7 @@ import {
   sys_close, sys_dup, sys_eventfd2, sys_exit, sys_fork, sys_ioctl, sys_madvise2, sys_mmap2, sys_mprotect2, sys_mremap2, sys_munmap2, sys_open, sys_pread, user_access,
 } from '../kernel/syscalls.ts';
 import type { Step } from './loader.ts';
+import type { IOCTL_FLAG_NAMES } from './schema.ts';
 import { hex } from './values.ts';
 import { E, errnoName } from '../uapi/errno.ts';
 import * as M from '../uapi/mman.ts';
@@ -16,19 +17,22 @@ import {
   FEATURES, IOCTLS, IOCTL_NAME, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_SET,
   VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INDEX_TO_OFFSET, vfio_device_feature, vfio_device_feature_dma_buf,
   vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info, vfio_pci_hot_reset,
-  vfio_region_dma_range, vfio_region_info,
+  vfio_region_dma_range, vfio_region_info, vfio_device_attach_iommufd_pt, vfio_device_bind_iommufd, vfio_device_detach_iommufd_pt, vfio_irq_set,
+  VFIO_DEVICE_ATTACH_PASID, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_INTX_IRQ_INDEX,
 } from '../uapi/vfio.ts';
 import { MADV_DONTNEED } from '../kernel/mm/madvise.ts';
 import { MREMAP_MAYMOVE } from '../kernel/mm/mremap.ts';
 import { CAP_EXP, CAP_PM, capLayout, type CapName, type PciDevDesc } from '../kernel/pci/device.ts';
-import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
+import { VfioDevice, vfioDeviceOfFile } from '../kernel/vfio/vfio_main.ts';
 import { vfio_pci_unbind } from '../kernel/vfio/pci/core.ts';
 import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
-import { peer_dma } from '../kernel/iommufd/io_pagetable.ts';
+import { peer_dma, type Ioas } from '../kernel/iommufd/io_pagetable.ts';
+import { iommuKey } from '../kernel/iommufd/device.ts';
 import { importer_attach, importer_detach, importer_map, importer_unmap } from '../kernel/dma-buf/importer.ts';
 import {
-  IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
-  IOMMU_IOAS_UNMAP, iommu_ioas_alloc, iommu_ioas_map_file, iommu_ioas_unmap,
+  IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_UNMAP, IOMMUFD_IOCTLS, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map, iommu_ioas_map_file, iommu_ioas_unmap,
 } from '../uapi/iommufd.ts';
 
 export type Result = { ok: true; value?: number | string; out?: Record<string, unknown> } | { errno: string } | { signal: string };
@@ -45,12 +49,15 @@ export type Resolver = (v: unknown) => bigint;
 
 const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
 /**
- * uAPI ioctls Linux implements that the model does not (the legacy container and group API, IRQs,
- * ioeventfd, the iommufd binding of the device cdev): they return ENOTTY here, and the step says
- * that this is the model's gap, not the kernel's answer.
+ * uAPI ioctls Linux implements that the model does not (the legacy container and group API,
+ * ioeventfd, the hot-reset info query): they return ENOTTY here, and the step says that this is the
+ * model's gap, not the kernel's answer. VFIO_DEVICE_SET_IRQS is modelled but for INTx, which gets
+ * the same note.
  */
-const NOT_MODELLED = new Set<string>(['VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_SET_IRQS', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'VFIO_DEVICE_IOEVENTFD', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_DETACH_IOMMUFD_PT']);
+const NOT_MODELLED = new Set<string>(['VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'VFIO_DEVICE_IOEVENTFD']);
 export const notModelled = (name: string) => `${name}: not modelled (Linux implements it; the model answers ENOTTY)`;
+const notModelledStep = (name: string, a: Record<string, unknown>, res: Resolver) =>
+  NOT_MODELLED.has(name) || (name === 'VFIO_DEVICE_SET_IRQS' && res(a.index ?? 0) === BigInt(VFIO_PCI_INTX_IRQ_INDEX));
 /** The legacy container (/dev/vfio/vfio) and group (/dev/vfio/N) nodes, which the model does not have. */
 const LEGACY_NODE = /^\/dev\/vfio\/(vfio|\d+)$/;
 const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
@@ -113,32 +120,84 @@ export function outFields(layout: Layout, bytes: Uint8Array, skip: string[] = []
   return { out, bind };
 }
 
-/** Build the ioctl argument for a step: the struct, argsz computed unless given. */
+/** The flag names an ioctl step's `flags` list may use, each the uAPI flag of the ioctl it belongs to. */
+const IOCTL_FLAGS: Record<(typeof IOCTL_FLAG_NAMES)[number], number> = {
+  get: VFIO_DEVICE_FEATURE_GET, set: VFIO_DEVICE_FEATURE_SET, probe: VFIO_DEVICE_FEATURE_PROBE,
+  data_none: VFIO_IRQ_SET_DATA_NONE, data_bool: VFIO_IRQ_SET_DATA_BOOL, data_eventfd: VFIO_IRQ_SET_DATA_EVENTFD,
+  action_mask: VFIO_IRQ_SET_ACTION_MASK, action_unmask: VFIO_IRQ_SET_ACTION_UNMASK, action_trigger: VFIO_IRQ_SET_ACTION_TRIGGER,
+  readable: IOMMU_IOAS_MAP_READABLE, writeable: IOMMU_IOAS_MAP_WRITEABLE, fixed_iova: IOMMU_IOAS_MAP_FIXED_IOVA,
+  pasid: VFIO_DEVICE_ATTACH_PASID,
+};
+const ioctlFlags = (v: unknown, res: Resolver, dflt = 0): number =>
+  Array.isArray(v) ? (v as Array<keyof typeof IOCTL_FLAGS>).reduce((x, f) => x | IOCTL_FLAGS[f], 0) : v !== undefined ? Number(res(v)) : dflt;
+/** An ioctl by name: VFIO's (<linux/vfio.h>) or iommufd's (<linux/iommufd.h>). */
+const ALL_IOCTLS: Record<string, number> = { ...IOCTLS, ...IOMMUFD_IOCTLS };
+const IOCTL_BY_NUMBER = new Map<number, string>(Object.entries(ALL_IOCTLS).map(([k, v]) => [v, k]));
+
+/**
+ * Build the ioctl argument for a step: the struct, argsz (VFIO) or size (iommufd) computed unless
+ * given. A field the step gives fills the struct field of that name; `fd` is the file the ioctl
+ * goes to, so IOMMU_IOAS_MAP_FILE's own `fd` (the DMABUF) is given as `dmabuf_fd`.
+ */
 export function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: number; arg: Uint8Array; layout: Layout | null; name: string } {
-  const opName = typeof a.op === 'string' && a.op in IOCTLS ? (a.op as keyof typeof IOCTLS) : null;
-  const cmd = opName ? IOCTLS[opName] : Number(res(a.op));
-  const name = opName ?? IOCTL_NAME.get(cmd) ?? `0x${cmd.toString(16)}`;
+  const opName = typeof a.op === 'string' && a.op in ALL_IOCTLS ? a.op : null;
+  const cmd = opName ? ALL_IOCTLS[opName] : Number(res(a.op));
+  const name = opName ?? IOCTL_BY_NUMBER.get(cmd) ?? IOCTL_NAME.get(cmd) ?? `0x${cmd.toString(16)}`;
   const argsz = (dflt: number) => (a.argsz !== undefined ? Number(res(a.argsz)) : dflt);
   const simple = (layout: Layout, v: StructValue, bufsz = layout.size) => {
-    const sz = argsz(layout.size);
+    const sz = argsz(bufsz);
     const buf = new Uint8Array(Math.max(bufsz, Math.min(sz, 4096)));
     encodeInto(layout, { ...v, argsz: sz }, buf, 0);
     return buf;
   };
+  /** an iommufd struct: `size` first, as iommufd's ucmd reads it */
+  const sized = (layout: Layout, v: StructValue) => {
+    const sz = a.size !== undefined ? Number(res(a.size)) : layout.size;
+    const buf = new Uint8Array(Math.max(layout.size, Math.min(sz, 4096)));
+    encodeInto(layout, { ...v, size: sz }, buf, 0);
+    return buf;
+  };
+  const opt = (v: unknown, dflt: bigint | number = 0) => (v !== undefined ? res(v) : dflt);
   switch (name) {
     case 'VFIO_DEVICE_GET_INFO': return { cmd, name, layout: vfio_device_info, arg: simple(vfio_device_info, {}) };
     case 'VFIO_DEVICE_GET_REGION_INFO': return { cmd, name, layout: vfio_region_info, arg: simple(vfio_region_info, { index: res(a.index ?? 0) }) };
     case 'VFIO_DEVICE_GET_IRQ_INFO': return { cmd, name, layout: vfio_irq_info, arg: simple(vfio_irq_info, { index: res(a.index ?? 0) }) };
     case 'VFIO_DEVICE_FEATURE': return { cmd, name, layout: null, arg: buildFeature(a, res) };
     case 'VFIO_DEVICE_PCI_HOT_RESET': return { cmd, name, layout: null, arg: simple(vfio_pci_hot_reset, { flags: res(a.hot_reset_flags ?? 0), count: res(a.count ?? 0) }) };
+    case 'VFIO_DEVICE_SET_IRQS': {
+      // the header, then `data`: an s32 eventfd (DATA_EVENTFD) or a u8 bool (DATA_BOOL) per vector
+      const flags = ioctlFlags(a.flags, res);
+      const data = ((a.data as unknown[] | undefined) ?? []).map((x) => res(x));
+      const esz = (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) === VFIO_IRQ_SET_DATA_BOOL ? 1 : 4;
+      const hdr = vfio_irq_set.size;
+      const arg = simple(vfio_irq_set, { flags, index: res(a.index ?? 0), start: opt(a.start), count: a.count !== undefined ? res(a.count) : data.length }, hdr + data.length * esz);
+      const dv = new DataView(arg.buffer);
+      data.forEach((x, i) => (esz === 1 ? dv.setUint8(hdr + i, Number(x)) : dv.setInt32(hdr + 4 * i, Number(BigInt.asIntN(32, x)), true)));
+      return { cmd, name, layout: vfio_irq_set, arg };
+    }
+    case 'VFIO_DEVICE_BIND_IOMMUFD':
+      return { cmd, name, layout: vfio_device_bind_iommufd, arg: simple(vfio_device_bind_iommufd, { flags: ioctlFlags(a.flags, res), iommufd: opt(a.iommufd, -1) }) };
+    case 'VFIO_DEVICE_ATTACH_IOMMUFD_PT':
+      return { cmd, name, layout: vfio_device_attach_iommufd_pt, arg: simple(vfio_device_attach_iommufd_pt, { flags: ioctlFlags(a.flags, res), pt_id: opt(a.pt_id), pasid: opt(a.pasid) }) };
+    case 'VFIO_DEVICE_DETACH_IOMMUFD_PT':
+      return { cmd, name, layout: vfio_device_detach_iommufd_pt, arg: simple(vfio_device_detach_iommufd_pt, { flags: ioctlFlags(a.flags, res), pasid: opt(a.pasid) }) };
+    case 'IOMMU_IOAS_ALLOC': return { cmd, name, layout: iommu_ioas_alloc, arg: sized(iommu_ioas_alloc, { flags: ioctlFlags(a.flags, res) }) };
+    case 'IOMMU_DESTROY': return { cmd, name, layout: iommu_destroy, arg: sized(iommu_destroy, { id: opt(a.id) }) };
+    case 'IOMMU_IOAS_MAP':
+      return { cmd, name, layout: iommu_ioas_map, arg: sized(iommu_ioas_map, {
+        flags: ioctlFlags(a.flags, res), ioas_id: opt(a.ioas_id), __reserved: opt(a.__reserved), user_va: opt(a.user_va), length: opt(a.length), iova: opt(a.iova),
+      }) };
+    case 'IOMMU_IOAS_MAP_FILE':
+      return { cmd, name, layout: iommu_ioas_map_file, arg: sized(iommu_ioas_map_file, {
+        flags: ioctlFlags(a.flags, res), ioas_id: opt(a.ioas_id), fd: opt(a.dmabuf_fd, -1), start: opt(a.start), length: opt(a.length), iova: opt(a.iova),
+      }) };
+    case 'IOMMU_IOAS_UNMAP': return { cmd, name, layout: iommu_ioas_unmap, arg: sized(iommu_ioas_unmap, { ioas_id: opt(a.ioas_id), iova: opt(a.iova), length: opt(a.length) }) };
     default: return { cmd, name, layout: null, arg: new Uint8Array(0) };
   }
 }
 
 function buildFeature(a: Record<string, unknown>, res: Resolver): Uint8Array {
-  const dir = Array.isArray(a.flags)
-    ? (a.flags as string[]).reduce((x, f) => x | { get: VFIO_DEVICE_FEATURE_GET, set: VFIO_DEVICE_FEATURE_SET, probe: VFIO_DEVICE_FEATURE_PROBE }[f]!, 0)
-    : a.flags !== undefined ? Number(res(a.flags)) : 0;
+  const dir = ioctlFlags(a.flags, res);
   const feature = typeof a.feature === 'string' && a.feature in FEATURES ? FEATURES[a.feature as keyof typeof FEATURES] : Number(res(a.feature ?? 0));
   let payload: Uint8Array;
   if (feature === FEATURES.DMA_BUF) {
@@ -221,7 +280,7 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'ioctl': {
       const { cmd, arg, layout, name } = buildIoctl(a, res);
       const r = yield* sys_ioctl(k, p, Number(res(a.fd)), cmd, arg);
-      if (r === -E.ENOTTY && NOT_MODELLED.has(name)) return { result: { errno: 'ENOTTY' }, detail: notModelled(name) };
+      if (r === -E.ENOTTY && notModelledStep(name, a, res)) return { result: { errno: 'ENOTTY' }, detail: notModelled(name === 'VFIO_DEVICE_SET_IRQS' ? `${name} of INTx` : name) };
       return errOr(r, () => {
         if (!layout) return { ...okValue(r), detail: name };
         const { out, bind } = outFields(layout, arg, ['pad']);
@@ -261,7 +320,8 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'config_write': {
       // a named register is where this device's capability puts it
       const f = a.device === undefined ? p.files.fds.get(Number(res(a.fd)))?.file : undefined;
-      const dev = a.device !== undefined ? k.vfio.get(a.device as string)?.pdev.desc : f?.private_data instanceof VfioDevice ? k.vfio.get(f.private_data.name)?.pdev.desc : undefined;
+      const fdev = f ? vfioDeviceOfFile(f) : null;
+      const dev = a.device !== undefined ? k.vfio.get(a.device as string)?.pdev.desc : fdev ? k.vfio.get(fdev.name)?.pdev.desc : undefined;
       const { off, width: w0 } = regOffset(a.reg, res, dev);
       const width = a.width !== undefined ? Number(res(a.width)) : w0;
       const write = s.op === 'config_write';
@@ -365,6 +425,7 @@ function* iommufdFdOf(env: OpEnv, a: Record<string, unknown>): KGen<number> {
 function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const { k, proc: p, res } = env;
   const a = s.args;
+  const addrOf = () => Number(BigInt.asUintN(64, res(a.addr) + (a.offset !== undefined ? res(a.offset) : 0n)));
   switch (s.op) {
     case 'iommufd_open': {
       const cloexec = ((a.flags as string[] | undefined) ?? []).includes('cloexec');
@@ -384,15 +445,18 @@ function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       if (a.flags === undefined) flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | (a.iova !== undefined ? IOMMU_IOAS_MAP_FIXED_IOVA : 0);
       else if (Array.isArray(a.flags)) flags = (a.flags as string[]).reduce((x, f) => x | IOMMU_MAP_FLAGS[f], 0);
       else flags = Number(res(a.flags));
-      const arg = encode(iommu_ioas_map_file, {
-        size: iommu_ioas_map_file.size, flags, ioas_id: res(a.ioas), fd: res(a.fd), start: res(a.start ?? 0), length: res(a.length),
-        iova: a.iova !== undefined ? res(a.iova) : 0n,
-      });
+      // a DMABUF (`fd`) is IOMMU_IOAS_MAP_FILE; user memory (`addr`) is IOMMU_IOAS_MAP
+      const file = a.fd !== undefined;
+      const [layout, cmd, name] = file ? [iommu_ioas_map_file, IOMMU_IOAS_MAP_FILE, 'IOMMU_IOAS_MAP_FILE'] as const : [iommu_ioas_map, IOMMU_IOAS_MAP, 'IOMMU_IOAS_MAP'] as const;
+      const iova0 = a.iova !== undefined ? res(a.iova) : 0n;
+      const arg = file
+        ? encode(iommu_ioas_map_file, { size: layout.size, flags, ioas_id: res(a.ioas), fd: res(a.fd), start: res(a.start ?? 0), length: res(a.length), iova: iova0 })
+        : encode(iommu_ioas_map, { size: layout.size, flags, ioas_id: res(a.ioas), user_va: BigInt(addrOf()), length: res(a.length), iova: iova0 });
       const fd = yield* iommufdFdOf(env, a);
-      const r = yield* sys_ioctl(k, p, fd, IOMMU_IOAS_MAP_FILE, arg);
+      const r = yield* sys_ioctl(k, p, fd, cmd, arg);
       return errOr(r, () => {
-        const iova = decode(iommu_ioas_map_file, arg).iova as bigint;
-        return { result: { ok: true, value: hex(iova), out: { iova: hex(iova) } }, bind: { value: iova, out: { iova } }, detail: 'IOMMU_IOAS_MAP_FILE' };
+        const iova = decode(layout, arg).iova as bigint;
+        return { result: { ok: true, value: hex(iova), out: { iova: hex(iova) } }, bind: { value: iova, out: { iova } }, detail: name };
       });
     }
     case 'iommufd_unmap': {
@@ -409,12 +473,24 @@ function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const width = a.width !== undefined ? Number(res(a.width)) : 4;
       const write = s.op === 'dma_write';
       const iova = Number(res(a.iova) + (a.offset !== undefined ? res(a.offset) : 0n));
-      const hit = yield* findIoas(k, p, a.iommufd !== undefined ? Number(res(a.iommufd)) : null, a.ioas !== undefined ? Number(res(a.ioas)) : null);
-      if (!hit) return { result: { errno: 'ENOENT' }, detail: 'no such IOAS in this process (a peer device DMAs through an IOAS of an open iommufd)' };
       const value = write ? BigInt.asUintN(8 * width, res(a.value)) : 0n;
-      const r = yield* peer_dma(k, hit.ioas, iova, width, write, value);
+      let ioas: Ioas;
+      if (a.device !== undefined) {
+        // a device bound to iommufd DMAs through the domain of the IOAS it is attached to; not
+        // attached, it sits in the blocking domain and every DMA faults
+        const vdev = k.vfio.get(a.device as string) ?? [...k.vfio.values()].find((v) => v.vfio.devName === a.device)!;
+        yield ev('dma_domain', iommuKey(vdev.name), 'r');
+        const idev = vdev.vfio.iommufd_device;
+        if (!idev?.ioas) return { result: { errno: 'EIO' }, detail: `IOMMU fault: ${vdev.name} is ${idev ? 'not attached to an IOAS' : 'not bound to an iommufd'} (blocking domain)` };
+        ioas = idev.ioas;
+      } else {
+        const hit = yield* findIoas(k, p, a.iommufd !== undefined ? Number(res(a.iommufd)) : null, a.ioas !== undefined ? Number(res(a.ioas)) : null);
+        if (!hit) return { result: { errno: 'ENOENT' }, detail: 'no such IOAS in this process (a peer device DMAs through an IOAS of an open iommufd)' };
+        ioas = hit.ioas;
+      }
+      const r = yield* peer_dma(k, ioas, iova, width, write, value);
       if ('fault' in r) return { result: { errno: 'EIO' }, detail: r.fault };
-      const detail = `${hit.ioas.name} iova ${hex(iova)}`;
+      const detail = `${ioas.name} iova ${hex(iova)}`;
       return write ? { result: { ok: true }, detail } : { result: { ok: true, value: asJson(r.value, width) }, bind: { value: r.value }, detail };
     }
     case 'dmabuf_attach': {

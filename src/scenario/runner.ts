@@ -10,6 +10,7 @@ import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
 import * as R from '../uapi/pci_regs.ts';
+import { VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX } from '../uapi/vfio.ts';
 import { glob } from './glob.ts';
 import { MAIN_PROC, type ExpectedFinding, type Scenario, type Step, type ThreadDef } from './loader.ts';
 import { execOp, type OpEnv, type Result } from './ops.ts';
@@ -330,9 +331,17 @@ export function finalState(run: ScenarioRun) {
       name: v.name, bdf: v.pdev.desc.bdf, registration: v.vfio.refcount, open_count: v.vfio.open_count, memory_enabled: v.memoryEnabled(),
       command: v.vconfig[R.PCI_COMMAND] | (v.vconfig[R.PCI_COMMAND + 1] << 8), hw_command: v.pdev.command(), power: `D${v.pdev.power === 3 ? '3hot' : v.pdev.power}`,
       dmabufs: v.dmabufs.length, bars: v.pdev.bars.map((b) => ({ index: b.index, start: hex(b.start), size: hex(b.size) })),
+      // the device cdev's iommufd binding, and what VFIO_DEVICE_SET_IRQS has set up
+      iommufd: v.vfio.iommufd_device ? { context: v.vfio.iommufd_device.ctx.id, dev_id: v.vfio.iommufd_device.id, ioas: v.vfio.iommufd_device.ioas?.id ?? null } : null,
+      irqs: {
+        type: IRQ_TYPE[v.irqs.irq_type] ?? 'none', vectors: [...v.irqs.allocated].sort((a, b) => a - b),
+        triggers: [...v.irqs.trigger].sort((a, b) => a[0] - b[0]).map(([vector, e]) => ({ vector, eventfd: e.id, count: Number(e.count) })),
+      },
     })),
   };
 }
+
+const IRQ_TYPE: Record<number, string> = { [VFIO_PCI_MSI_IRQ_INDEX]: 'MSI', [VFIO_PCI_MSIX_IRQ_INDEX]: 'MSI-X' };
 
 function entryRuns(p: Process) {
   const out: Array<{ va: string; order: number; pfn: string; count: number; write: boolean; cache: string }> = [];

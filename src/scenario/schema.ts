@@ -22,6 +22,11 @@ const width = (ws: readonly number[]) =>
 const MEM_WIDTH = [1, 2, 4, 8], CFG_WIDTH = [1, 2, 4];
 const flagList = <T extends readonly [string, ...string[]]>(values: T) => z.array(z.enum(values));
 
+/** The flag names an ioctl step's `flags` list may use (ops.ts gives each its uAPI value). */
+export const IOCTL_FLAG_NAMES = [
+  'get', 'set', 'probe', 'data_none', 'data_bool', 'data_eventfd', 'action_mask', 'action_unmask', 'action_trigger', 'readable', 'writeable', 'fixed_iova', 'pasid',
+] as const;
+
 export const REGS = ['VENDOR_ID', 'DEVICE_ID', 'COMMAND', 'STATUS', 'BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5', 'PM_CTRL', 'DEVCTL'] as const;
 
 const expect = z
@@ -41,11 +46,17 @@ const common = { as: name.optional(), expect: expect.optional() };
 /** a yes/no argument, carried as 1/0 so that every argument value stays a number or a name */
 const boolFlag = z.boolean().transform((b) => (b ? 1 : 0));
 const fdOrDevice = { fd: num.optional(), device: z.string().optional() };
+/** dma_read/dma_write: through an IOAS (`ioas`, `iommufd`: an implicit peer device) or as a bound device (`device`) */
+const dmaTarget = (a: { iommufd?: unknown; ioas?: unknown; device?: unknown }) => (a.device !== undefined) !== (a.iommufd !== undefined || a.ioas !== undefined);
+const DMA_TARGET = 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS) for a peer device, or device (a device bound to an iommufd, through the IOAS it is attached to)';
 
 export const OPS = {
   /**
    * open(2) of a device node (`path`), of /proc/self/fd/N (`proc_fd: <fd>`), or of
-   * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`)
+   * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`). Device
+   * nodes: /dev/vfio/devices/vfioN is the device cdev as Linux names it (N in the order devices are
+   * listed; unusable until VFIO_DEVICE_BIND_IOMMUFD), /dev/vfio/devices/<name> the device opened and
+   * usable at once (the model's group-path open), /dev/iommu a new iommufd context
    */
   open: z
     .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
@@ -59,9 +70,14 @@ export const OPS = {
   eventfd: z.object({ initval: num.optional(), flags: flagList(['cloexec', 'nonblock', 'semaphore']).optional(), ...common }).strict(),
   /**
    * ioctl(2) with the real binary structs: `op` names the ioctl (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO,
-   * _GET_IRQ_INFO, _RESET, _PCI_HOT_RESET, _FEATURE) or gives its number; the fields below fill the
-   * struct (`argsz` overrides the size the struct would have). Results the kernel writes back are
-   * fields of the bound name (`r0.offset`, `r0.size` of a REGION_INFO)
+   * _GET_IRQ_INFO, _SET_IRQS, _RESET, _PCI_HOT_RESET, _FEATURE, _BIND_IOMMUFD, _ATTACH_IOMMUFD_PT,
+   * _DETACH_IOMMUFD_PT on a device fd; IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
+   * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd) or gives its number; the fields below, named
+   * as the uAPI struct's, fill the struct (`argsz` or, for iommufd, `size` overrides the size it
+   * would have; MAP_FILE's own fd is `dmabuf_fd`, as `fd` is the file the ioctl goes to). Results
+   * the kernel writes back are fields of the bound name (`r0.offset` of a REGION_INFO, `b.out_devid`
+   * of a BIND, `a.out_ioas_id` of an IOAS_ALLOC). An ioctl Linux has and the model does not answers
+   * ENOTTY with "not modelled" in the step's detail
    */
   ioctl: z
     .object({
@@ -69,7 +85,8 @@ export const OPS = {
       op: z.union([z.string(), num]),
       argsz: num.optional(),
       index: num.optional(),
-      flags: z.union([flagList(['get', 'set', 'probe']), num]).optional(),
+      /** a list of the ioctl's flag names (FEATURE: get, set, probe; SET_IRQS: data_*, action_*; IOAS_MAP(_FILE): readable, writeable, fixed_iova; ATTACH/DETACH_IOMMUFD_PT: pasid) or a number */
+      flags: z.union([flagList(IOCTL_FLAG_NAMES), num]).optional(),
       feature: z.union([z.string(), num]).optional(),
       region_index: num.optional(),
       open_flags: z.union([flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock']), num]).optional(),
@@ -83,6 +100,25 @@ export const OPS = {
       /** LOW_POWER_ENTRY_WITH_WAKEUP: the eventfd to signal on wake-up */
       wakeup_eventfd: num.optional(),
       memattr: z.union([z.enum(['NC', 'WC']), num]).optional(),
+      /** VFIO_DEVICE_BIND_IOMMUFD: the iommufd fd */
+      iommufd: num.optional(),
+      /** VFIO_DEVICE_ATTACH_IOMMUFD_PT: the IOAS (or page table) id; pasid with flag pasid */
+      pt_id: num.optional(),
+      pasid: num.optional(),
+      /** VFIO_DEVICE_SET_IRQS: first vector (count defaults to the length of data); IOMMU_IOAS_MAP_FILE: offset in the buffer */
+      start: num.optional(),
+      /** VFIO_DEVICE_SET_IRQS: one eventfd (data_eventfd) or 0/1 (data_bool) per vector */
+      data: z.array(num).optional(),
+      /** iommufd ioctls: the struct's size (default: its sizeof) */
+      size: num.optional(),
+      /** IOMMU_IOAS_MAP, _MAP_FILE, _UNMAP (the struct's fd of MAP_FILE is dmabuf_fd) */
+      ioas_id: num.optional(),
+      user_va: num.optional(),
+      length: num.optional(),
+      iova: num.optional(),
+      __reserved: num.optional(),
+      /** IOMMU_DESTROY: the object id */
+      id: num.optional(),
       ...common,
     })
     .strict(),
@@ -147,28 +183,35 @@ export const OPS = {
   ioas_alloc: z.object({ iommufd: num, flags: num.optional(), ...common }).strict(),
   /**
    * IOMMU_IOAS_MAP_FILE of a DMABUF fd (`fd`) into an IOAS: bytes [start, start + length) of the
-   * buffer at `iova` (with flag fixed_iova; implied when iova is given and flags are not) or at an
-   * IOVA the kernel picks. flags default to [readable, writeable]. The value is the IOVA. `iommufd`
-   * names the context's fd; without it the calling process's contexts are searched for `ioas`.
+   * buffer; or, with `addr` (+ `offset`) instead of `fd`, IOMMU_IOAS_MAP of that much user memory
+   * (pinned; a BAR mapping cannot be: EFAULT). At `iova` (with flag fixed_iova; implied when iova
+   * is given and flags are not) or at an IOVA the kernel picks. flags default to [readable,
+   * writeable]. The value is the IOVA. `iommufd` names the context's fd; without it the calling
+   * process's contexts are searched for `ioas`.
    */
   iommufd_map: z
     .object({
-      iommufd: num.optional(), ioas: num, fd: num, start: num.optional(), length: num, iova: num.optional(),
+      iommufd: num.optional(), ioas: num, fd: num.optional(), start: num.optional(),
+      /** user memory instead of a DMABUF: IOMMU_IOAS_MAP of [addr + offset, + length) */
+      addr: num.optional(), offset: num.optional(), length: num, iova: num.optional(),
       flags: z.union([flagList(['readable', 'writeable', 'fixed_iova']), num]).optional(), ...common,
     })
-    .strict(),
+    .strict()
+    .refine((a) => (a.fd === undefined) !== (a.addr === undefined), 'give fd (a DMABUF: IOMMU_IOAS_MAP_FILE) or addr (user memory: IOMMU_IOAS_MAP)')
+    .refine((a) => a.addr === undefined || a.start === undefined, 'start is an offset in a DMABUF; with addr use offset'),
   /** IOMMU_IOAS_UNMAP of [iova, iova + length): the value is the number of bytes unmapped */
   iommufd_unmap: z.object({ iommufd: num.optional(), ioas: num, iova: num, length: num, ...common }).strict(),
   /**
-   * A peer device's DMA read through an IOAS (the device attached to it is implicit): IOVA `iova`
-   * (+ `offset`), `width` bytes (default 4). The value is what it read; an IOMMU fault (no
-   * translation, or no permission) is errno EIO, with the reason in the step's detail.
+   * A DMA read by a device: a peer device behind an IOAS (`ioas` / `iommufd`), or `device`, a VFIO
+   * device bound to an iommufd, through the IOAS it is attached to (not attached: an IOMMU fault).
+   * IOVA `iova` (+ `offset`), `width` bytes (default 4). The value is what it read; an IOMMU fault
+   * (no translation, or no permission) is errno EIO, with the reason in the step's detail.
    */
-  dma_read: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), ...common }).strict()
-    .refine((a) => a.iommufd !== undefined || a.ioas !== undefined, 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS)'),
+  dma_read: z.object({ iommufd: num.optional(), ioas: num.optional(), device: z.string().optional(), iova: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), ...common }).strict()
+    .refine(dmaTarget, DMA_TARGET),
   /** A peer device's DMA write of `value`, otherwise as dma_read */
-  dma_write: z.object({ iommufd: num.optional(), ioas: num.optional(), iova: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), value: num, ...common }).strict()
-    .refine((a) => a.iommufd !== undefined || a.ioas !== undefined, 'give ioas (an IOAS id) or iommufd (an iommufd fd with one IOAS)'),
+  dma_write: z.object({ iommufd: num.optional(), ioas: num.optional(), device: z.string().optional(), iova: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), value: num, ...common }).strict()
+    .refine(dmaTarget, DMA_TARGET),
   /**
    * A generic importer driver attaches to the DMABUF behind `fd`: dynamically (default) with
    * allow_peer2peer `peer2peer` (default true) and, when `revocable` (default true), an

@@ -20,8 +20,12 @@ export const IOMMUFD_CMD = {
 
 export const IOMMU_DESTROY = _IO(IOMMUFD_TYPE, IOMMUFD_CMD.DESTROY);
 export const IOMMU_IOAS_ALLOC = _IO(IOMMUFD_TYPE, IOMMUFD_CMD.IOAS_ALLOC);
+export const IOMMU_IOAS_MAP = _IO(IOMMUFD_TYPE, IOMMUFD_CMD.IOAS_MAP);
 export const IOMMU_IOAS_UNMAP = _IO(IOMMUFD_TYPE, IOMMUFD_CMD.IOAS_UNMAP);
 export const IOMMU_IOAS_MAP_FILE = _IO(IOMMUFD_TYPE, IOMMUFD_CMD.IOAS_MAP_FILE);
+
+/** The ioctls above by name, for scenarios that write them as raw ioctls. */
+export const IOMMUFD_IOCTLS = { IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_UNMAP } as const;
 
 /** enum iommufd_ioas_map_flags */
 export const IOMMU_IOAS_MAP_FIXED_IOVA = 1 << 0;
@@ -33,5 +37,9 @@ export const iommu_ioas_alloc = cstruct('iommu_ioas_alloc', [['size', 'u32'], ['
 /** size u32@0, flags u32@4, ioas_id u32@8, fd s32@12, start u64@16, length u64@24, iova u64@32 */
 export const iommu_ioas_map_file = cstruct('iommu_ioas_map_file', [
   ['size', 'u32'], ['flags', 'u32'], ['ioas_id', 'u32'], ['fd', 's32'], ['start', 'u64'], ['length', 'u64'], ['iova', 'u64'],
+]);
+/** size u32@0, flags u32@4, ioas_id u32@8, __reserved u32@12, user_va u64@16, length u64@24, iova u64@32 */
+export const iommu_ioas_map = cstruct('iommu_ioas_map', [
+  ['size', 'u32'], ['flags', 'u32'], ['ioas_id', 'u32'], ['__reserved', 'u32'], ['user_va', 'u64'], ['length', 'u64'], ['iova', 'u64'],
 ]);
 export const iommu_ioas_unmap = cstruct('iommu_ioas_unmap', [['size', 'u32'], ['ioas_id', 'u32'], ['iova', 'u64'], ['length', 'u64']]);

@@ -15,6 +15,8 @@ export const PCI_PM_CTRL = 4, PCI_PM_CTRL_STATE_MASK = 0x3, PCI_PM_CTRL_NO_SOFT_
 /** PM capabilities (PMC): which of D1 and D2 the function supports */
 export const PCI_PM_PMC = 2, PCI_PM_CAP_D1 = 0x0200, PCI_PM_CAP_D2 = 0x0400;
 export const PCI_MSIX_FLAGS = 2, PCI_MSIX_TABLE = 4, PCI_MSIX_PBA = 8;
+/** MSI-X Message Control: MSI-X Enable */
+export const PCI_MSIX_FLAGS_ENABLE = 0x8000;
 export const PCI_EXP_DEVCAP = 4, PCI_EXP_DEVCAP_FLR = 0x10000000;
 export const PCI_EXP_DEVCTL = 8, PCI_EXP_DEVCTL_BCR_FLR = 0x8000;
 export const PCI_D0 = 0, PCI_D1 = 1, PCI_D2 = 2, PCI_D3hot = 3, PCI_D3cold = 4;

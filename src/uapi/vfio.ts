@@ -43,6 +43,12 @@ export const VFIO_PCI_INTX_IRQ_INDEX = 0, VFIO_PCI_MSI_IRQ_INDEX = 1, VFIO_PCI_M
 export const VFIO_PCI_ERR_IRQ_INDEX = 3, VFIO_PCI_REQ_IRQ_INDEX = 4, VFIO_PCI_NUM_IRQS = 5;
 export const VFIO_IRQ_INFO_EVENTFD = 1 << 0, VFIO_IRQ_INFO_MASKABLE = 1 << 1, VFIO_IRQ_INFO_AUTOMASKED = 1 << 2;
 export const VFIO_IRQ_INFO_NORESIZE = 1 << 3;
+/** struct vfio_irq_set flags: one data type, one action */
+export const VFIO_IRQ_SET_DATA_NONE = 1 << 0, VFIO_IRQ_SET_DATA_BOOL = 1 << 1, VFIO_IRQ_SET_DATA_EVENTFD = 1 << 2;
+export const VFIO_IRQ_SET_ACTION_MASK = 1 << 3, VFIO_IRQ_SET_ACTION_UNMASK = 1 << 4, VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5;
+export const VFIO_IRQ_SET_DATA_TYPE_MASK = 0x7, VFIO_IRQ_SET_ACTION_TYPE_MASK = 0x38;
+/** VFIO_DEVICE_ATTACH_IOMMUFD_PT / DETACH: the only flag, a PASID follows */
+export const VFIO_DEVICE_ATTACH_PASID = 1 << 0, VFIO_DEVICE_DETACH_PASID = 1 << 0;
 
 export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
 export const VFIO_DEVICE_FEATURE_GET = 1 << 16, VFIO_DEVICE_FEATURE_SET = 1 << 17, VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
@@ -68,6 +74,13 @@ export const vfio_region_info = cstruct('vfio_region_info', [
 ]);
 export const vfio_info_cap_header = cstruct('vfio_info_cap_header', [['id', 'u16'], ['version', 'u16'], ['next', 'u32']]);
 export const vfio_irq_info = cstruct('vfio_irq_info', [['argsz', 'u32'], ['flags', 'u32'], ['index', 'u32'], ['count', 'u32']]);
+/** struct vfio_irq_set: followed by `count` u8 (DATA_BOOL) or s32 eventfds (DATA_EVENTFD) */
+export const vfio_irq_set = cstruct('vfio_irq_set', [['argsz', 'u32'], ['flags', 'u32'], ['index', 'u32'], ['start', 'u32'], ['count', 'u32']]);
+/** struct vfio_device_bind_iommufd (the device cdev): the iommufd in, the device's object id out */
+export const vfio_device_bind_iommufd = cstruct('vfio_device_bind_iommufd', [['argsz', 'u32'], ['flags', 'u32'], ['iommufd', 's32'], ['out_devid', 'u32']]);
+/** struct vfio_device_attach_iommufd_pt: pt_id in (an IOAS or HWPT id), the attached id out; pasid with VFIO_DEVICE_ATTACH_PASID */
+export const vfio_device_attach_iommufd_pt = cstruct('vfio_device_attach_iommufd_pt', [['argsz', 'u32'], ['flags', 'u32'], ['pt_id', 'u32'], ['pasid', 'u32']]);
+export const vfio_device_detach_iommufd_pt = cstruct('vfio_device_detach_iommufd_pt', [['argsz', 'u32'], ['flags', 'u32'], ['pasid', 'u32']]);
 /** struct vfio_pci_hot_reset: followed by `count` group fds (__s32); with the device cdev, count is 0 */
 export const vfio_pci_hot_reset = cstruct('vfio_pci_hot_reset', [['argsz', 'u32'], ['flags', 'u32'], ['count', 'u32']]);
 export const vfio_device_feature = cstruct('vfio_device_feature', [['argsz', 'u32'], ['flags', 'u32']]);

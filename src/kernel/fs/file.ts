@@ -115,10 +115,13 @@ export class FdTable {
    * `path` (an O_PATH file is only a handle on the path: no ioctl, mmap or I/O through it).
    */
   *fget(k: Kernel, fd: number, path = false): KGen<File | number> {
-    yield ev('fget', this.key, 'r');
-    const e = this.fds.get(fd);
-    if (!e || (!path && e.file.flags & O_PATH)) return -E.EBADF;
-    return yield* get_file(k, e.file);
+    // one step: the lookup and the reference (__fget_files_rcu: get_file_rcu under rcu_read_lock,
+    // rechecked against the table), so a close in another thread cannot come between them
+    const f = yield* announceTarget(() => this.fds.get(fd)?.file ?? null, (x) => ev('fget', this.key, 'r', x ? [{ obj: x.key, acc: countAcc(x) }] : undefined));
+    if (!f || (!path && f.flags & O_PATH)) return -E.EBADF;
+    k.checkAlive(f, 'fget');
+    f.refs++;
+    return f;
   }
 
   *close(k: Kernel, fd: number): KGen<number> {

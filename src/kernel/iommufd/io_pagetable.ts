@@ -4,8 +4,11 @@
 // the private interconnect), the IOMMU domain of the peer device attached to the IOAS, MAP_FILE of
 // a DMABUF, UNMAP, and the revoke callback (iopt_revoke_notify). Peer DMA goes through the domain.
 //
-// The peer device is implicit: every IOAS has one domain (the hw_pagetable the peer device's
-// attachment would auto-create), filled as areas are mapped. Its IOVA alignment is PAGE_SIZE.
+// Every IOAS has one domain (the hw_pagetable iommufd auto-creates when a device attaches),
+// filled as areas are mapped whether or not a device is attached yet; its IOVA alignment is
+// PAGE_SIZE. The `dma_read`/`dma_write` steps without a device are an implicit peer device behind
+// that domain; a bound VFIO device DMAs through the domain of the IOAS it is attached to
+// (device.ts). User memory (IOMMU_IOAS_MAP, iopt_map_user_pages) is pinned at map time.
 import type { Kernel } from '../kernel.ts';
 import { announceTarget, ev, Mutex, RwSem, type KGen } from '../sched/sched.ts';
 import { fput, type File } from '../fs/file.ts';
@@ -18,6 +21,9 @@ import { E } from '../../uapi/errno.ts';
 import { PAGE_SIZE } from '../../uapi/mman.ts';
 import { IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from '../../uapi/iommufd.ts';
 import type { IommufdCtx } from './iommufd.ts';
+import type { IommufdDevice } from './device.ts';
+import type { MmStruct } from '../mm/vma.ts';
+import { pin_user_pages } from '../mm/gup.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 /** iopt_pages counts PFNs in an unsigned long with a margin; the model's bound is far above any BAR */
@@ -63,27 +69,44 @@ export class IommuDomain {
   }
 }
 
+/** What every struct iopt_pages has: its mutex and the areas that use it. */
+abstract class IoptPagesBase {
+  readonly mutex: Mutex;
+  /** the areas using these pages */
+  readonly areas = new Set<IoptArea>();
+  released = false;
+  constructor(readonly k: Kernel, readonly id: number) {
+    this.mutex = new Mutex(k.sched, `iopt_pages${id}.mutex`, 'iopt_pages.mutex');
+  }
+  get key(): string {
+    return `iopt_pages${this.id}`;
+  }
+}
+
+/**
+ * struct iopt_pages of user memory (IOPT_ADDRESS_USER): the pages pinned from the caller's address
+ * space at IOMMU_IOAS_MAP, one PFN per page, unpinned when no area uses them any more.
+ */
+export class IoptUserPages extends IoptPagesBase {
+  constructor(k: Kernel, id: number, readonly mm: MmStruct, readonly uptr: number, readonly pfns: number[]) {
+    super(k, id);
+  }
+}
+
 /**
  * struct iopt_pages of a DMABUF (IOPT_ADDRESS_DMABUF): one per MAP_FILE, holding the importer
  * attachment, the file reference and the physical range. Revocation sets phys.len to 0.
  */
-export class IoptPages {
-  readonly mutex: Mutex;
+export class IoptPages extends IoptPagesBase {
   /** pages->dmabuf.phys: the whole (single-range) buffer, as vfio_pci_dma_buf_iommufd_map returns it */
   phys: PhysVec = { paddr: 0, len: 0 };
   attach: DmaBufAttachment | null = null;
-  /** the areas using these pages (pages->dmabuf.tracker, with the one domain each) */
-  readonly areas = new Set<IoptArea>();
-  released = false;
-  constructor(readonly k: Kernel, readonly id: number, readonly dmabuf: DmaBuf, readonly file: File, readonly start: number, readonly length: number) {
-    this.mutex = new Mutex(k.sched, `iopt_pages${id}.mutex`, 'iopt_pages.mutex');
+  constructor(k: Kernel, id: number, readonly dmabuf: DmaBuf, readonly file: File, readonly start: number, readonly length: number) {
+    super(k, id);
   }
   /** iopt_dmabuf_revoked */
   get revoked(): boolean {
     return this.phys.len === 0;
-  }
-  get key(): string {
-    return `iopt_pages${this.id}`;
   }
 }
 
@@ -91,7 +114,7 @@ export class IoptPages {
 export class IoptArea {
   /** translations of this area are in the domain */
   filled = false;
-  constructor(readonly ioas: Ioas, readonly iova: number, readonly length: number, readonly pages: IoptPages, readonly prot: number) {}
+  constructor(readonly ioas: Ioas, readonly iova: number, readonly length: number, readonly pages: IoptPages | IoptUserPages, readonly prot: number) {}
   get last(): number {
     return this.iova + this.length - 1;
   }
@@ -102,6 +125,8 @@ export class Ioas {
   readonly areas: IoptArea[] = [];
   readonly iova_rwsem: RwSem;
   readonly domain: IommuDomain;
+  /** the devices attached (each a user of the IOAS: IOMMU_DESTROY is -EBUSY while any is) */
+  readonly devices = new Set<IommufdDevice>();
   destroyed = false;
   constructor(readonly k: Kernel, readonly ctx: IommufdCtx, readonly id: number) {
     const base = `iommufd${ctx.id}.ioas${id}`;
@@ -217,6 +242,56 @@ function overlaps(ioas: Ioas, iova: number, length: number): 'area' | 'reserved'
 }
 
 /**
+ * iopt_map_common's placement, under iova_rwsem (write): the fixed IOVA if it is free (-EEXIST over
+ * an area, -EINVAL over a reserved range), else the lowest hole, aligned as iopt_alloc_iova aligns:
+ * roundup_pow_of_two(length), capped by the alignment of `hint` (the file offset or user address)
+ * so that a huge page on one side can be one on the other. Returns the IOVA or -errno.
+ */
+function placeArea(ioas: Ioas, length: number, fixedIova: number | null, hint: number): number {
+  if (ioas.destroyed) return -E.ENOENT;
+  if (fixedIova !== null) {
+    const o = overlaps(ioas, fixedIova, length);
+    return o ? (o === 'area' ? -E.EEXIST : -E.EINVAL) : fixedIova;
+  }
+  let align = 2 ** Math.ceil(Math.log2(length));
+  if (hint) align = Math.min(align, lowestBit(hint));
+  return allocIova(ioas, length, Math.max(align, PAGE_SIZE)) ?? -E.ENOSPC;
+}
+
+/**
+ * IOMMU_IOAS_MAP of user memory (iopt_map_user_pages): pin the caller's pages (mm/gup.ts: -EFAULT
+ * for a hole or a BAR mapping), place the area and map each page into the domain. Page-aligned
+ * user_va, length and IOVA only (iommufd also maps a sub-page offset; the model does not).
+ */
+export function* iopt_map_user_pages(k: Kernel, ioas: Ioas, mm: MmStruct, uptr: number, length: number, fixedIova: number | null, flags: number): KGen<number> {
+  if (length === 0 || uptr % PAGE_SIZE || length % PAGE_SIZE || (fixedIova !== null && fixedIova % PAGE_SIZE)) return -E.EINVAL;
+  if (fixedIova !== null && fixedIova + length - 1 > U64_MAX) return -E.EOVERFLOW;
+  const pfns = yield* pin_user_pages(k, mm, uptr, length / PAGE_SIZE, !!(flags & IOMMU_IOAS_MAP_WRITEABLE));
+  if (typeof pfns === 'number') return pfns;
+  const pages = new IoptUserPages(k, k.nextId('iopt_pages'), mm, uptr, pfns);
+  yield* ioas.iova_rwsem.down_write();
+  const iova = placeArea(ioas, length, fixedIova, uptr);
+  if (iova < 0) {
+    yield* ioas.iova_rwsem.up_write();
+    pages.released = true; // unpin
+    return iova;
+  }
+  const area = new IoptArea(ioas, iova, length, pages, convProt(flags));
+  yield ev('area_insert', `${ioas.domain.key}.areas`);
+  ioas.areas.push(area);
+  ioas.areas.sort((a, b) => a.iova - b.iova);
+  yield* pages.mutex.lock();
+  pages.areas.add(area);
+  yield ev('iommu_map', ioas.domain.key);
+  pfns.forEach((pfn, i) => ioas.domain.map({ iova: iova + i * PAGE_SIZE, len: PAGE_SIZE, pa: pfn * PAGE_SIZE, prot: area.prot }));
+  area.filled = true;
+  k.note(`${ioas.name}: iova ${hex(iova)}+${hex(length)} -> user va ${hex(uptr)} (${pfns.length} pinned page(s))`);
+  yield* pages.mutex.unlock();
+  yield* ioas.iova_rwsem.up_write();
+  return iova;
+}
+
+/**
  * IOMMU_IOAS_MAP_FILE of a DMABUF (iopt_map_file_pages). `file` carries the caller's reference,
  * which the new pages keep on success and which is dropped on failure. Returns the IOVA or -errno.
  * A file that is not a DMABUF would go down the memfd path, which the model does not have: -EINVAL.
@@ -244,27 +319,11 @@ export function* iopt_map_file(k: Kernel, ioas: Ioas, file: File, start: number,
     return err;
   }
   yield* ioas.iova_rwsem.down_write();
-  let iova: number;
-  if (ioas.destroyed) {
-    err = -E.ENOENT;
-    iova = 0;
-  } else if (fixedIova !== null) {
-    const o = overlaps(ioas, fixedIova, length);
-    if (o) err = o === 'area' ? -E.EEXIST : -E.EINVAL;
-    iova = fixedIova;
-  } else {
-    // keep the huge-page alignment a PFN map could use: roundup_pow_of_two(length), capped by the
-    // alignment of the file offset
-    let align = 2 ** Math.ceil(Math.log2(length));
-    if (start) align = Math.min(align, lowestBit(start));
-    const a = allocIova(ioas, length, Math.max(align, PAGE_SIZE));
-    if (a === null) err = -E.ENOSPC;
-    iova = a ?? 0;
-  }
-  if (err) {
+  const iova = placeArea(ioas, length, fixedIova, start);
+  if (iova < 0) {
     yield* ioas.iova_rwsem.up_write();
     yield* iopt_release_pages(k, pages);
-    return err;
+    return iova;
   }
   const area = new IoptArea(ioas, iova, length, pages, convProt(flags));
   yield ev('area_insert', `${ioas.domain.key}.areas`);
@@ -298,7 +357,7 @@ export function* iopt_unmap_iova_range(k: Kernel, ioas: Ioas, iova: number, last
     yield* ioas.iova_rwsem.up_write();
     return -E.ENOENT;
   }
-  const release: IoptPages[] = [];
+  const release: Array<IoptPages | IoptUserPages> = [];
   let unmapped = 0;
   for (const area of hit) {
     const pages = area.pages;
@@ -317,7 +376,13 @@ export function* iopt_unmap_iova_range(k: Kernel, ioas: Ioas, iova: number, last
     k.note(`${ioas.name}: area iova ${hex(area.iova)}+${hex(area.length)} removed`);
   }
   yield* ioas.iova_rwsem.up_write();
-  for (const pages of release) yield* iopt_release_pages(k, pages);
+  for (const pages of release) {
+    if (pages instanceof IoptPages) yield* iopt_release_pages(k, pages);
+    else {
+      pages.released = true; // unpin_user_pages: the RAM stays the process's
+      k.note(`${ioas.name}: ${pages.pfns.length} user page(s) from va ${hex(pages.uptr)} unpinned`);
+    }
+  }
   return unmapped;
 }
 

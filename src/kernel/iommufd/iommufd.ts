@@ -1,7 +1,9 @@
-// drivers/iommu/iommufd/main.c and ioas.c: /dev/iommu contexts, their objects (IOAS only), and the
-// ioctls a DMABUF import uses: IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_UNMAP and
-// IOMMU_DESTROY (include/uapi/linux/iommufd.h). Each open of /dev/iommu is one context; closing its last fd
-// destroys every IOAS, which unmaps every area and releases the DMABUF attachments.
+// drivers/iommu/iommufd/main.c and ioas.c: /dev/iommu contexts, their objects (IOAS and bound
+// devices, device.ts), and the ioctls a VMM uses: IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP (user memory),
+// IOMMU_IOAS_MAP_FILE (a DMABUF), IOMMU_IOAS_UNMAP and IOMMU_DESTROY (include/uapi/linux/iommufd.h).
+// Each open of /dev/iommu is one context; closing its last fd destroys every IOAS, which unmaps
+// every area and releases the DMABUF attachments. A bound device holds a reference on the context
+// (iommufd_ctx_from_fd), so the context outlives the fd until the device file is closed.
 //
 // Object ids are per context from 1, as iommufd's xarray allocates them.
 import type { Kernel } from '../kernel.ts';
@@ -9,18 +11,19 @@ import type { Process } from '../process.ts';
 import { ev, type KGen } from '../sched/sched.ts';
 import { AddressSpace, File, type FileOps } from '../fs/file.ts';
 import { returnToUser } from '../syscalls.ts';
-import { Ioas, ioas_destroy, iopt_map_file, iopt_unmap_iova_range, U64_MAX } from './io_pagetable.ts';
+import { Ioas, ioas_destroy, iopt_map_file, iopt_map_user_pages, iopt_unmap_iova_range, U64_MAX } from './io_pagetable.ts';
+import type { IommufdDevice } from './device.ts';
 import { E } from '../../uapi/errno.ts';
 import { O_CLOEXEC, O_RDWR } from '../../uapi/mman.ts';
 import { decode, encodeInto, type Layout } from '../../uapi/struct.ts';
 import {
-  IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
-  IOMMU_IOAS_UNMAP, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map_file, iommu_ioas_unmap,
+  IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map, iommu_ioas_map_file, iommu_ioas_unmap,
 } from '../../uapi/iommufd.ts';
 
 /** struct iommufd_ctx */
 export class IommufdCtx {
-  readonly objects = new Map<number, Ioas>();
+  readonly objects = new Map<number, Ioas | IommufdDevice>();
   private nextObj = 1;
   freed = false;
   file!: File;
@@ -32,7 +35,7 @@ export class IommufdCtx {
     return this.nextObj++;
   }
   ioas(): Ioas[] {
-    return [...this.objects.values()];
+    return [...this.objects.values()].filter((o): o is Ioas => o instanceof Ioas);
   }
 }
 
@@ -59,20 +62,26 @@ export function isIommufdFile(f: File): boolean {
   return f.ops === iommufd_fops;
 }
 
-/** open("/dev/iommu", O_RDWR | flags): a new context. */
-export function* sys_iommufd_open(k: Kernel, p: Process, flags = O_RDWR): KGen<number> {
+/** iommufd_fops_open: a new context and its file. */
+export function iommufd_fops_open(k: Kernel, flags: number): File {
   const ctx = new IommufdCtx(k, k.nextId('iommufd'));
   ctx.file = new File(k.nextId('file'), iommufd_fops, new AddressSpace(`iommufd${ctx.id}`), flags & ~O_CLOEXEC, ctx, '/dev/iommu');
   k.iommufds.add(ctx);
-  const fd = yield* p.files.alloc(ctx.file, !!(flags & O_CLOEXEC));
+  return ctx.file;
+}
+
+/** open("/dev/iommu", O_RDWR | flags): a new context. */
+export function* sys_iommufd_open(k: Kernel, p: Process, flags = O_RDWR): KGen<number> {
+  const fd = yield* p.files.alloc(iommufd_fops_open(k, flags), !!(flags & O_CLOEXEC));
   yield* returnToUser(k);
   return fd;
 }
 
-/** iommufd_get_ioas */
-function* getIoas(ctx: IommufdCtx, id: number): KGen<Ioas | null> {
+/** iommufd_get_ioas (iommufd_get_object of type IOAS): -ENOENT for no object or one of another type */
+function* getIoas(ctx: IommufdCtx, id: number): KGen<Ioas | number> {
   yield ev('xa_load', ctx.key, 'r');
-  return ctx.objects.get(id) ?? null; // an IOAS leaves the table before it is destroyed
+  const obj = ctx.objects.get(id); // an IOAS leaves the table before it is destroyed
+  return obj instanceof Ioas ? obj : -E.ENOENT;
 }
 
 /** The ucmd size rule: `size` below the struct's minimum is -EINVAL (larger sizes are accepted). */
@@ -99,19 +108,25 @@ function* iommufd_fops_ioctl(k: Kernel, ctx: IommufdCtx, cmd: number, arg: Uint8
     case IOMMU_DESTROY: {
       const d = ucmd(iommu_destroy, arg);
       if (typeof d === 'number') return d;
-      const ioas = yield* getIoas(ctx, Number(d.id));
-      if (!ioas) return -E.ENOENT;
+      // iommufd_object_remove: the object must have no other user (an attached device on an
+      // IOAS; the bound driver on a device object), else -EBUSY
+      yield ev('xa_load', ctx.key, 'r');
+      const obj = ctx.objects.get(Number(d.id));
+      if (!obj) return -E.ENOENT;
+      if (!(obj instanceof Ioas) || obj.devices.size) return -E.EBUSY;
+      const ioas = obj;
       yield ev('xa_erase', ctx.key);
       ctx.objects.delete(ioas.id);
       yield* ioas_destroy(k, ioas);
       return 0;
     }
+    case IOMMU_IOAS_MAP: return yield* iommufd_ioas_map(k, ctx, arg);
     case IOMMU_IOAS_MAP_FILE: return yield* iommufd_ioas_map_file(k, ctx, arg);
     case IOMMU_IOAS_UNMAP: {
       const d = ucmd(iommu_ioas_unmap, arg);
       if (typeof d === 'number') return d;
       const ioas = yield* getIoas(ctx, Number(d.ioas_id));
-      if (!ioas) return -E.ENOENT;
+      if (typeof ioas === 'number') return ioas;
       const iova = d.iova as bigint, length = d.length as bigint;
       let last: number;
       if (iova === 0n && length === 2n ** 64n - 1n) last = U64_MAX; // unmap everything
@@ -145,13 +160,35 @@ function* iommufd_ioas_map_file(k: Kernel, ctx: IommufdCtx, arg: Uint8Array): KG
   if (iova >= 2n ** 64n - 1n || length >= 2n ** 64n - 1n) return -E.EOVERFLOW;
   if (!(flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -E.EINVAL;
   const ioas = yield* getIoas(ctx, Number(d.ioas_id));
-  if (!ioas) return -E.ENOENT;
+  if (typeof ioas === 'number') return ioas;
   const caller = k.currentProcess();
   const file = yield* caller.files.fget(k, Number(d.fd));
   if (typeof file === 'number') return file;
   const r = yield* iopt_map_file(k, ioas, file, Number(start), Number(length), flags & IOMMU_IOAS_MAP_FIXED_IOVA ? Number(iova) : null, flags);
   if (r < 0) return r;
   encodeInto(iommu_ioas_map_file, { iova: BigInt(r) }, arg, 0);
+  return 0;
+}
+
+/**
+ * iommufd_ioas_map (IOMMU_IOAS_MAP of user memory), in its order: unknown flags or a nonzero
+ * __reserved -EOPNOTSUPP; iova or length of ULONG_MAX or more -EOVERFLOW; neither READABLE nor
+ * WRITEABLE -EINVAL; no such IOAS -ENOENT; then iopt_map_user_pages (io_pagetable.ts), which pins
+ * the caller's pages. The IOVA is written back into the struct.
+ */
+function* iommufd_ioas_map(k: Kernel, ctx: IommufdCtx, arg: Uint8Array): KGen<number> {
+  const d = ucmd(iommu_ioas_map, arg);
+  if (typeof d === 'number') return d;
+  const flags = Number(d.flags);
+  if (flags & ~(IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE) || Number(d.__reserved)) return -E.EOPNOTSUPP;
+  const iova = d.iova as bigint, length = d.length as bigint;
+  if (iova >= 2n ** 64n - 1n || length >= 2n ** 64n - 1n) return -E.EOVERFLOW;
+  if (!(flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -E.EINVAL;
+  const ioas = yield* getIoas(ctx, Number(d.ioas_id));
+  if (typeof ioas === 'number') return ioas;
+  const r = yield* iopt_map_user_pages(k, ioas, k.currentProcess().mm, Number(d.user_va as bigint), Number(length), flags & IOMMU_IOAS_MAP_FIXED_IOVA ? Number(iova) : null, flags);
+  if (r < 0) return r;
+  encodeInto(iommu_ioas_map, { iova: BigInt(r) }, arg, 0);
   return 0;
 }
 

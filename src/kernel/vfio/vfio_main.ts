@@ -1,10 +1,16 @@
-// drivers/vfio/vfio_main.c and device_cdev.c: the vfio_device, its registration count, device files
-// (/dev/vfio/devices/NAME), open/close of the device, and the VFIO_DEVICE_FEATURE wrapper.
+// drivers/vfio/vfio_main.c: the vfio_device, its registration count, device files (struct
+// vfio_device_file), first open / last close of the device (vfio_df_open, vfio_df_close), the file
+// operations with their access_granted gate, and the VFIO_DEVICE_FEATURE wrapper. The device cdev's
+// bind/attach ioctls are in device_cdev.ts, the iommufd glue in iommufd.ts.
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { Completion, ev, Mutex, type Ev, type KGen } from '../sched/sched.ts';
 import { AddressSpace, File, type FileOps, type UserBuf } from '../fs/file.ts';
 import type { Vma } from '../mm/vma.ts';
+import type { IommufdCtx } from '../iommufd/iommufd.ts';
+import type { IommufdDevice } from '../iommufd/device.ts';
+import { vfio_df_ioctl_attach_pt, vfio_df_ioctl_bind_iommufd, vfio_df_ioctl_detach_pt, vfio_df_unbind_iommufd } from './device_cdev.ts';
+import { vfio_df_iommufd_bind, vfio_df_iommufd_unbind } from './iommufd.ts';
 import { E } from '../../uapi/errno.ts';
 import { decode, offsetofend } from '../../uapi/struct.ts';
 import {
@@ -21,6 +27,12 @@ export interface VfioDeviceOps {
   mmap(k: Kernel, file: File, vma: Vma): KGen<number>;
   read(k: Kernel, buf: Uint8Array, off: number, user?: UserBuf): KGen<number>;
   write(k: Kernel, buf: Uint8Array, off: number): KGen<number>;
+  /** the iommufd hooks (vfio_iommufd_physical_* for a physical device): the value is the device id */
+  bind_iommufd(k: Kernel, ctx: IommufdCtx): KGen<number>;
+  unbind_iommufd(k: Kernel): KGen;
+  /** the value is the id attached */
+  attach_ioas(k: Kernel, ptId: number): KGen<number>;
+  detach_ioas(k: Kernel): KGen;
 }
 
 /**
@@ -48,6 +60,12 @@ export class VfioDevice {
   readonly inode: AddressSpace;
   devSet!: VfioDeviceSet;
   ops!: VfioDeviceOps;
+  /** vdev->iommufd_device: the iommufd object while a cdev file has the device bound */
+  iommufd_device: IommufdDevice | null = null;
+  /** group->cdev_device_open_cnt: cdev binds in progress or done, which keep the group closed */
+  cdev_device_open_cnt = 0;
+  /** device files opened by name (the model's stand-in for the group path: vfio_df_group_open) */
+  group_open_cnt = 0;
   /** dev_name of the vfio device: "vfio<N>", N from the registration order (vfio_device_set_name's IDA) */
   readonly devName: string;
   constructor(readonly k: Kernel, readonly name: string) {
@@ -57,6 +75,10 @@ export class VfioDevice {
   }
   get regKey(): string {
     return `${this.name}.registration`;
+  }
+  /** the scheduling object of the group's open state (group->group_lock) */
+  get groupKey(): string {
+    return `${this.name}.group`;
   }
 }
 
@@ -100,29 +122,118 @@ export function* vfio_unregister_device(k: Kernel, d: VfioDevice): KGen {
   k.note(`${d.name} unregistered and freed`);
 }
 
+/**
+ * struct vfio_device_file: one open file of a device. `group` is true for a file opened by the
+ * device's name (/dev/vfio/devices/<scenario name>), which the model opens as the group path does
+ * (vfio_df_group_open: open and usable at once, several at a time); a file of the cdev
+ * (/dev/vfio/devices/vfioN) is usable only once VFIO_DEVICE_BIND_IOMMUFD has bound it.
+ */
+export class VfioDeviceFile {
+  /** df->access_granted: set once the device is open for this file */
+  access_granted = false;
+  /** df->iommufd: the context the cdev file is bound to (a reference held) */
+  iommufd: IommufdCtx | null = null;
+  /** df->devid: the device's object id in that context */
+  devid = 0;
+  /** the scheduling object of access_granted (read without a lock, smp_load_acquire) */
+  readonly key: string;
+  constructor(k: Kernel, readonly device: VfioDevice, readonly group: boolean) {
+    this.key = `${device.name}.df${k.nextId('vfio-df')}`;
+  }
+}
+
+/** smp_load_acquire(&df->access_granted), which every file operation but BIND_IOMMUFD checks. */
+export function* vfio_df_access_granted(df: VfioDeviceFile): KGen<boolean> {
+  yield ev('READ(access_granted)', df.key, 'r');
+  return df.access_granted;
+}
+
+/** The device behind a device file, or null for any other file. */
+export function vfioDeviceOfFile(f: File): VfioDevice | null {
+  return f.ops === vfio_device_fops ? (f.private_data as VfioDeviceFile).device : null;
+}
+
+/**
+ * vfio_df_open, under dev_set->lock: only the group path opens a device more than once
+ * (-EINVAL for a cdev file when it is open already); the first open binds the iommufd (cdev) and
+ * runs the driver's open_device.
+ */
+export function* vfio_df_open(k: Kernel, df: VfioDeviceFile): KGen<number> {
+  const d = df.device;
+  if (d.open_count !== 0 && !df.group) return -E.EINVAL;
+  d.open_count++;
+  if (d.open_count === 1) {
+    // vfio_df_device_first_open
+    let r = df.iommufd ? yield* vfio_df_iommufd_bind(k, df) : 0;
+    if (r >= 0) {
+      r = yield* d.ops.open_device(k);
+      if (r < 0 && df.iommufd) yield* vfio_df_iommufd_unbind(k, df);
+    }
+    if (r < 0) {
+      d.open_count--;
+      return r;
+    }
+  }
+  return 0;
+}
+
+/** vfio_df_close, under dev_set->lock: the last close runs close_device, then unbinds the iommufd. */
+export function* vfio_df_close(k: Kernel, df: VfioDeviceFile): KGen {
+  const d = df.device;
+  if (d.open_count === 1) {
+    yield* d.ops.close_device(k);
+    if (df.iommufd) yield* vfio_df_iommufd_unbind(k, df);
+  }
+  d.open_count--;
+}
+
+const deviceOf = (file: File) => (file.private_data as VfioDeviceFile).device;
+
 const vfio_device_fops: FileOps = {
   kind: 'vfio-device',
+  /**
+   * vfio_device_fops_unl_ioctl: BIND_IOMMUFD first; anything else needs access granted (-EINVAL
+   * before the bind); ATTACH/DETACH_IOMMUFD_PT only on a cdev file (a group file passes them to the
+   * driver, which does not know them: -ENOTTY); then FEATURE or the driver's ioctl.
+   */
   *ioctl(k, file, cmd, arg) {
-    const d = file.private_data as VfioDevice;
+    const df = file.private_data as VfioDeviceFile;
     const p = k.currentProcess();
-    if (cmd === IOCTLS.VFIO_DEVICE_FEATURE) return yield* vfio_ioctl_device_feature(k, p, d, arg);
-    return yield* d.ops.ioctl(k, p, cmd, arg);
+    if (cmd === IOCTLS.VFIO_DEVICE_BIND_IOMMUFD) return yield* vfio_df_ioctl_bind_iommufd(k, df, arg);
+    if (!(yield* vfio_df_access_granted(df))) return -E.EINVAL;
+    if (!df.group && cmd === IOCTLS.VFIO_DEVICE_ATTACH_IOMMUFD_PT) return yield* vfio_df_ioctl_attach_pt(k, df, arg);
+    if (!df.group && cmd === IOCTLS.VFIO_DEVICE_DETACH_IOMMUFD_PT) return yield* vfio_df_ioctl_detach_pt(k, df, arg);
+    if (cmd === IOCTLS.VFIO_DEVICE_FEATURE) return yield* vfio_ioctl_device_feature(k, p, df.device, arg);
+    return yield* df.device.ops.ioctl(k, p, cmd, arg);
   },
+  /** vfio_device_fops_mmap / _read / _write: -EINVAL before access is granted */
   *mmap(k, file, vma) {
-    return yield* (file.private_data as VfioDevice).ops.mmap(k, file, vma);
+    if (!(yield* vfio_df_access_granted(file.private_data as VfioDeviceFile))) return -E.EINVAL;
+    return yield* deviceOf(file).ops.mmap(k, file, vma);
   },
   *pread(k, file, buf, off, user) {
-    return yield* (file.private_data as VfioDevice).ops.read(k, buf, off, user);
+    if (!(yield* vfio_df_access_granted(file.private_data as VfioDeviceFile))) return -E.EINVAL;
+    return yield* deviceOf(file).ops.read(k, buf, off, user);
   },
   *pwrite(k, file, buf, off) {
-    return yield* (file.private_data as VfioDevice).ops.write(k, buf, off);
+    if (!(yield* vfio_df_access_granted(file.private_data as VfioDeviceFile))) return -E.EINVAL;
+    return yield* deviceOf(file).ops.write(k, buf, off);
   },
-  /** vfio_device_fops_release: close the device on the last close, then drop the registration. */
+  /**
+   * vfio_device_fops_release: a group file closes the device (vfio_df_group_close), a cdev file
+   * unbinds (vfio_df_unbind_iommufd: detach, close_device on the last close, unbind, put the
+   * iommufd); then the registration is dropped.
+   */
   *release(k, file) {
-    const d = file.private_data as VfioDevice;
-    yield* d.devSet.lock.lock();
-    if (--d.open_count === 0) yield* d.ops.close_device(k);
-    yield* d.devSet.lock.unlock();
+    const df = file.private_data as VfioDeviceFile;
+    const d = df.device;
+    if (df.group) {
+      yield* d.devSet.lock.lock();
+      yield* vfio_df_close(k, df);
+      yield* d.devSet.lock.unlock();
+      yield ev('group_lock', d.groupKey, 'w');
+      d.group_open_cnt--;
+    } else yield* vfio_df_unbind_iommufd(k, df);
     yield* vfio_device_put_registration(k, d);
   },
 };
@@ -132,23 +243,42 @@ export function isVfioDeviceFile(f: File): boolean {
 }
 
 /**
- * Open of /dev/vfio/devices/NAME, modelled as open + VFIO_DEVICE_BIND_IOMMUFD in one: the new file
- * holds a registration and opens the device (open_device) when it is the first.
+ * Open of /dev/vfio/devices/NAME by the scenario's device name: open and bind in one, as the group
+ * path opens a device (vfio_df_group_open): the new file holds a registration, the device is opened
+ * (open_device on the first open) and access is granted at once. -EBUSY while a cdev file has the
+ * device bound (vfio_group_fops_open refuses a group whose device the cdev holds).
  */
 export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
   if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
-  yield* d.devSet.lock.lock();
-  if (d.open_count === 0) {
-    const r = yield* d.ops.open_device(k);
-    if (r < 0) {
-      yield* d.devSet.lock.unlock();
-      yield* vfio_device_put_registration(k, d);
-      return r;
-    }
+  // under group->group_lock: the cdev holds the device, or this open counts as the group's
+  yield ev('group_lock', d.groupKey, 'w');
+  if (d.cdev_device_open_cnt) {
+    yield* vfio_device_put_registration(k, d);
+    return -E.EBUSY;
   }
-  d.open_count++;
+  d.group_open_cnt++;
+  const df = new VfioDeviceFile(k, d, true);
+  yield* d.devSet.lock.lock();
+  const r = yield* vfio_df_open(k, df);
   yield* d.devSet.lock.unlock();
-  return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, d, `/dev/vfio/devices/${d.name}`);
+  if (r < 0) {
+    yield ev('group_lock', d.groupKey, 'w');
+    d.group_open_cnt--;
+    yield* vfio_device_put_registration(k, d);
+    return r;
+  }
+  df.access_granted = true;
+  return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, df, `/dev/vfio/devices/${d.name}`);
+}
+
+/**
+ * vfio_device_fops_cdev_open: open of /dev/vfio/devices/vfioN. The file holds a registration and
+ * shares the device inode, but nothing is opened: every access but VFIO_DEVICE_BIND_IOMMUFD is
+ * -EINVAL until the bind.
+ */
+export function* vfio_device_fops_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
+  if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
+  return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, new VfioDeviceFile(k, d, false), `/dev/vfio/devices/${d.devName}`);
 }
 
 /**

@@ -2,12 +2,14 @@
 // mmap, region read/write, the huge fault handler, and the revoke helpers of patch 07.
 import type { Kernel } from '../../kernel.ts';
 import type { Process } from '../../process.ts';
-import { ev, RwSem, type Acc, type KGen, type Span } from '../../sched/sched.ts';
+import { ev, Mutex, RwSem, type Acc, type KGen, type Span } from '../../sched/sched.ts';
 import { fput, get_file, type File, type UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
-import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_unregister_device } from '../vfio_main.ts';
+import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_unregister_device, vfioDeviceOfFile } from '../vfio_main.ts';
+import { vfio_iommufd_physical_ops } from '../iommufd.ts';
+import { VfioPciIrqs, vfio_pci_get_irq_count, vfio_pci_ioctl_set_irqs, vfio_pci_irqs_disable } from './intrs.ts';
 import {
   Status, findPfn, findPfnFallsBack, vfio_pci_core_feature_dma_buf, vfio_pci_core_feature_dma_buf_memattr, vfio_pci_core_feature_dma_buf_revoke,
   vfio_pci_core_mmap_prep_dmabuf, vfio_pci_dma_buf_cleanup, vfio_pci_dma_buf_move, VfioPciDmaBuf,
@@ -42,8 +44,12 @@ export class VfioPciCoreDevice {
   vconfig: Uint8Array;
   pm_runtime_engaged = false;
   readonly bar_mmap_supported: boolean[] = [];
+  /** igate: serializes VFIO_DEVICE_SET_IRQS; irqs: what it has set up (intrs.ts) */
+  readonly igate: Mutex;
+  readonly irqs = new VfioPciIrqs();
   constructor(readonly k: Kernel, readonly pdev: PciDev, readonly vfio: VfioDevice) {
     this.memory_lock = new RwSem(k.sched, `${pdev.name}.memory_lock`, 'memory_lock');
+    this.igate = new Mutex(k.sched, `${pdev.name}.igate`, 'igate');
     this.dmabuf_lock = new RwSem(k.sched, `${pdev.name}.dmabuf_lock`, 'dmabuf_lock');
     this.vconfig = pdev.cfg.slice();
     for (let i = 0; i < R.PCI_STD_NUM_BARS; i++) {
@@ -152,11 +158,13 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
       return 0;
     },
     /**
-     * vfio_pci_core_close_device: revoke and detach every DMABUF, then disable the function, whose
-     * reset happens only if pci_dev_trylock gets the device lock (not while an unbind holds it).
+     * vfio_pci_core_close_device: revoke and detach every DMABUF, then disable the function
+     * (vfio_pci_core_disable: interrupts off first, then the reset, which happens only if
+     * pci_dev_trylock gets the device lock, not while an unbind holds it).
      */
     *close_device(k: Kernel): KGen {
       yield* vfio_pci_dma_buf_cleanup(k, vdev);
+      yield* vfio_pci_irqs_disable(k, vdev);
       yield* vdev.memory_lock.down_write();
       if (vdev.reset_works && (yield* pdev.device_lock.trylock())) {
         yield* pdev.resetFunction('close');
@@ -170,6 +178,7 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
         case IOCTLS.VFIO_DEVICE_GET_INFO: return getInfo(vdev, arg);
         case IOCTLS.VFIO_DEVICE_GET_REGION_INFO: return getRegionInfo(vdev, arg);
         case IOCTLS.VFIO_DEVICE_GET_IRQ_INFO: return getIrqInfo(vdev, arg);
+        case IOCTLS.VFIO_DEVICE_SET_IRQS: return yield* vfio_pci_ioctl_set_irqs(k, p, vdev, arg);
         case IOCTLS.VFIO_DEVICE_RESET: return yield* ioctlReset(k, vdev);
         case IOCTLS.VFIO_DEVICE_PCI_HOT_RESET: return yield* ioctlHotReset(k, p, vdev, arg);
         default: return -E.ENOTTY;
@@ -201,6 +210,8 @@ export function vfioPciOps(k: Kernel, vdev: VfioPciCoreDevice) {
     *write(k: Kernel, buf: Uint8Array, off: number): KGen<number> {
       return yield* vfio_pci_rw(k, vdev, buf, off, true);
     },
+    // vfio_pci_ops: .bind_iommufd = vfio_iommufd_physical_bind, .unbind_iommufd, .attach_ioas, .detach_ioas
+    ...vfio_iommufd_physical_ops(vdev.vfio),
   };
 }
 
@@ -271,9 +282,8 @@ function getIrqInfo(vdev: VfioPciCoreDevice, arg: Uint8Array): number {
   const index = Number(h.index);
   if (Number(h.argsz) < minsz || index >= VFIO_PCI_NUM_IRQS) return -E.EINVAL;
   if (index === VFIO_PCI_ERR_IRQ_INDEX && !vdev.pdev.desc.capabilities.pcie) return -E.EINVAL;
-  // vfio_pci_get_irq_count: INTx if the function has a pin, MSI and MSI-X from their capabilities
   const d = vdev.pdev.desc;
-  const count = [vdev.pdev.cfg[R.PCI_INTERRUPT_PIN] ? 1 : 0, d.msi?.vectors ?? 0, d.msix?.entries ?? 0, 1, 1][index];
+  const count = vfio_pci_get_irq_count(vdev, index);
   let flags = VFIO_IRQ_INFO_EVENTFD;
   if (index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
   // MSI-X vectors can be added while enabled where the platform allocates them dynamically
@@ -374,7 +384,7 @@ function* ioctlHotReset(k: Kernel, p: Process, vdev: VfioPciCoreDevice, arg: Uin
   const members = set.devices.map((d) => k.vfio.get(d.name)!);
   // vfio_dev_in_iommufd_ctx: the caller holds each device of the set open (bound to its context)
   yield ev('fdtable_lookup', p.files.key, 'r');
-  const owns = (d: VfioPciCoreDevice) => [...p.files.fds.values()].some((e) => e.file.private_data === d.vfio && e.file.ops.kind === 'vfio-device');
+  const owns = (d: VfioPciCoreDevice) => [...p.files.fds.values()].some((e) => vfioDeviceOfFile(e.file) === d.vfio);
   const locked: VfioPciCoreDevice[] = [];
   let ret = 0;
   for (const d of members) {
