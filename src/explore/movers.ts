@@ -67,9 +67,13 @@ export class AccessLog {
 
   /** Record step `e` of thread `t` (taken, or pending with the locks `task` holds now). */
   record(t: number, task: Task, e: Ev): void {
-    const holds = holdsOf(task);
-    const hk = holds.map((h) => `${h.lock}/${h.read ? 'r' : h.excl ? 'x' : 'w'}`).join(',');
-    for (const { key, acc, span } of accessesOf(e)) {
+    const mine = holdsOf(task);
+    for (const x of accessesOf(e)) {
+      const { key, acc, span } = x;
+      // what a read-only section declares it reads is read inside it, holding the mutex (as kind
+      // takes it): a write elsewhere under the same mutex does not conflict with it
+      const holds = LOCK_ACQUIRE.has(e.op) && key !== e.obj ? [...mine, { lock: e.obj, excl: true, read: false }] : mine;
+      const hk = holds.map((h) => `${h.lock}/${h.read ? 'r' : h.excl ? 'x' : 'w'}`).join(',');
       const id = `${t}|${key}|${acc}|${span ? `${span.lo}-${span.hi}-${span.level}` : ''}|${hk}`;
       if (this.seen.has(id)) continue;
       this.seen.add(id);
