@@ -118,6 +118,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
   let replayTo = 0; // depth up to which the stack's choices are replayed
   let threadSteps: number[] | undefined;
   const store: FingerprintStore | null = opts.states ? new MemFpStore() : null;
+  const summaries = new Map<number, Array<Set<number>>>();
   let statesCut = 0;
   const evIds = new Map<string, number>();
   const evs: Ev[] = [];
@@ -189,7 +190,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           if (seen && seen.sleep.every((q) => node.sleep.has(q))) {
             // explored before, with no more threads asleep: reuse it, and let the events below it
             // race with the steps that led here
-            node.summary = new Set(seen.summary);
+            node.summary = seen.summary; // only read from here on: the leaf of this execution
             propagate(seen.summary, depth, taskClock);
             statesCut++;
             ended = true;
@@ -380,8 +381,24 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
   }
 
   function finish(n: DporNode, parent: DporNode | undefined): void {
-    if (n.fp) store!.set(n.fp, { sleep: n.sleep0!, summary: n.summary! });
+    if (n.fp) store!.set(n.fp, { sleep: n.sleep0!, summary: intern(n.summary!) });
     if (parent?.summary) for (const x of n.summary!) parent.summary.add(x);
+  }
+
+  /**
+   * One copy of each summary the store holds: states far apart have the same events below them
+   * (on a 2x2x2 race, 38,000 states share 2,400 summaries), and the copies were most of its memory.
+   */
+  function intern(x: Set<number>): Set<number> {
+    let h = x.size;
+    for (const v of x) h = (h + Math.imul(v ^ (v >>> 15), 0x2c1b3c6d)) | 0; // order-independent
+    const l = summaries.get(h);
+    if (!l) summaries.set(h, [x]);
+    else {
+      for (const y of l) if (y.size === x.size && [...x].every((v) => y.has(v))) return y;
+      l.push(x);
+    }
+    return x;
   }
 
   /**
