@@ -143,6 +143,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     let open: DporNode['held'] = [];
     let lastTask = -1;
     let ended = false;
+    const logged: Array<{ e: Ev; held: number } | undefined> = [];
     let blk: Block | null = null;
 
     for (let depth = 0; ; depth++) {
@@ -160,18 +161,28 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         node = { enabled: en, pending, backtrack: new Set(), done: new Set(), sleep, chosen: -1, ev: null, task: -1, clock: [], held: [] };
         stack[depth] = node;
         if (log) {
-          for (const p of en) log.record(p, ex.tasks[p], pending[p]!);
+          // a thread that has not moved since it was last logged (same event, same locks) adds nothing
+          for (const p of en) {
+            const t = ex.tasks[p], r = logged[p];
+            if (r && r.e === pending[p] && r.held === t.held.length) continue;
+            log.record(p, t, pending[p]!);
+            logged[p] = { e: pending[p]!, held: t.held.length };
+          }
           // inside an atomic block: its thread goes on, nothing else is scheduled here
           if (blk && depth > fixed && en.includes(blk.task)) {
             node.blkMover = log.kind(blk.task, ex.tasks[blk.task], pending[blk.task]!);
             if (extend(blk.phase, node.blkMover) !== null) node.forcedFrom = blk.start;
           }
         }
+        const prev = depth > 0 ? stack[depth - 1] : null;
         for (let p = 0; p < pending.length; p++) {
           const e = pending[p];
           if (!e || (!e.obj && !e.also && !e.spans)) continue;
           const pc = taskClock[p] ?? [];
-          for (const i of index.candidates(e, depth)) {
+          // the same next step as at the node before (same event object: the thread did not move):
+          // its races with the steps before that one were reversed there; only the last step is new
+          const last = prev && prev.pending[p] === e && prev.task !== p ? depth - 1 : -1;
+          for (const i of last >= 0 ? [last] : index.candidates(e, depth)) {
             const s = stack[i];
             if (s.task === p || !s.ev || (pc[s.task] ?? -1) >= i) continue; // ...or i happens before p's next step
             if (!dependent(s.ev, e)) continue;
