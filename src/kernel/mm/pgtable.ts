@@ -31,6 +31,10 @@ class PmdTable {
 }
 type PudSlot = { huge: Leaf } | { pmds: PmdTable };
 
+const NO_ENTRIES: readonly Entry[] = [];
+/** A table's slot numbers in order (one slot, the common case, without a sort). */
+const sortedKeys = (m: Map<number, unknown>): number[] => (m.size === 1 ? [m.keys().next().value as number] : [...m.keys()].sort((a, b) => a - b));
+
 const pudIdx = (va: number) => Math.floor(va / PUD_SIZE);
 const pmdIdx = (va: number) => Math.floor(va / PMD_SIZE) % PTRS;
 const pteIdx = (va: number) => Math.floor(va / PAGE_SIZE) % PTRS;
@@ -236,8 +240,12 @@ export class PageTable {
   }
 
   /** Every leaf in [start, end), in VA order. */
-  *entries(start = 0, end = Number.MAX_SAFE_INTEGER): Generator<Entry> {
-    const keys = [...this.puds.keys()].sort((a, b) => a - b);
+  entries(start = 0, end = Number.MAX_SAFE_INTEGER): Iterable<Entry> {
+    // the invariants ask after every step, mostly of empty tables: no generator for those
+    return this.puds.size === 0 ? NO_ENTRIES : this.leaves(start, end);
+  }
+  private *leaves(start: number, end: number): Generator<Entry> {
+    const keys = sortedKeys(this.puds);
     for (const pi of keys) {
       const base = pi * PUD_SIZE;
       if (base + PUD_SIZE <= start || base >= end) continue;
@@ -246,7 +254,7 @@ export class PageTable {
         yield { ...pud.huge, va: base, order: 18 };
         continue;
       }
-      const mkeys = [...pud.pmds.slots.keys()].sort((a, b) => a - b);
+      const mkeys = sortedKeys(pud.pmds.slots);
       for (const mi of mkeys) {
         const mb = base + mi * PMD_SIZE;
         if (mb + PMD_SIZE <= start || mb >= end) continue;
