@@ -48,10 +48,8 @@ export class Execution {
     return this.run.tasks;
   }
   enabled(): number[] {
-    const out: number[] = [];
-    this.run.tasks.forEach((t, i) => {
-      if (!t.done && !t.blocked) out.push(i);
-    });
+    const out: number[] = [], tasks = this.run.tasks;
+    for (let i = 0; i < tasks.length; i++) if (!tasks[i].done && !tasks[i].blocked) out.push(i);
     return out;
   }
   /** the event each live task will perform next (blocked tasks: what they wait to do) */

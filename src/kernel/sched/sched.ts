@@ -428,15 +428,17 @@ export class Lockdep {
   }
 
   private addDep(t: Task, h: HeldLock, lock: LockBase, type: LockdepType): void {
-    this.addEdge(h.lock.cls, heldType(h), lock.cls, type, `${t.name}: ${h.lock.name} (${typeName(heldType(h))}) then ${lock.name} (${typeName(type)})`);
+    this.addEdge(h.lock.cls, heldType(h), lock.cls, type, () => `${t.name}: ${h.lock.name} (${typeName(heldType(h))}) then ${lock.name} (${typeName(type)})`);
   }
 
-  private addEdge(from: string, fromType: LockdepType, to: string, toType: LockdepType, why: string): void {
+  /** `why` is made only for a new dependency: most acquisitions repeat a known one. */
+  private addEdge(from: string, fromType: LockdepType, to: string, toType: LockdepType, whyOf: string | (() => string)): void {
     const dep: DepType = `${fromType === 'W' ? 'E' : 'S'}${toType === 'R' ? 'R' : 'N'}`;
     let m = this.edges.get(from);
     if (!m) this.edges.set(from, (m = new Map()));
     const e = m.get(to);
     if (e?.types.has(dep)) return;
+    const why = typeof whyOf === 'string' ? whyOf : whyOf();
     // check_noncircular: a strong path back from `to` to `from`, starting as the new edge ends
     // (only -(Ex)-> out of `to` if it is acquired as a recursive reader) and ending so that it
     // joins the new edge strongly (into `from` by -(xN)->, unless `from` is held as a writer)
