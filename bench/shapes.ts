@@ -103,7 +103,7 @@ const KERNEL = 'series-v4';
  * `check`'s own mode (atomic blocks and states) gets this many times the budget, so that the shapes
  * the targets name can show whether, and in how long, they finish.
  */
-const CHECK_MODE_BUDGET = 5;
+const CHECK_MODE_BUDGET = 3;
 
 function runModes(yaml: string, budgetMs: number, skip: boolean[]): Array<Run | null> {
   const scn = parseScenario(yaml);
