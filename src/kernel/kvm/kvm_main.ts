@@ -9,7 +9,7 @@
 // docs/model-decisions.md).
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
-import { ev, RwSem, traced, type KGen } from '../sched/sched.ts';
+import { ev, RwSem, traced, type KGen, type Task } from '../sched/sched.ts';
 import { ptSpan, type Acc, type Span } from '../sched/events.ts';
 import { AddressSpace, File, fput, type FileOps } from '../fs/file.ts';
 import { PageTable } from '../mm/pgtable.ts';
@@ -65,6 +65,8 @@ export class Kvm {
   mmu_invalidate_range_end = -1;
   /** the notifier ranges whose start found a memslot, so their end closes them (kvm_handle_hva_range's found_memslot) */
   readonly invalidations = new Set<MmuNotifierRange>();
+  /** vCPUs whose fault met an invalidation in progress over its gfn, until one ends */
+  readonly invalidate_waiters: Task[] = [];
   readonly mmu_notifier: MmuNotifier;
   freed = false;
   file!: File;
@@ -147,9 +149,23 @@ const kvm_mmu_notifier_ops: MmuNotifierOps = {
     yield ev('kvm_mmu_invalidate_end', kvm.invKey, 'w');
     kvm.mmu_invalidate_seq++;
     kvm.mmu_invalidate_in_progress--;
+    for (const t of kvm.invalidate_waiters.splice(0)) kvm.k.sched.wake(t);
     yield* kvm.mmu_lock.up_write();
   },
 };
+
+/**
+ * A vCPU whose fault found an invalidation in progress over its gfn re-enters the guest and faults
+ * again until the invalidation ends (RET_PF_RETRY); the model lets it sleep until an
+ * invalidate_range_end instead of spinning, so an exploration that runs the vCPU alone is not a
+ * livelock.
+ */
+export function* kvm_wait_invalidate(kvm: Kvm): KGen {
+  yield ev('kvm_invalidate_wait', kvm.invKey, 'r');
+  if (kvm.mmu_invalidate_in_progress === 0) return;
+  kvm.invalidate_waiters.push(kvm.k.sched.cur());
+  yield { op: 'kvm_invalidate_wait:woken', obj: kvm.invKey, acc: 'w', block: true };
+}
 
 /** The host side of a guest fault: the PFN at `hva`, or -EFAULT (KVM_PFN_ERR_FAULT). */
 export interface HostPfn {

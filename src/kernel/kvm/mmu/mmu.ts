@@ -5,7 +5,7 @@
 // at the host page table again: only the MMU notifier can take it away.
 import type { Kernel } from '../../kernel.ts';
 import { announceTarget, ev, traced, type Ev, type KGen } from '../../sched/sched.ts';
-import { hva_to_pfn, type Kvm } from '../kvm_main.ts';
+import { hva_to_pfn, kvm_wait_invalidate, type Kvm } from '../kvm_main.ts';
 import { kvm_tdp_mmu_map } from './tdp_mmu.ts';
 import { E } from '../../../uapi/errno.ts';
 import { KVM_MEM_READONLY } from '../../../uapi/kvm.ts';
@@ -73,11 +73,12 @@ function* kvm_tdp_page_fault(k: Kernel, kvm: Kvm, gpa: number, write: boolean): 
   const host = yield* hva_to_pfn(k, kvm.mm, hva, write);
   if (typeof host === 'number') return { errno: host, exit: 'KVM_EXIT_MEMORY_FAULT', gpa, why: `the host fault at hva 0x${hva.toString(16)} failed` };
   yield* kvm.mmu_lock.down_read();
+  let wait = false;
   try {
     // is_page_fault_stale -> mmu_invalidate_retry_gfn: an invalidation in progress over the gfn,
     // or one finished since mmu_seq was read
-    const inRange = kvm.mmu_invalidate_in_progress > 0 && gfn >= kvm.mmu_invalidate_range_start && gfn < kvm.mmu_invalidate_range_end;
-    if (inRange || kvm.mmu_invalidate_seq !== mmu_seq) return 'retry';
+    wait = kvm.mmu_invalidate_in_progress > 0 && gfn >= kvm.mmu_invalidate_range_start && gfn < kvm.mmu_invalidate_range_end;
+    if (wait || kvm.mmu_invalidate_seq !== mmu_seq) return 'retry';
     // kvm_mmu_hugepage_adjust: no bigger than the host leaf, and only where gfn and hva agree
     // modulo the size and the huge page lies inside the memslot
     let order = host.order;
@@ -94,5 +95,6 @@ function* kvm_tdp_page_fault(k: Kernel, kvm: Kvm, gpa: number, write: boolean): 
     return 'retry';
   } finally {
     yield* kvm.mmu_lock.up_read();
+    if (wait) yield* kvm_wait_invalidate(kvm);
   }
 }
