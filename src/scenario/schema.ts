@@ -56,7 +56,8 @@ export const OPS = {
    * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`). Device
    * nodes: /dev/vfio/devices/vfioN is the device cdev as Linux names it (N in the order devices are
    * listed; unusable until VFIO_DEVICE_BIND_IOMMUFD), /dev/vfio/devices/<name> the device opened and
-   * usable at once (the model's group-path open), /dev/iommu a new iommufd context
+   * usable at once (the model's group-path open), /dev/iommu a new iommufd context, /dev/kvm the
+   * KVM device
    */
   open: z
     .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
@@ -72,7 +73,8 @@ export const OPS = {
    * ioctl(2) with the real binary structs: `op` names the ioctl (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO,
    * _GET_IRQ_INFO, _SET_IRQS, _RESET, _PCI_HOT_RESET, _FEATURE, _BIND_IOMMUFD, _ATTACH_IOMMUFD_PT,
    * _DETACH_IOMMUFD_PT on a device fd; IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
-   * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd) or gives its number; the fields below, named
+   * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd; KVM_GET_API_VERSION, KVM_CREATE_VM on /dev/kvm;
+   * KVM_SET_USER_MEMORY_REGION on a VM fd) or gives its number; the fields below, named
    * as the uAPI struct's, fill the struct (`argsz` or, for iommufd, `size` overrides the size it
    * would have; MAP_FILE's own fd is `dmabuf_fd`, as `fd` is the file the ioctl goes to). Results
    * the kernel writes back are fields of the bound name (`r0.offset` of a REGION_INFO, `b.out_devid`
