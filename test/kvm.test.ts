@@ -250,3 +250,26 @@ describe('a guest running across an FLR and VFIO_DEVICE_RESET (scenarios/vmm/gue
     assert.match(`${r.counterexample.invariant}: ${r.counterexample.message}`, /^(no-stale-pte|decode-enabled): /);
   });
 });
+
+test('the JSON end state lists each open VM: its memory slots and its second-stage table by gpa', async () => {
+  const { finalState } = await import('../src/scenario/runner.ts');
+  const scn = loadScenarioFile(RESET);
+  const { run: r } = runScenario(scn, { kernel: 'series-v8' });
+  assert.deepEqual(finalState(r).vms, [{
+    id: 1, pid: 1,
+    memslots: [
+      { slot: 0, flags: 0, guest_phys_addr: '0x0', memory_size: '0x200000', userspace_addr: '0x7f5a3c400000' },
+      { slot: 1, flags: 0, guest_phys_addr: '0x100000000', memory_size: '0x200000', userspace_addr: '0x7f5a3c600000' },
+    ],
+    ept: [{ gpa: '0x100000000', order: 9, pfn: '0x20000000', count: 1, write: true, cache: 'UC' }],
+  }]);
+});
+
+test('conform refuses the KVM steps and /dev/kvm with a reason', async () => {
+  const { prepare } = await import('../src/conform/conform.ts');
+  const { ConformError } = await import('../src/conform/compile.ts');
+  for (const step of ['kvm_create_vm: { as: vm }', 'open: { path: /dev/kvm, as: kvm }']) {
+    const scn = parseScenario(`name: i\ndevices:\n  - { name: shm, profile: ivshmem }\nthreads:\n  main:\n    - ${step}\n`, 'i.yaml');
+    assert.throws(() => prepare([scn], 'v7.1'), (e: Error) => e instanceof ConformError && /i\.yaml:6: .*KVM/.test(e.message));
+  }
+});
