@@ -273,3 +273,34 @@ test('conform refuses the KVM steps and /dev/kvm with a reason', async () => {
     assert.throws(() => prepare([scn], 'v7.1'), (e: Error) => e instanceof ConformError && /i\.yaml:6: .*KVM/.test(e.message));
   }
 });
+
+describe('races with a guest access, explored exhaustively', () => {
+  const race = (vcpu: string, vmm: string) =>
+    parseScenario(`name: r
+devices:
+  - { name: gpu0, profile: h100 }
+setup:
+  - open: { path: /dev/vfio/devices/gpu0, as: dev }
+  - ioctl: { fd: dev, op: VFIO_DEVICE_GET_REGION_INFO, index: 2, as: r2 }
+  - mmap: { fd: dev, offset: r2.offset, length: 2MiB, as: bar2 }
+  - kvm_create_vm: { as: vm }
+  - kvm_set_memory_region: { vm: vm, slot: 1, gpa: 4GiB, addr: bar2, length: 2MiB, expect: { ok: true } }
+threads:
+  vcpu:
+    - ${vcpu}
+  vmm:
+    - ${vmm}
+`, 'race.yaml');
+  const cases: Array<[string, string, string, string]> = [
+    ['a first guest access against COMMAND.MEMORY cleared', 'guest_load: { vm: vm, gpa: 4GiB, width: 4 }', 'config_write: { fd: dev, reg: COMMAND, value: 0 }', 'v7.1'],
+    ['a first guest access against COMMAND.MEMORY cleared', 'guest_load: { vm: vm, gpa: 4GiB, width: 4 }', 'config_write: { fd: dev, reg: COMMAND, value: 0 }', 'series-v8'],
+    ['a first guest access against munmap of the slot\'s mapping', 'guest_store: { vm: vm, gpa: 4GiB, width: 4, value: 1 }', 'munmap: { addr: bar2, length: 2MiB }', 'series-v8'],
+    ['a first guest access against the deletion of its memory slot', 'guest_load: { vm: vm, gpa: 4GiB, width: 4 }', 'kvm_set_memory_region: { vm: vm, slot: 1, gpa: 4GiB, addr: bar2, length: 0, expect: { ok: true } }', 'v7.1'],
+  ];
+  for (const [what, vcpu, vmm, kernel] of cases)
+    test(`${what} (${kernel}): no interleaving leaves a guest entry behind`, () => {
+      const r = exploreDpor(race(vcpu, vmm), { kernel, states: true, atomic: true, maxExecutions: 50_000 });
+      assert.equal(r.counterexample, null, r.counterexample?.message);
+      assert.ok(r.complete && r.executions > 1);
+    });
+});

@@ -291,12 +291,11 @@ export function* kvm_set_memory_region(k: Kernel, kvm: Kvm, mem: Record<string, 
   if (npages > KVM_MEM_MAX_NR_PAGES) return -E.EINVAL;
   const base_gfn = Number(gpa / page);
 
-  yield ev('kvm_set_memslot', kvm.slotsKey, 'w');
+  yield ev('kvm_set_memslot', kvm.slotsKey, 'r');
   const old = kvm.memslots.find((s) => s.slot === slot);
   if (npages === 0) {
     if (!old) return -E.EINVAL;
-    kvm.memslots.splice(kvm.memslots.indexOf(old), 1);
-    yield* flush_shadow_memslot(kvm, old.base_gfn, old.npages);
+    yield* kvm_set_memslot(kvm, old.base_gfn, old.npages, () => kvm.memslots.splice(kvm.memslots.indexOf(old), 1));
     return 0;
   }
   let change: 'create' | 'move' | 'flags';
@@ -312,24 +311,39 @@ export function* kvm_set_memory_region(k: Kernel, kvm: Kvm, mem: Record<string, 
     // kvm_arch_prepare_memory_region (x86): the slot must lie below kvm_mmu_max_gfn()
     if (base_gfn + npages - 1 > KVM_MAX_GFN) return -E.EINVAL;
   }
+  const sort = () => kvm.memslots.sort((a, b) => a.base_gfn - b.base_gfn);
   if (!old) {
+    yield ev('kvm_swap_active_memslots', kvm.slotsKey, 'w');
     kvm.memslots.push({ slot, as_id, flags, base_gfn, npages, userspace_addr: Number(uaddr) });
-    kvm.memslots.sort((a, b) => a.base_gfn - b.base_gfn);
+    sort();
     k.note(`${kvm.name} memslot ${slot}: gpa 0x${gpa.toString(16)} +0x${size.toString(16)} -> hva 0x${uaddr.toString(16)}`);
     return 0;
   }
-  const was = old.base_gfn;
-  old.flags = flags;
-  old.base_gfn = base_gfn;
-  kvm.memslots.sort((a, b) => a.base_gfn - b.base_gfn);
-  if (change === 'move') yield* flush_shadow_memslot(kvm, was, npages);
+  const update = () => {
+    old.flags = flags;
+    old.base_gfn = base_gfn;
+    sort();
+  };
+  if (change === 'move') yield* kvm_set_memslot(kvm, old.base_gfn, npages, update);
+  else {
+    yield ev('kvm_swap_active_memslots', kvm.slotsKey, 'w');
+    update();
+  }
   return 0;
 }
 
-/** kvm_arch_flush_shadow_memslot: the slot's old gfns leave the second-stage table. */
-function* flush_shadow_memslot(kvm: Kvm, base_gfn: number, npages: number): KGen {
+/**
+ * kvm_set_memslot for a delete or a move: the new memslots and the flush of the old gfns from the
+ * second-stage table (kvm_arch_flush_shadow_memslot) in one step under mmu_lock, with
+ * mmu_invalidate_seq bumped, so a fault that looked the old slot up retries. (Linux keeps such a
+ * fault apart with SRCU: synchronize_srcu after the swap waits for it, and the slot is marked
+ * KVM_MEMSLOT_INVALID meanwhile.)
+ */
+function* kvm_set_memslot(kvm: Kvm, base_gfn: number, npages: number, swap: () => void): KGen {
   yield* kvm.mmu_lock.down_write();
-  yield ev('kvm_flush_shadow_memslot', kvm.invKey, 'w', undefined, [kvm.eptSpan(base_gfn * PAGE_SIZE, (base_gfn + npages) * PAGE_SIZE, 'w')]);
+  yield ev('kvm_set_memslot', kvm.invKey, 'w', [{ obj: kvm.slotsKey, acc: 'w' }], [kvm.eptSpan(base_gfn * PAGE_SIZE, (base_gfn + npages) * PAGE_SIZE, 'w')]);
+  swap();
+  kvm.mmu_invalidate_seq++;
   const n = kvm_tdp_mmu_unmap_gfn_range(kvm, base_gfn, base_gfn + npages);
   kvm.k.note(`${kvm.name} flush memslot gfn [0x${base_gfn.toString(16)}, 0x${(base_gfn + npages).toString(16)}): ${n} entries`);
   yield* kvm.mmu_lock.up_write();

@@ -62,13 +62,13 @@ export function* kvm_guest_access(k: Kernel, kvm: Kvm, gpa: number, width: numbe
  */
 function* kvm_tdp_page_fault(k: Kernel, kvm: Kvm, gpa: number, write: boolean): KGen<GuestAccessResult | 'retry'> {
   const gfn = Math.floor(gpa / PAGE_SIZE);
-  yield ev('gfn_to_memslot', kvm.slotsKey, 'r');
+  // mmu_invalidate_seq is read (smp_rmb) before the host lookup; the model reads it with the
+  // memslots, which a delete or move changes together with it (kvm_main.ts, kvm_set_memslot)
+  yield ev('gfn_to_memslot', kvm.invKey, 'r', [{ obj: kvm.slotsKey, acc: 'r' }]);
+  const mmu_seq = kvm.mmu_invalidate_seq;
   const slot = kvm.gfnToMemslot(gfn);
   if (!slot) return { exit: 'KVM_EXIT_MMIO', gpa, why: 'no memslot (the VMM emulates the access)' };
   if (write && slot.flags & KVM_MEM_READONLY) return { exit: 'KVM_EXIT_MMIO', gpa, why: 'a write to a read-only memslot' };
-  // kvm_mmu_faultin_pfn: mmu_invalidate_seq is read before the host lookup (smp_rmb)
-  yield ev('mmu_invalidate_seq', kvm.invKey, 'r');
-  const mmu_seq = kvm.mmu_invalidate_seq;
   const hva = slot.userspace_addr + (gfn - slot.base_gfn) * PAGE_SIZE;
   const host = yield* hva_to_pfn(k, kvm.mm, hva, write);
   if (typeof host === 'number') return { errno: host, exit: 'KVM_EXIT_MEMORY_FAULT', gpa, why: `the host fault at hva 0x${hva.toString(16)} failed` };
