@@ -15,6 +15,7 @@ import { O_RDWR } from './uapi/mman.ts';
 export * as uapi from './uapi/vfio.ts';
 /** <linux/iommufd.h>: the /dev/iommu ioctls the model has, their numbers and struct layouts */
 export * as iommufdUapi from './uapi/iommufd.ts';
+export * as kvmUapi from './uapi/kvm.ts';
 export * as mman from './uapi/mman.ts';
 export { encode, decode } from './uapi/struct.ts';
 export { loadScenarioFile, parseScenario } from './scenario/loader.ts';

@@ -34,7 +34,7 @@ const runDoc = z
     mutant: z.string().optional(),
     steps: z.array(step),
     violations: z.array(violation),
-    final: z.object({ processes: z.array(z.unknown()), dmabufs: z.array(z.unknown()), devices: z.array(z.unknown()) }).describe('page tables, DMABUFs and devices at the end'),
+    final: z.object({ processes: z.array(z.unknown()), dmabufs: z.array(z.unknown()), devices: z.array(z.unknown()), vms: z.array(z.unknown()) }).describe('page tables, DMABUFs, devices and KVM VMs (memory slots, second-stage table) at the end'),
     exit: z.union([z.literal(0), z.literal(1)]),
     problems: z.array(z.string()).describe('failed expectations and unexpected violations, in words'),
     file: z.string().optional().describe('with several runs: the scenario file'),

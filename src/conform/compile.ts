@@ -98,6 +98,8 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
           if (/\s/.test(path)) throw where(s, 'a path with white space');
           // the reference kernel (Debian's 6.12) is built without CONFIG_IOMMUFD: no device cdev, no /dev/iommu
           if (path === '/dev/iommu' || /^\/dev\/vfio\/devices\/vfio\d+$/.test(path)) throw where(s, `the executor has no ${path}: it needs the device cdev and iommufd`);
+          // the conformance guest runs under TCG, with no KVM of its own
+          if (path === '/dev/kvm') throw where(s, 'the executor has no /dev/kvm: it needs KVM (nested virtualization) in the conformance guest');
           kv.push(`path=${path}`, `flags=0x${openFlags(a.flags, literalOnly(s), M.O_RDWR).toString(16)}`);
         }
         break;
@@ -164,7 +166,7 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
         kv.push(`event=${a.event}`);
         break;
       default:
-        throw where(s, `the executor has no ${s.op}: it needs ${s.op.startsWith('iommufd') || s.op.startsWith('dma') || s.op === 'ioas_alloc' ? 'iommufd' : 'a model-only facility'}`);
+        throw where(s, `the executor has no ${s.op}: it needs ${s.op.startsWith('iommufd') || s.op.startsWith('dma') || s.op === 'ioas_alloc' ? 'iommufd' : s.op.startsWith('kvm') || s.op.startsWith('guest') ? 'KVM (nested virtualization) in the conformance guest' : 'a model-only facility'}`);
     }
     const bind = s.as !== undefined ? ids.get(s.as)! : -1;
     lines.push(`step ${proc} ${thread} ${index} ${op} ${bind} ${kv.join(' ')}`.trimEnd());

@@ -8,6 +8,7 @@ import { Status, STATUS_NAME, VfioPciDmaBuf, bufferPhys, vmaBufferOffset } from 
 import { VfioPciCoreDevice } from './vfio/pci/core.ts';
 import { IoptPages, type IommuDomain } from './iommufd/io_pagetable.ts';
 import { ImporterAttachment, importerAttachments } from './dma-buf/importer.ts';
+import type { Kvm, KvmMemorySlot } from './kvm/kvm_main.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -30,11 +31,39 @@ function vmasOf(k: Kernel, priv: VfioPciDmaBuf): Set<Vma> {
   return out;
 }
 
+/**
+ * A second-stage (EPT) entry of a VM, with the host address its memslot gives it and the host VMA
+ * there: KVM's entries must follow the host page table they were filled from (the MMU notifier's
+ * contract), so every host invariant holds of them too.
+ */
+interface GuestEntry {
+  kvm: Kvm;
+  e: Entry;
+  slot: KvmMemorySlot | null;
+  hva: number;
+  vma: Vma | null;
+  /** how a violation names it */
+  where: string;
+}
+function guestEntries(k: Kernel): GuestEntry[] {
+  const out: GuestEntry[] = [];
+  for (const kvm of k.kvms)
+    for (const e of kvm.ept.entries()) {
+      const gfn = e.va / PAGE_SIZE;
+      const slot = kvm.gfnToMemslot(gfn);
+      const hva = slot ? slot.userspace_addr + (gfn - slot.base_gfn) * PAGE_SIZE : -1;
+      const vma = slot ? kvm.mm.find_vma(hva) : null;
+      out.push({ kvm, e, slot, hva, vma, where: `${kvm.name} EPT gpa ${hex(e.va)} (hva ${hex(hva)}, order ${e.order})` });
+    }
+  return out;
+}
+
 /** The invariants the checker knows (what `expect_violations` may name). */
 export const INVARIANTS = ['decode-enabled', 'no-stale-pte', 'pfn-in-buffer', 'huge-aligned', 'lifetime', 'no-leak', 'no-deadlock', 'iommu-revoked'] as const;
 
 export function checkInvariants(k: Kernel): void {
   const privs = vfioPrivs(k);
+  const guest = k.kvms.size ? guestEntries(k) : [];
 
   // no-stale-pte (a): a revoked buffer, once its revoke finished, has no entry in any of its VMAs.
   // A BAR VMA that keeps the device file (v8) is zapped through the device inode after the buffers'
@@ -42,9 +71,22 @@ export function checkInvariants(k: Kernel): void {
   for (const priv of privs) {
     if (priv.status === Status.OK || priv.revoking) continue;
     if (priv.vma_holds_dmabuf && priv.vdev?.memory_lock.writer) continue;
-    for (const vma of vmasOf(k, priv))
+    const vmas = vmasOf(k, priv);
+    const revoked = `the revocation of ${priv.dmabuf.path()} (dmabuf${priv.dmabuf.id}, ${STATUS_NAME[priv.status]})`;
+    for (const vma of vmas)
       for (const e of vma.mm.pt.entries(vma.vm_start, vma.vm_end))
-        k.violation('no-stale-pte', `mm${vma.mm.id} va ${hex(e.va)} -> pfn ${hex(e.pfn)} (order ${e.order}) survives the revocation of ${priv.dmabuf.path()} (dmabuf${priv.dmabuf.id}, ${STATUS_NAME[priv.status]})`);
+        k.violation('no-stale-pte', `mm${vma.mm.id} va ${hex(e.va)} -> pfn ${hex(e.pfn)} (order ${e.order}) survives ${revoked}`);
+    // and no VM's second-stage entry over those VMAs: the zap's MMU notifier removed them
+    for (const g of guest) if (g.vma && vmas.has(g.vma)) k.violation('no-stale-pte', `${g.where} -> pfn ${hex(g.e.pfn)} survives ${revoked}`);
+  }
+  // no-stale-pte (a'): a second-stage entry maps what the host page table maps at its hva; an entry
+  // the host no longer has is one the MMU notifier should have removed. Allowed while the host's
+  // zap is between its notifier's start (which removed the guest entries) and its own clearing
+  for (const g of guest) {
+    if (!g.vma) continue;
+    const h = g.kvm.mm.pt.lookup(g.hva);
+    const hostPfn = h ? h.pfn + Math.floor((g.hva - h.va) / PAGE_SIZE) : null;
+    if (hostPfn !== g.e.pfn) k.violation('no-stale-pte', `${g.where} -> pfn ${hex(g.e.pfn)} outlives the host's entry (the host maps ${hostPfn === null ? 'nothing' : `pfn ${hex(hostPfn)}`} there): no MMU notifier removed it`);
   }
   // no-stale-pte (b): with a device's memory disabled (or runtime-PM engaged) and no transition
   // under way, nothing maps its BARs
@@ -56,6 +98,10 @@ export function checkInvariants(k: Kernel): void {
         if (hit?.dev === vdev.pdev)
           k.violation('no-stale-pte', `mm${p.mm.id} va ${hex(e.va)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(e.pfn * PAGE_SIZE - hit.bar.start)} (order ${e.order}) is still mapped while its memory is disabled`);
       }
+    for (const g of guest) {
+      const hit = k.pci.resolve(g.e.pfn * PAGE_SIZE);
+      if (hit?.dev === vdev.pdev) k.violation('no-stale-pte', `${g.where} -> ${vdev.name} BAR${hit.bar.index} + ${hex(g.e.pfn * PAGE_SIZE - hit.bar.start)} is still mapped while its memory is disabled`);
+    }
   }
 
   // decode-enabled, state half: with memory disabled and no transition under way, no buffer on the
@@ -86,6 +132,24 @@ export function checkInvariants(k: Kernel): void {
       }
       checkTranslation(k, vma, e, size);
     }
+  }
+  // the same of every second-stage entry, through its memslot's host address
+  for (const g of guest) {
+    const { e } = g, size = sizeOf(e);
+    if (!g.slot) {
+      k.violation('pfn-in-buffer', `${g.kvm.name} EPT gpa ${hex(e.va)} -> pfn ${hex(e.pfn)} lies in no memslot`);
+      continue;
+    }
+    if (!g.vma) {
+      k.violation('pfn-in-buffer', `${g.where} -> pfn ${hex(e.pfn)}: no VMA of ${g.kvm.name}'s process at that hva`);
+      continue;
+    }
+    if (e.order > 0) {
+      if (e.pfn % 2 ** e.order !== 0) k.violation('huge-aligned', `${g.where} maps unaligned pfn ${hex(e.pfn)}`);
+      if (g.hva + size > g.vma.vm_end) k.violation('huge-aligned', `${g.where} runs past the VMA end ${hex(g.vma.vm_end)}`);
+      if (g.hva % size !== 0) k.violation('huge-aligned', `${g.where}: the hva is not aligned to the entry's size`);
+    }
+    checkTranslation(k, g.vma, { ...e, va: g.hva }, size, g.where);
   }
 
   // lifetime: every buffer that names a device keeps it registered; a BAR-mmap buffer with VMAs has
@@ -146,9 +210,8 @@ function checkIommu(k: Kernel, privs: VfioPciDmaBuf[]): void {
  * pfn-in-buffer and the range half of huge-aligned: an entry maps exactly what the VMA's buffer
  * (or, before the series, its BAR) has at that offset, and a huge one stays inside one range.
  */
-function checkTranslation(k: Kernel, vma: Vma, e: Entry, size: number): void {
+function checkTranslation(k: Kernel, vma: Vma, e: Entry, size: number, where = `mm${vma.mm.id} va ${hex(e.va)} (order ${e.order})`): void {
   const pd = vma.vm_private_data;
-  const where = `mm${vma.mm.id} va ${hex(e.va)} (order ${e.order})`;
   if (pd instanceof VfioPciDmaBuf) {
     const off = vmaBufferOffset(pd, vma) + (e.va - vma.vm_start);
     const first = bufferPhys(pd, off), last = bufferPhys(pd, off + size - 1);

@@ -8,6 +8,7 @@ import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
 import type { DmaBuf } from './dma-buf/dma-buf.ts';
 import type { IommufdCtx } from './iommufd/iommufd.ts';
+import type { Kvm } from './kvm/kvm_main.ts';
 import type { VmOps } from './mm/vma.ts';
 import { anonVmOps } from './mm/anon.ts';
 import { nvgraceOps } from './vfio/pci/nvgrace.ts';
@@ -49,6 +50,8 @@ export class Kernel {
   readonly dmabufs = new Set<DmaBuf>();
   /** open /dev/iommu contexts (iommufd/iommufd.ts), until their file is released */
   readonly iommufds = new Set<IommufdCtx>();
+  /** VMs (kvm/kvm_main.ts), until their file is released */
+  readonly kvms = new Set<Kvm>();
   readonly vfioPciMmapOps: VmOps;
   readonly anonVmOps: VmOps;
   readonly violations: Violation[] = [];

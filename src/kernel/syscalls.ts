@@ -11,6 +11,8 @@ import { sys_madvise } from './mm/madvise.ts';
 import { sys_mremap } from './mm/mremap.ts';
 import { vfio_device_cdev_open, vfio_device_fops_cdev_open } from './vfio/vfio_main.ts';
 import { iommufd_fops_open } from './iommufd/iommufd.ts';
+import { kvm_dev_open, kvm_get_vm } from './kvm/kvm_main.ts';
+import { kvm_guest_access, type GuestAccessResult } from './kvm/mmu/mmu.ts';
 import { E } from '../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH, O_RDWR } from '../uapi/mman.ts';
 import { do_eventfd } from './fs/eventfd.ts';
@@ -41,6 +43,7 @@ function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<numb
     const mf = PROC_SELF_MAP_FILES.exec(path);
     if (mf) return yield* proc_map_files_open(k, p, parseInt(mf[1], 16), parseInt(mf[2], 16), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
     if (path === '/dev/iommu' && !(flags & O_PATH)) return yield* p.files.alloc(iommufd_fops_open(k, flags), !!(flags & O_CLOEXEC));
+    if (path === '/dev/kvm' && !(flags & O_PATH)) return yield* p.files.alloc(kvm_dev_open(k, flags), !!(flags & O_CLOEXEC));
     if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
     // the node Linux makes (vfio/devices/vfioN: vfio_device_devnode) is the cdev; the scenario's
     // name for the device opens it as the group path does (vfio_main.ts, vfio_device_cdev_open)
@@ -123,6 +126,20 @@ export function* sys_mremap2(k: Kernel, p: Process, addr: number, oldLen: number
 /** A user load or store; the deferred work runs if a fault path dropped the last file reference. */
 export function* user_access(k: Kernel, p: Process, va: number, width: number, write: boolean, value: bigint): KGen<AccessResult> {
   return yield* syscall(k, userAccess(k, p.mm, va, width, write, value));
+}
+
+/**
+ * A guest access by a vCPU of the VM behind `vmfd` (one KVM_RUN that makes it, kvm/mmu/mmu.ts);
+ * a negative number is the errno of reaching the VM (EBADF, ENOTTY not a VM, EIO another mm's VM).
+ */
+export function* sys_kvm_guest_access(k: Kernel, p: Process, vmfd: number, gpa: number, width: number, write: boolean, value: bigint): KGen<GuestAccessResult | number> {
+  return yield* syscall(k, (function* () {
+    const vm = yield* kvm_get_vm(k, p, vmfd);
+    if (typeof vm === 'number') return vm;
+    const r = yield* kvm_guest_access(k, vm.kvm, gpa, width, write, value);
+    yield* fput(k, vm.file);
+    return r;
+  })());
 }
 
 /** fork: the child gets copies of the VMAs (with their PFN-map entries) and of the fd table. */

@@ -45,6 +45,18 @@ size the step's last installing fault used) and, for \`maps\`, \`line\` (a glob 
 /proc/PID/maps must match). A step whose expectation fails fails the run (exit 1) and, under
 \`check\`, is a counterexample.
 
+## A guest (KVM)
+
+\`kvm_create_vm\` (or \`open: { path: /dev/kvm }\` and the raw \`KVM_CREATE_VM\` ioctl) makes a VM of the
+calling process; \`kvm_set_memory_region\` (or the raw \`KVM_SET_USER_MEMORY_REGION\` with its uAPI
+fields \`slot\`, \`flags\`, \`guest_phys_addr\`, \`memory_size\`, \`userspace_addr\`) gives it a range of
+the process's memory, a BAR mmap or anonymous RAM, at a guest-physical address. \`guest_load\` and
+\`guest_store\` stand for a vCPU's KVM_RUN that makes one access: its result is \`ok\` (with the value
+read), \`errno: EFAULT\` when the host could not fault the page in (KVM_RUN's -EFAULT with
+exit_reason KVM_EXIT_MEMORY_FAULT, named in the step's detail), or \`ok\` with \`out.exit_reason:
+KVM_EXIT_MMIO\` for a gpa in no memory slot. A step of a process that did not make the VM gets
+EIO, one whose \`vm\` is not a VM ENOTTY.
+
 ## Findings and kernels
 
 \`kernels:\` lists the kernels the scenario's expectations hold on (\`vfio-sim kernels\`); \`run\` and

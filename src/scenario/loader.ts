@@ -7,6 +7,7 @@ import { LineCounter, parseDocument, isAlias, isMap, visit, type Node } from 'ya
 import { closest, distance } from 'fastest-levenshtein';
 import { FEATURES, IOCTLS } from '../uapi/vfio.ts';
 import { IOMMUFD_IOCTLS } from '../uapi/iommufd.ts';
+import { KVM_IOCTLS } from '../uapi/kvm.ts';
 import type { z } from 'zod';
 import { OPS, device as deviceSchema, deviceFile as deviceFileSchema, scenario as scenarioSchema, LOCKDEP_DEP_RE, type Expect, type OpName } from './schema.ts';
 import type { LockdepDep } from '../kernel/kernel.ts';
@@ -247,7 +248,7 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
             if (!bound.has(r)) fail([...path, i, s.op, key], `"${r}" is not bound by any step's "as:"`);
       }
       // an ioctl or feature is a name the kernel knows, or a number (an expression of bound names)
-      for (const [key, known] of [['op', { ...IOCTLS, ...IOMMUFD_IOCTLS }], ['feature', FEATURES]] as const) {
+      for (const [key, known] of [['op', { ...IOCTLS, ...IOMMUFD_IOCTLS, ...KVM_IOCTLS }], ['feature', FEATURES]] as const) {
         const v = s.args[key];
         if (s.op !== 'ioctl' || typeof v !== 'string' || Object.hasOwn(known, v)) continue;
         let refs: string[];

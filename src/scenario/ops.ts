@@ -34,6 +34,8 @@ import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP, IOMMUFD_IOCTLS, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map, iommu_ioas_map_file, iommu_ioas_unmap,
 } from '../uapi/iommufd.ts';
+import { KVM_IOCTLS, KVM_NOT_MODELLED, kvm_userspace_memory_region } from '../uapi/kvm.ts';
+import { execKvmOp } from './kvm-ops.ts';
 
 export type Result = { ok: true; value?: number | string; out?: Record<string, unknown> } | { errno: string } | { signal: string };
 export interface OpOutcome {
@@ -47,7 +49,7 @@ export interface OpOutcome {
 /** Resolves a scenario value (literal, name, name.field, sums) to a bigint. */
 export type Resolver = (v: unknown) => bigint;
 
-const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
+export const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
 /**
  * uAPI ioctls Linux implements that the model does not (the legacy container and group API,
  * ioeventfd, the hot-reset info query): they return ENOTTY here, and the step says that this is the
@@ -57,10 +59,10 @@ const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: 
 const NOT_MODELLED = new Set<string>(['VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'VFIO_DEVICE_IOEVENTFD']);
 export const notModelled = (name: string) => `${name}: not modelled (Linux implements it; the model answers ENOTTY)`;
 const notModelledStep = (name: string, a: Record<string, unknown>, res: Resolver) =>
-  NOT_MODELLED.has(name) || (name === 'VFIO_DEVICE_SET_IRQS' && res(a.index ?? 0) === BigInt(VFIO_PCI_INTX_IRQ_INDEX));
+  NOT_MODELLED.has(name) || KVM_NOT_MODELLED.has(name) || (name === 'VFIO_DEVICE_SET_IRQS' && res(a.index ?? 0) === BigInt(VFIO_PCI_INTX_IRQ_INDEX));
 /** The legacy container (/dev/vfio/vfio) and group (/dev/vfio/N) nodes, which the model does not have. */
 const LEGACY_NODE = /^\/dev\/vfio\/(vfio|\d+)$/;
-const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
+export const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
 
 /** The /proc/self/map_files name of the mapping at `addr`, as user space finds it in /proc/self/maps. */
 function mapFilesPath(lines: string[], addr: number): string {
@@ -131,7 +133,7 @@ const IOCTL_FLAGS: Record<(typeof IOCTL_FLAG_NAMES)[number], number> = {
 const ioctlFlags = (v: unknown, res: Resolver, dflt = 0): number =>
   Array.isArray(v) ? (v as Array<keyof typeof IOCTL_FLAGS>).reduce((x, f) => x | IOCTL_FLAGS[f], 0) : v !== undefined ? Number(res(v)) : dflt;
 /** An ioctl by name: VFIO's (<linux/vfio.h>) or iommufd's (<linux/iommufd.h>). */
-const ALL_IOCTLS: Record<string, number> = { ...IOCTLS, ...IOMMUFD_IOCTLS };
+const ALL_IOCTLS: Record<string, number> = { ...IOCTLS, ...IOMMUFD_IOCTLS, ...KVM_IOCTLS };
 const IOCTL_BY_NUMBER = new Map<number, string>(Object.entries(ALL_IOCTLS).map(([k, v]) => [v, k]));
 
 /**
@@ -190,6 +192,10 @@ export function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: nu
     case 'IOMMU_IOAS_MAP_FILE':
       return { cmd, name, layout: iommu_ioas_map_file, arg: sized(iommu_ioas_map_file, {
         flags: ioctlFlags(a.flags, res), ioas_id: opt(a.ioas_id), fd: opt(a.dmabuf_fd, -1), start: opt(a.start), length: opt(a.length), iova: opt(a.iova),
+      }) };
+    case 'KVM_SET_USER_MEMORY_REGION':
+      return { cmd, name, layout: kvm_userspace_memory_region, arg: encode(kvm_userspace_memory_region, {
+        slot: opt(a.slot), flags: ioctlFlags(a.flags, res), guest_phys_addr: opt(a.guest_phys_addr), memory_size: opt(a.memory_size), userspace_addr: opt(a.userspace_addr),
       }) };
     case 'IOMMU_IOAS_UNMAP': return { cmd, name, layout: iommu_ioas_unmap, arg: sized(iommu_ioas_unmap, { ioas_id: opt(a.ioas_id), iova: opt(a.iova), length: opt(a.length) }) };
     default: return { cmd, name, layout: null, arg: new Uint8Array(0) };
@@ -399,6 +405,11 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
     case 'dmabuf_unmap':
     case 'dmabuf_detach':
       return yield* execImportOp(env, s);
+    case 'kvm_create_vm':
+    case 'kvm_set_memory_region':
+    case 'guest_load':
+    case 'guest_store':
+      return yield* execKvmOp(env, s);
   }
 }
 

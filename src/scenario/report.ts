@@ -42,7 +42,7 @@ export function summarize(run: ScenarioRun): RunResult {
 /** Loaded values read best in hex. */
 export function show(s: StepOut): string {
   const r = s.result;
-  if (s.op === 'load' && 'ok' in r && typeof r.value === 'number') return `ok 0x${r.value.toString(16)}`;
+  if ((s.op === 'load' || s.op === 'guest_load') && 'ok' in r && typeof r.value === 'number') return `ok 0x${r.value.toString(16)}`;
   return describe(r);
 }
 

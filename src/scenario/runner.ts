@@ -5,6 +5,7 @@ import { callText } from './call.ts';
 import { IoptPages } from '../kernel/iommufd/io_pagetable.ts';
 import { Kernel, type Violation } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process.ts';
+import type { PageTable } from '../kernel/mm/pgtable.ts';
 import { Completion, lastInstall, pendingText, type FaultRecord, type KGen, type StepRecord, type Task } from '../kernel/sched/sched.ts';
 import { checkInvariants, checkNoLeak } from '../kernel/invariants.ts';
 import { VfioPciDmaBuf, STATUS_NAME } from '../kernel/vfio/pci/dmabuf.ts';
@@ -310,7 +311,7 @@ export function finalState(run: ScenarioRun) {
       name: p.name,
       fds: [...p.files.fds].map(([fd, e]) => ({ fd, file: e.file.path })),
       vmas: p.mm.vmas.map((v) => ({ start: hex(v.vm_start), end: hex(v.vm_end), pgoff: hex(v.vm_pgoff), prot: v.protString(), file: v.vm_file?.path ?? null, cache: v.cache })),
-      page_table: entryRuns(p),
+      page_table: entryRuns(p.mm.pt),
     })),
     dmabufs: [...k.dmabufs].map((d) => {
       const priv = d.priv instanceof VfioPciDmaBuf ? d.priv : null;
@@ -338,16 +339,27 @@ export function finalState(run: ScenarioRun) {
         triggers: [...v.irqs.trigger].sort((a, b) => a[0] - b[0]).map(([vector, e]) => ({ vector, eventfd: e.id, count: Number(e.count) })),
       },
     })),
+    vms: vmsState(k),
   };
+}
+
+
+/** The VMs (kernel/kvm/): their memory slots and second-stage table, as runs of entries by gpa. */
+function vmsState(k: ScenarioRun['k']) {
+  return [...k.kvms].map((kvm) => ({
+    id: kvm.id, pid: k.procs.find((p) => p.mm === kvm.mm)?.pid ?? null,
+    memslots: kvm.memslots.map((m) => ({ slot: m.slot, flags: m.flags, guest_phys_addr: hex(m.base_gfn * PAGE_SIZE), memory_size: hex(m.npages * PAGE_SIZE), userspace_addr: hex(m.userspace_addr) })),
+    ept: entryRuns(kvm.ept).map(({ va, ...r }) => ({ gpa: va, ...r })),
+  }));
 }
 
 const IRQ_TYPE: Record<number, string> = { [VFIO_PCI_MSI_IRQ_INDEX]: 'MSI', [VFIO_PCI_MSIX_IRQ_INDEX]: 'MSI-X' };
 
-function entryRuns(p: Process) {
+function entryRuns(pt: PageTable) {
   const out: Array<{ va: string; order: number; pfn: string; count: number; write: boolean; cache: string }> = [];
   let last: { va: number; pfn: number; order: number; count: number; write: boolean; cache: string } | null = null;
   const flush = () => last && out.push({ va: hex(last.va), order: last.order, pfn: hex(last.pfn), count: last.count, write: last.write, cache: last.cache });
-  for (const e of p.mm.pt.entries()) {
+  for (const e of pt.entries()) {
     const step = 2 ** e.order;
     if (last && e.order === last.order && e.write === last.write && e.cache === last.cache && e.va === last.va + last.count * step * PAGE_SIZE && e.pfn === last.pfn + last.count * step) last.count++;
     else {

@@ -56,7 +56,8 @@ export const OPS = {
    * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`). Device
    * nodes: /dev/vfio/devices/vfioN is the device cdev as Linux names it (N in the order devices are
    * listed; unusable until VFIO_DEVICE_BIND_IOMMUFD), /dev/vfio/devices/<name> the device opened and
-   * usable at once (the model's group-path open), /dev/iommu a new iommufd context
+   * usable at once (the model's group-path open), /dev/iommu a new iommufd context, /dev/kvm the
+   * KVM device
    */
   open: z
     .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
@@ -72,7 +73,8 @@ export const OPS = {
    * ioctl(2) with the real binary structs: `op` names the ioctl (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO,
    * _GET_IRQ_INFO, _SET_IRQS, _RESET, _PCI_HOT_RESET, _FEATURE, _BIND_IOMMUFD, _ATTACH_IOMMUFD_PT,
    * _DETACH_IOMMUFD_PT on a device fd; IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
-   * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd) or gives its number; the fields below, named
+   * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd; KVM_GET_API_VERSION, KVM_CREATE_VM on /dev/kvm;
+   * KVM_SET_USER_MEMORY_REGION on a VM fd) or gives its number; the fields below, named
    * as the uAPI struct's, fill the struct (`argsz` or, for iommufd, `size` overrides the size it
    * would have; MAP_FILE's own fd is `dmabuf_fd`, as `fd` is the file the ioctl goes to). Results
    * the kernel writes back are fields of the bound name (`r0.offset` of a REGION_INFO, `b.out_devid`
@@ -119,6 +121,11 @@ export const OPS = {
       __reserved: num.optional(),
       /** IOMMU_DESTROY: the object id */
       id: num.optional(),
+      /** KVM_SET_USER_MEMORY_REGION (on a VM fd): struct kvm_userspace_memory_region; its flags are `flags` as a number (KVM_MEM_LOG_DIRTY_PAGES 1, KVM_MEM_READONLY 2) */
+      slot: num.optional(),
+      guest_phys_addr: num.optional(),
+      memory_size: num.optional(),
+      userspace_addr: num.optional(),
       ...common,
     })
     .strict(),
@@ -225,6 +232,33 @@ export const OPS = {
   dmabuf_unmap: z.object({ attach: num, ...common }).strict(),
   /** dma_buf_detach and drop the importer's file reference; EBUSY while a mapping is live */
   dmabuf_detach: z.object({ attach: num, ...common }).strict(),
+
+  // ---- KVM (src/kernel/kvm/): a VM of the VMM's process, its memory slots and its guest ----
+  /**
+   * open /dev/kvm and KVM_CREATE_VM (with `kvm`: that /dev/kvm fd, left open; without it the step
+   * opens /dev/kvm and closes it after, as the VM needs no more of it). The value is the VM fd; the
+   * VM belongs to this process's mm and listens to its MMU notifier
+   */
+  kvm_create_vm: z.object({ kvm: num.optional(), ...common }).strict(),
+  /**
+   * KVM_SET_USER_MEMORY_REGION on a VM fd (`vm`): guest-physical [gpa, gpa + length) onto this
+   * process's memory at addr + offset (a BAR mmap, or anonymous memory for guest RAM); slot
+   * defaults to 0, flags to none. length 0 deletes the slot. Linux's errnos: EINVAL (misaligned,
+   * out of range, an unknown flag, a change of an existing slot's size or address), EEXIST (overlap)
+   */
+  kvm_set_memory_region: z
+    .object({ vm: num, slot: num.optional(), flags: flagList(['log_dirty_pages', 'readonly']).optional(), gpa: num, addr: num, offset: num.optional(), length: num, ...common })
+    .strict(),
+  /**
+   * A guest load of `width` bytes at guest-physical gpa + offset by a vCPU of VM `vm` (one KVM_RUN):
+   * a second-stage (EPT) hit reads through the cached PFN; a miss faults the host mapping in
+   * (hva_to_pfn) and installs an entry. The value is what it read; a host fault that fails (the BAR
+   * is revoked) is errno EFAULT (KVM_RUN's -EFAULT, exit_reason KVM_EXIT_MEMORY_FAULT); a gpa in no
+   * memslot is ok with out.exit_reason KVM_EXIT_MMIO (the VMM emulates it)
+   */
+  guest_load: z.object({ vm: num, gpa: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), ...common }).strict(),
+  /** A guest store of `value` (`width` bytes) at gpa + offset, otherwise as guest_load */
+  guest_store: z.object({ vm: num, gpa: num, offset: num.optional(), width: width(MEM_WIDTH).optional(), value: num, ...common }).strict(),
 } as const;
 export type OpName = keyof typeof OPS;
 export type OpArgs<N extends OpName> = z.infer<(typeof OPS)[N]>;

@@ -7,6 +7,7 @@ import {
   MmStruct, VM_FAULT_FALLBACK, VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, type Vma, type VmFault, type VmFaultCtx,
 } from './vma.ts';
 import { PAGE_SIZE, PMD_ORDER, PUD_ORDER } from '../../uapi/mman.ts';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu_notifier.ts';
 
 export type AccessResult =
   | { ok: true; value: bigint }
@@ -155,10 +156,17 @@ export function insertSpans(mm: MmStruct, va: number, order: number): Span[] {
   return [mm.ptSlot(va, 2, pudNone ? 'w' : 'r'), mm.ptSlot(va, 1, mm.pt.pmdNone(va) ? 'w' : 'r'), mm.ptSlot(va, 0, 'w'), leaf];
 }
 
-/** zap_page_range over [start, end) of `mm`, announced by what it will clear (MmStruct.zapSpans). */
+/**
+ * zap_page_range_single over [start, end) of `mm`, announced by what it will clear
+ * (MmStruct.zapSpans), between the MMU notifier's invalidate_range_start and _end (mm/memory.c), so
+ * a secondary MMU (KVM's EPT) drops its entries for the range before the primary ones go.
+ */
 export function* zapRange(mm: MmStruct, start: number, end: number): KGen<number> {
+  const range = yield* mmu_notifier_invalidate_range_start(mm, start, end, 'MMU_NOTIFY_CLEAR');
   yield* announceTarget(() => mm.zapTarget(start, end), () => ev('zap_page_range', '', 'w', undefined, mm.zapSpans(start, end)));
-  return mm.pt.zapRange(start, end);
+  const n = mm.pt.zapRange(start, end);
+  yield* mmu_notifier_invalidate_range_end(range);
+  return n;
 }
 
 /** vmf_insert_pfn / _pmd / _pud: install a leaf if the slot is still none. */

@@ -5,6 +5,7 @@ import { ev, type KGen } from '../sched/sched.ts';
 import { fput, get_file, type File } from '../fs/file.ts';
 import type { MmStruct, Vma } from './vma.ts';
 import { E } from '../../uapi/errno.ts';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu_notifier.ts';
 import {
   MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, PAGE_SIZE, PROT_EXEC, PROT_READ,
   PROT_WRITE, TASK_SIZE,
@@ -139,9 +140,13 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
     }
     doomed.push(cur);
   }
+  // unmap_vmas: the MMU notifier over the VMAs' span first, then the primary entries
+  const lo = Math.max(start, hit[0].vm_start), hi = Math.min(end, hit[hit.length - 1].vm_end);
+  const range = yield* mmu_notifier_invalidate_range_start(mm, lo, hi, 'MMU_NOTIFY_UNMAP');
   // the page-table objects touched are those under the VMAs, not the whole (maybe 128 TiB) range
   yield ev('unmap_region', mm.vmasKey, 'w', undefined, hit.flatMap((v) => mm.ptRange(Math.max(start, v.vm_start), Math.min(end, v.vm_end), 'w')));
   mm.pt.zapRange(start, end);
+  yield* mmu_notifier_invalidate_range_end(range);
   for (const v of doomed) {
     mm.remove(v);
     unlinkFile(v);
@@ -170,11 +175,14 @@ export function* split_vma(k: Kernel, mm: MmStruct, v: Vma, at: number): KGen {
   // by being cleared, to refault at the smaller order
   const straddle = mm.pt.lookup(at);
   const split = straddle && straddle.order > 0 && straddle.va < at ? straddle : null;
+  // __split_huge_pmd / __split_huge_pud notify the secondary MMUs over the huge leaf's span
+  const range = split ? yield* mmu_notifier_invalidate_range_start(mm, split.va, split.va + PAGE_SIZE * 2 ** split.order, 'MMU_NOTIFY_CLEAR') : null;
   yield ev('vma_split', mm.vmasKey, 'w', v.vm_file ? [{ obj: `${v.vm_file.f_mapping.name}.i_mmap`, acc: 'w' }] : undefined, split ? mm.ptRange(at - 1, at + 1, 'w') : undefined);
   if (split) {
     mm.pt.zapRange(split.va, split.va + PAGE_SIZE * 2 ** split.order);
     k.note(`split huge leaf order ${split.order} va 0x${split.va.toString(16)} (mm${mm.id}): cleared`);
   }
+  yield* mmu_notifier_invalidate_range_end(range);
   v.vm_end = at;
   mm.insert(n);
   linkFile(n);

@@ -7,6 +7,7 @@ import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, type KGen } from '../sched/sched.ts';
 import { split_vma } from './mmap.ts';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu_notifier.ts';
 import { E } from '../../uapi/errno.ts';
 import { PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE } from '../../uapi/mman.ts';
 
@@ -36,9 +37,12 @@ export function* sys_mprotect(k: Kernel, p: Process, start: number, len: number,
       const cur = mm.find_vma(Math.max(start, v.vm_start))!;
       if (cur.vm_end > end) yield* split_vma(k, mm, cur, end);
     }
+    // change_protection notifies the secondary MMUs (MMU_NOTIFY_PROTECTION_VMA) around its walk
+    const range = yield* mmu_notifier_invalidate_range_start(mm, start, end, 'MMU_NOTIFY_PROTECTION_VMA');
     yield ev('change_protection', mm.vmasKey, 'w', undefined, mm.ptRange(start, end, 'w'));
     for (const v of mm.overlapping(start, end)) v.flags = { ...v.flags, read: !!(prot & PROT_READ), write: !!(prot & PROT_WRITE), exec: !!(prot & PROT_EXEC) };
     mm.pt.protectRange(start, end, !!(prot & PROT_WRITE));
+    yield* mmu_notifier_invalidate_range_end(range);
     for (const v of hit) if (v.vm_lock.heldBy(k.sched.cur(), 'w')) yield* v.vm_lock.up_write();
     k.note(`mprotect mm${mm.id} [0x${start.toString(16)}, 0x${end.toString(16)}) ${prot & PROT_READ ? 'r' : '-'}${prot & PROT_WRITE ? 'w' : '-'}${prot & PROT_EXEC ? 'x' : '-'}`);
     return 0;

@@ -3,6 +3,7 @@ import { ptSpan, type Acc, type Span } from '../sched/events.ts';
 import type { File } from '../fs/file.ts';
 import { RwSem, type KGen, type Sched } from '../sched/sched.ts';
 import { PageTable, type Cache } from './pgtable.ts';
+import type { MmuNotifier } from './mmu_notifier.ts';
 import { PAGE_SIZE, PMD_SIZE, PUD_SIZE, TASK_SIZE } from '../../uapi/mman.ts';
 
 const LEVEL_SIZE = [PAGE_SIZE, PMD_SIZE, PUD_SIZE];
@@ -79,6 +80,8 @@ export class MmStruct {
   vmas: Vma[] = [];
   readonly pt = new PageTable();
   readonly mmap_lock: RwSem;
+  /** the secondary MMUs subscribed to this mm's invalidations (mmu_notifier.ts) */
+  readonly notifier_subscriptions: MmuNotifier[] = [];
   /** object names for scheduling events */
   readonly ptKey: string;
   /** which ranges hold a leaf (space `mm<N>.leaves`): what a zap reads, apart from the tables */
