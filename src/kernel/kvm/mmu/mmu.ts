@@ -77,8 +77,10 @@ function* kvm_tdp_page_fault(k: Kernel, kvm: Kvm, gpa: number, write: boolean): 
   try {
     // is_page_fault_stale -> mmu_invalidate_retry_gfn: an invalidation in progress over the gfn,
     // or one finished since mmu_seq was read
-    wait = kvm.mmu_invalidate_in_progress > 0 && gfn >= kvm.mmu_invalidate_range_start && gfn < kvm.mmu_invalidate_range_end;
-    if (wait || kvm.mmu_invalidate_seq !== mmu_seq) return 'retry';
+    // (mutant kvm-no-invalidate-retry: neither, so a PFN the host zapped meanwhile is installed)
+    const stale = !k.mut('kvm-no-invalidate-retry');
+    wait = stale && kvm.mmu_invalidate_in_progress > 0 && gfn >= kvm.mmu_invalidate_range_start && gfn < kvm.mmu_invalidate_range_end;
+    if (wait || (stale && kvm.mmu_invalidate_seq !== mmu_seq)) return 'retry';
     // kvm_mmu_hugepage_adjust: no bigger than the host leaf, and only where gfn and hva agree
     // modulo the size and the huge page lies inside the memslot
     let order = host.order;
