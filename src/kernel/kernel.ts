@@ -8,6 +8,8 @@ import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
 import type { DmaBuf } from './dma-buf/dma-buf.ts';
 import type { IommufdCtx } from './iommufd/iommufd.ts';
+import { vfio_device_set_group, type VfioGroup } from './vfio/group.ts';
+import type { VfioContainer } from './vfio/container.ts';
 import type { VmOps } from './mm/vma.ts';
 import { anonVmOps } from './mm/anon.ts';
 import { nvgraceOps } from './vfio/pci/nvgrace.ts';
@@ -49,6 +51,10 @@ export class Kernel {
   readonly dmabufs = new Set<DmaBuf>();
   /** open /dev/iommu contexts (iommufd/iommufd.ts), until their file is released */
   readonly iommufds = new Set<IommufdCtx>();
+  /** the IOMMU groups, /dev/vfio/N (vfio/group.ts): one per device, in the order listed */
+  readonly vfioGroups: VfioGroup[] = [];
+  /** live legacy containers, /dev/vfio/vfio (vfio/container.ts), until their last reference goes */
+  readonly vfioContainers = new Set<VfioContainer>();
   readonly vfioPciMmapOps: VmOps;
   readonly anonVmOps: VmOps;
   readonly violations: Violation[] = [];
@@ -70,6 +76,8 @@ export class Kernel {
     for (const d of opts.devices) {
       const pdev = this.pci.add(d);
       const vfio = new VfioDevice(this, d.name);
+      vfio.pciName = d.bdf;
+      vfio.group = vfio_device_set_group(this, vfio);
       // vfio_assign_device_set: behind a bridge, by bus (domain:bus); on the root bus, alone
       const key = pdev.desc.bus === 'bridge' ? `bus ${pdev.busId}` : `dev ${d.name}`;
       let set = sets.get(key);

@@ -25,6 +25,12 @@ const flagList = <T extends readonly [string, ...string[]]>(values: T) => z.arra
 /** The flag names an ioctl step's `flags` list may use (ops.ts gives each its uAPI value). */
 export const IOCTL_FLAG_NAMES = [
   'get', 'set', 'probe', 'data_none', 'data_bool', 'data_eventfd', 'action_mask', 'action_unmask', 'action_trigger', 'readable', 'writeable', 'fixed_iova', 'pasid',
+  'read', 'write', 'vaddr', 'all', 'get_dirty_bitmap',
+] as const;
+/** VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU arguments by name (<linux/vfio.h>) */
+export const EXTENSION_NAMES = [
+  'VFIO_TYPE1_IOMMU', 'VFIO_SPAPR_TCE_IOMMU', 'VFIO_TYPE1v2_IOMMU', 'VFIO_DMA_CC_IOMMU', 'VFIO_EEH', 'VFIO_TYPE1_NESTING_IOMMU',
+  'VFIO_SPAPR_TCE_v2_IOMMU', 'VFIO_NOIOMMU_IOMMU', 'VFIO_UNMAP_ALL', 'VFIO_UPDATE_VADDR',
 ] as const;
 
 export const REGS = ['VENDOR_ID', 'DEVICE_ID', 'COMMAND', 'STATUS', 'BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5', 'PM_CTRL', 'DEVCTL'] as const;
@@ -71,7 +77,10 @@ export const OPS = {
   /**
    * ioctl(2) with the real binary structs: `op` names the ioctl (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO,
    * _GET_IRQ_INFO, _SET_IRQS, _RESET, _PCI_HOT_RESET, _FEATURE, _BIND_IOMMUFD, _ATTACH_IOMMUFD_PT,
-   * _DETACH_IOMMUFD_PT on a device fd; IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
+   * _DETACH_IOMMUFD_PT on a device fd; VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU,
+   * VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA on a container fd (/dev/vfio/vfio);
+   * VFIO_GROUP_GET_STATUS, _SET_CONTAINER, _UNSET_CONTAINER, _GET_DEVICE_FD on a group fd
+   * (/dev/vfio/N); IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
    * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd) or gives its number; the fields below, named
    * as the uAPI struct's, fill the struct (`argsz` or, for iommufd, `size` overrides the size it
    * would have; MAP_FILE's own fd is `dmabuf_fd`, as `fd` is the file the ioctl goes to). Results
@@ -85,7 +94,7 @@ export const OPS = {
       op: z.union([z.string(), num]),
       argsz: num.optional(),
       index: num.optional(),
-      /** a list of the ioctl's flag names (FEATURE: get, set, probe; SET_IRQS: data_*, action_*; IOAS_MAP(_FILE): readable, writeable, fixed_iova; ATTACH/DETACH_IOMMUFD_PT: pasid) or a number */
+      /** a list of the ioctl's flag names (FEATURE: get, set, probe; SET_IRQS: data_*, action_*; IOAS_MAP(_FILE): readable, writeable, fixed_iova; ATTACH/DETACH_IOMMUFD_PT: pasid; VFIO_IOMMU_MAP_DMA: read, write (the default), vaddr; VFIO_IOMMU_UNMAP_DMA: all, get_dirty_bitmap, vaddr) or a number */
       flags: z.union([flagList(IOCTL_FLAG_NAMES), num]).optional(),
       feature: z.union([z.string(), num]).optional(),
       region_index: num.optional(),
@@ -109,7 +118,7 @@ export const OPS = {
       start: num.optional(),
       /** VFIO_DEVICE_SET_IRQS: one eventfd (data_eventfd) or 0/1 (data_bool) per vector */
       data: z.array(num).optional(),
-      /** iommufd ioctls: the struct's size (default: its sizeof) */
+      /** iommufd ioctls: the struct's size (default: its sizeof); VFIO_IOMMU_MAP_DMA / UNMAP_DMA: the mapping's size (a field of their struct) */
       size: num.optional(),
       /** IOMMU_IOAS_MAP, _MAP_FILE, _UNMAP (the struct's fd of MAP_FILE is dmabuf_fd) */
       ioas_id: num.optional(),
@@ -119,6 +128,14 @@ export const OPS = {
       __reserved: num.optional(),
       /** IOMMU_DESTROY: the object id */
       id: num.optional(),
+      /** VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU: the argument itself (an extension or IOMMU type, by name or number) */
+      arg: z.union([z.enum(EXTENSION_NAMES), num]).optional(),
+      /** VFIO_GROUP_SET_CONTAINER: the container's fd (the int the argument points to) */
+      container: num.optional(),
+      /** VFIO_GROUP_GET_DEVICE_FD: the device's name, its PCI address (0000:01:00.0) */
+      name: z.string().optional(),
+      /** VFIO_IOMMU_MAP_DMA: the user address to map (with iova and size, which UNMAP_DMA also takes) */
+      vaddr: num.optional(),
       ...common,
     })
     .strict(),
