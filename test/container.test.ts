@@ -238,6 +238,7 @@ describe('scenarios/vmm legacy container scenarios', () => {
       assert.deepEqual(step(18).result, { errno: 'EFAULT' });
       assert.deepEqual(step(23).result, { ok: true, value: 0xcafe0001 }, 'the write with decode off was dropped');
       assert.equal((step(26).result as { out: Record<string, unknown> }).out.size, '0x400000');
+      assert.equal((step(28).result as { out: Record<string, unknown> }).out.size, '0x400000', 'container_unmap [all]: the two RAM mappings');
     }
     // series-v4 (not in the scenario's kernels): the zap-range finding leaves the CPU's PMD too
     const v4 = run('scenarios/vmm/legacy-map-dma-bar-decode.yaml', 'series-v4');

@@ -4,7 +4,7 @@
 // by an entry of the reviewed data file (data/conform-differences.yaml) or flagged.
 import type { Scenario, Step } from '../scenario/loader.ts';
 import { callOf, describe, outcomeOf, type FaultJson, type StepOut } from '../scenario/runner.ts';
-import { asJson, buildIoctl, le, mmapFlags, outFields, type Result } from '../scenario/ops.ts';
+import { asJson, buildIoctl, containerIoctlArgs, isContainerStep, le, mmapFlags, outFields, type Result } from '../scenario/ops.ts';
 import { show } from '../scenario/report.ts';
 import { hex, literal, parseExpr, refsOf } from '../scenario/values.ts';
 import { errnoName } from '../uapi/errno.ts';
@@ -89,8 +89,10 @@ export function realFault(f: { addr: string; start: string; order: number; ret: 
 }
 
 /** The step's result as the model would print it, built from what the real kernel returned. */
-export function realStep(raw: RawStep, s: Step): StepOut {
-  const out: StepOut = { thread: raw.thread, index: raw.index, op: s.op, call: callOf(s), result: { ok: true }, line: s.line };
+export function realStep(raw: RawStep, s0: Step): StepOut {
+  const out: StepOut = { thread: raw.thread, index: raw.index, op: s0.op, call: callOf(s0), result: { ok: true }, line: s0.line };
+  // container_map / container_unmap are the raw ioctls they stand for
+  const s: Step = isContainerStep(s0.op) ? { ...s0, op: 'ioctl', args: containerIoctlArgs(s0.op, s0.args) } : s0;
   if (raw.faults?.length) out.faults = raw.faults.map(realFault);
   if (raw.error !== undefined) {
     out.result = { errno: 'EXECUTOR' };
@@ -243,7 +245,7 @@ export function compareStep(cx: CompareContext, where: string, step: Step, m: St
       if (cm !== cr) d('result', 'value', cm, cr);
       const om = (m.result.out ?? {}) as Record<string, unknown>, or = (r.result.out ?? {}) as Record<string, unknown>;
       for (const f of new Set([...Object.keys(om), ...Object.keys(or)]))
-        if (JSON.stringify(om[f]) !== JSON.stringify(or[f]) && !(step.op === 'ioctl' && f === 'vaddr' && literalOf(step.args.vaddr) === null)) d('result', `out.${f}`, JSON.stringify(om[f] ?? null), JSON.stringify(or[f] ?? null));
+        if (JSON.stringify(om[f]) !== JSON.stringify(or[f]) && !(f === 'vaddr' && (isContainerStep(step.op) || (step.op === 'ioctl' && literalOf(step.args.vaddr) === null)))) d('result', `out.${f}`, JSON.stringify(om[f] ?? null), JSON.stringify(or[f] ?? null));
     } else if ('signal' in m.result) {
       const code = (s: StepOut) => (s.detail ?? '').split(' ')[0];
       if (code(m) !== code(r)) d('result', 'siginfo', code(m), code(r));

@@ -5,7 +5,7 @@
 // (buildIoctl), so both kernels get the same bytes.
 import { MAIN_PROC, type Scenario, type Step } from '../scenario/loader.ts';
 import { SETUP, stepAt } from '../scenario/runner.ts';
-import { buildIoctl, le, MADVICE, mmapFlags, mmapProt, mremapFlags, openFlags, regOffset } from '../scenario/ops.ts';
+import { buildIoctl, containerIoctlArgs, isContainerStep, le, MADVICE, mmapFlags, mmapProt, mremapFlags, openFlags, regOffset } from '../scenario/ops.ts';
 import { literal, parseExpr, refsOf } from '../scenario/values.ts';
 import type { PciDevDesc } from '../kernel/pci/device.ts';
 import { fieldSize, type Layout } from '../uapi/struct.ts';
@@ -106,8 +106,10 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
 
   const keys: string[] = [];
   for (const { thread, index } of order) {
-    const s = stepAt(scn, thread, index);
-    if (!s) throw new ConformError(`${scn.file}: no step ${thread}[${index}]`);
+    const s0 = stepAt(scn, thread, index);
+    if (!s0) throw new ConformError(`${scn.file}: no step ${thread}[${index}]`);
+    // container_map / container_unmap are the raw ioctls they stand for
+    const s: Step = isContainerStep(s0.op) ? { ...s0, op: 'ioctl', args: containerIoctlArgs(s0.op, s0.args) } : s0;
     const proc = thread === SETUP ? setupProc : threadOf(thread)!.proc;
     const a = s.args;
     const kv: string[] = [];

@@ -278,6 +278,18 @@ export interface OpEnv {
   event(name: string): Completion;
 }
 
+/**
+ * container_map / container_unmap: the raw VFIO_IOMMU_MAP_DMA / UNMAP_DMA they stand for (the
+ * run, the conformance executor and its comparison all go through this).
+ */
+export function containerIoctlArgs(op: string, a: Record<string, unknown>): Record<string, unknown> {
+  const sum = (x: unknown, y: unknown) => (y === undefined ? x : `${String(x)} + ${String(y)}`);
+  const flags = a.flags !== undefined ? { flags: a.flags } : {};
+  const common = { fd: a.container, iova: a.iova, size: a.length, ...flags };
+  return op === 'container_map' ? { ...common, op: 'VFIO_IOMMU_MAP_DMA', vaddr: sum(a.addr, a.offset) } : { ...common, op: 'VFIO_IOMMU_UNMAP_DMA' };
+}
+export const isContainerStep = (op: string) => op === 'container_map' || op === 'container_unmap';
+
 export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const { k, proc: p, res } = env;
   const a = s.args;
@@ -419,6 +431,9 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const lines = env.maps(p);
       return { result: { ok: true, out: { lines } } };
     }
+    case 'container_map':
+    case 'container_unmap':
+      return yield* execOp(env, { ...s, op: 'ioctl', args: containerIoctlArgs(s.op, a) });
     case 'iommufd_open':
     case 'ioas_alloc':
     case 'iommufd_map':

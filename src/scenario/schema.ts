@@ -62,7 +62,9 @@ export const OPS = {
    * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`). Device
    * nodes: /dev/vfio/devices/vfioN is the device cdev as Linux names it (N in the order devices are
    * listed; unusable until VFIO_DEVICE_BIND_IOMMUFD), /dev/vfio/devices/<name> the device opened and
-   * usable at once (the model's group-path open), /dev/iommu a new iommufd context
+   * usable at once (the model's stand-in for the group path), /dev/iommu a new iommufd context,
+   * /dev/vfio/vfio a new legacy container, /dev/vfio/N the IOMMU group of the scenario's device N
+   * (from 0, each device its own group; one open at a time)
    */
   open: z
     .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
@@ -192,6 +194,19 @@ export const OPS = {
   wait: z.object({ event: eventName, expect: expect.optional() }).strict(),
   /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): holds the device lock and waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
+
+  // ---- the legacy container (src/kernel/vfio/container.ts, vfio_iommu_type1.ts) ----
+  /**
+   * VFIO_IOMMU_MAP_DMA on a container fd (`container`): [addr + offset, + length) of user memory at
+   * `iova`. RAM is pinned; a BAR mapping (a PFN map) is looked up, its raw PFNs mapped, and nothing
+   * revokes them later. flags default to [read, write]. The result is the ioctl's (0, and the
+   * struct's fields)
+   */
+  container_map: z
+    .object({ container: num, addr: num, offset: num.optional(), length: num, iova: num, flags: z.union([flagList(['read', 'write', 'vaddr']), num]).optional(), ...common })
+    .strict(),
+  /** VFIO_IOMMU_UNMAP_DMA of [iova, + length) (flags [all]: everything, iova and length 0); `size` of the result is the bytes unmapped */
+  container_unmap: z.object({ container: num, iova: num, length: num, flags: z.union([flagList(['all', 'get_dirty_bitmap', 'vaddr']), num]).optional(), ...common }).strict(),
 
   // ---- iommufd and DMABUF importers (src/kernel/iommufd/, src/kernel/dma-buf/importer.ts) ----
   /** open /dev/iommu: a new iommufd context; the value is its fd */
