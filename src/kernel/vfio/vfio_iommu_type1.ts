@@ -81,18 +81,21 @@ function iovaValid(start: number, last: number): boolean {
  * (write faults need a writable VMA, vma_permits_fault); the fault of a disabled BAR is SIGBUS, which
  * fixup_user_fault returns as -EFAULT. Returns the PFN and whether it is reserved (not pinned).
  */
-function* vaddr_get_pfn(k: Kernel, mm: MmStruct, va: number, write: boolean): KGen<{ pfn: number; rsvd: boolean } | number> {
+function* vaddr_get_pfn(k: Kernel, mm: MmStruct, va: number, write: boolean): KGen<{ pfn: number; rsvd: boolean; npages: number } | number> {
   const vma = pinnableVma(mm, va, write);
   if (vma) {
     const pfn = yield* faultin_pfn(k, mm, vma, va, write);
-    return pfn < 0 ? pfn : { pfn, rsvd: false };
+    return pfn < 0 ? pfn : { pfn, rsvd: false, npages: 1 };
   }
   const pfnmap = mm.find_vma(va);
   if (!pfnmap || !pfnmap.flags.pfnmap || (write && !pfnmap.flags.write)) return -E.EFAULT;
   const pfn = yield* faultin_pfn(k, mm, pfnmap, va, write);
   if (pfn < 0) return pfn;
   // is_invalid_reserved_pfn: device memory has no struct page; RAM under a PFN map would be -EFAULT
-  return k.pci.resolve(pfn * PAGE_SIZE) ? { pfn, rsvd: true } : -E.EFAULT;
+  if (!k.pci.resolve(pfn * PAGE_SIZE)) return -E.EFAULT;
+  // the rest of a huge entry is contiguous and comes with it (vaddr_get_pfns' batch of a PMD or PUD)
+  const e = mm.pt.lookup(va)!;
+  return { pfn, rsvd: true, npages: (e.va + PAGE_SIZE * 2 ** e.order - va) / PAGE_SIZE };
 }
 
 /** vfio_unmap_unpin + vfio_unlink_dma: the domain's translations go, the pinned pages are unpinned. */
@@ -114,14 +117,16 @@ function* vfio_pin_map_dma(k: Kernel, iommu: VfioIommu, dma: VfioDma): KGen<numb
   const write = !!(dma.prot & PROT_WRITE);
   yield* dma.mm.mmap_lock.down_read();
   let err = 0;
-  for (let off = 0; off < dma.size; off += PAGE_SIZE) {
+  for (let off = 0; off < dma.size; ) {
     const r = yield* vaddr_get_pfn(k, dma.mm, dma.vaddr + off, write);
     if (typeof r === 'number') {
       err = r;
       break;
     }
-    dma.pfns.push(r.pfn);
-    if (r.rsvd) dma.rsvd++;
+    const n = Math.min(r.npages, (dma.size - off) / PAGE_SIZE);
+    for (let i = 0; i < n; i++) dma.pfns.push(r.pfn + i);
+    if (r.rsvd) dma.rsvd += n;
+    off += n * PAGE_SIZE;
   }
   yield* dma.mm.mmap_lock.up_read();
   if (!err) {
