@@ -11,6 +11,7 @@ import { checkInvariants, checkNoLeak } from './kernel/invariants.ts';
 import { deviceFromSpec } from './scenario/loader.ts';
 import { errnoName, type ErrnoName } from './uapi/errno.ts';
 import { O_RDWR } from './uapi/mman.ts';
+import { valueArg } from './uapi/vfio.ts';
 
 export * as uapi from './uapi/vfio.ts';
 /** <linux/iommufd.h>: the /dev/iommu ioctls the model has, their numbers and struct layouts */
@@ -118,9 +119,14 @@ export class SimProcess {
   eventfd(initval = 0, flags = 0): number {
     return this.sys('eventfd', sys_eventfd2(this.kernel.k, this.proc, initval, flags));
   }
-  /** ioctl with the struct as bytes; the kernel writes results back into `arg`. */
-  ioctl(fd: number, request: number, arg: Uint8Array = new Uint8Array(0)): number {
-    return this.sys('ioctl', sys_ioctl(this.kernel.k, this.proc, fd, request, arg));
+  /**
+   * ioctl with the struct as bytes; the kernel writes results back into `arg`. A number is the
+   * argument itself, for the ioctls that take one (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU); a string
+   * is a NUL-terminated name (VFIO_GROUP_GET_DEVICE_FD).
+   */
+  ioctl(fd: number, request: number, arg: Uint8Array | number | bigint | string = new Uint8Array(0)): number {
+    const bytes = typeof arg === 'string' ? new TextEncoder().encode(`${arg}\0`) : typeof arg === 'object' ? arg : valueArg(arg);
+    return this.sys('ioctl', sys_ioctl(this.kernel.k, this.proc, fd, request, bytes));
   }
   mmap(addr: number, length: number, prot: number, flags: number, fd: number, offset: number): number {
     return this.sys('mmap', sys_mmap2(this.kernel.k, this.proc, addr, length, prot, flags, fd, offset));

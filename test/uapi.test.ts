@@ -58,6 +58,10 @@ const NOT_HEADER_VALUES: Record<string, string> = {
   'errno.ts:E': 'alias of ERRNO',
   'errno.ts:errnoName': 'helper',
   'errno.ts:isErrnoName': 'helper',
+  'vfio.ts:VALUE_ARG_IOCTLS': 'the set of ioctls whose argument is a number (from IOCTLS)',
+  'vfio.ts:VFIO_EXTENSIONS': 'the extension constants by name (each checked on its own)',
+  'vfio.ts:valueArg': 'helper: a value argument as the model passes it',
+  'vfio.ts:argValue': 'helper: the value of a value argument',
 };
 /** The structs of Linux 6.1's <linux/vfio.h> that the model uses: these must be found and compared. */
 const VFIO_STRUCTS_SINCE_6_1 = ['vfio_device_info', 'vfio_region_info', 'vfio_irq_info', 'vfio_info_cap_header', 'vfio_device_feature'];
@@ -78,7 +82,7 @@ function collectItems(): { items: Item[]; unclassified: string[] } {
   const modules: Array<[Source, Record<string, unknown>]> = [
     ['vfio.ts', vfio], ['ioctl.ts', ioctl], ['mman.ts', mman], ['pci_regs.ts', pciRegs], ['errno.ts', errno],
   ];
-  const tables = new Set(['vfio.ts:IOCTLS', 'vfio.ts:FEATURES', 'errno.ts:ERRNO']);
+  const tables = new Set(['vfio.ts:IOCTLS', 'vfio.ts:CONTAINER_IOCTLS', 'vfio.ts:FEATURES', 'errno.ts:ERRNO']);
   const functionsCheckedBySample = new Set(['ioctl.ts:_IOC', 'ioctl.ts:_IO', 'ioctl.ts:_IOC_NR', 'ioctl.ts:_IOC_TYPE']);
   for (const [source, ns] of modules) {
     for (const [name, value] of Object.entries(ns)) {
@@ -96,6 +100,7 @@ function collectItems(): { items: Item[]; unclassified: string[] } {
   }
 
   for (const [name, value] of Object.entries(vfio.IOCTLS)) constant('vfio.ts', 'vfio.ts IOCTLS', name, value);
+  for (const [name, value] of Object.entries(vfio.CONTAINER_IOCTLS)) constant('vfio.ts', 'vfio.ts IOCTLS', name, value);
   for (const [name, value] of Object.entries(vfio.FEATURES)) constant('vfio.ts', 'vfio.ts FEATURES', `VFIO_DEVICE_FEATURE_${name}`, value);
   for (const [name, value] of Object.entries(errno.ERRNO)) constant('errno.ts', 'errno.ts ERRNO', name, value);
 

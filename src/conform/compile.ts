@@ -5,16 +5,35 @@
 // (buildIoctl), so both kernels get the same bytes.
 import { MAIN_PROC, type Scenario, type Step } from '../scenario/loader.ts';
 import { SETUP, stepAt } from '../scenario/runner.ts';
-import { buildIoctl, MADVICE, mmapFlags, mmapProt, mremapFlags, openFlags, regOffset } from '../scenario/ops.ts';
+import { buildIoctl, containerIoctlArgs, isContainerStep, le, MADVICE, mmapFlags, mmapProt, mremapFlags, openFlags, regOffset } from '../scenario/ops.ts';
 import { literal, parseExpr, refsOf } from '../scenario/values.ts';
 import type { PciDevDesc } from '../kernel/pci/device.ts';
-import { fieldSize } from '../uapi/struct.ts';
+import { fieldSize, type Layout } from '../uapi/struct.ts';
+import { argValue, VALUE_ARG_IOCTLS } from '../uapi/vfio.ts';
 import * as M from '../uapi/mman.ts';
 import type { Slot } from './twins.ts';
 
 export class ConformError extends Error {}
 
 const DEVICE_PATH = '/dev/vfio/devices/';
+const GROUP_PATH = /^\/dev\/vfio\/(0|[1-9]\d*)$/;
+/** What a struct field naming a run-time value holds until the executor patches it (one per field). */
+const PLACEHOLDER = 0x5eed_0000;
+
+/** A number written in the scenario, or null when it names a run-time value. */
+function literalOf(v: unknown): bigint | null {
+  try {
+    return literal(v, '');
+  } catch {
+    return null;
+  }
+}
+
+/** Where a placeholder can sit: each field of the struct, or the whole 4-byte int of an ioctl without one (SET_CONTAINER). */
+function placeholderFields(bytes: Uint8Array, layout: Layout | null): Array<[number, number]> {
+  if (layout) return layout.fields.map((f) => [f.offset, fieldSize(f)] as [number, number]).filter(([o, n]) => o + n <= bytes.length && n >= 4);
+  return bytes.length === 4 ? [[0, 4]] : [];
+}
 
 export interface Compiled {
   /** the program section for this scenario */
@@ -68,19 +87,29 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
   });
   lines.push('start');
 
-  // which device each fd name refers to (open of a device path, dup), for named config registers
+  // which device each fd name refers to (open of a device path, dup, a group's GET_DEVICE_FD of its
+  // device), for named config registers; and which device's group each group fd name opened
+  // (/dev/vfio/N is the group of the scenario's device N: group.ts)
   const devOf = new Map<string, PciDevDesc>();
+  const groupOf = new Map<string, number>();
+  const groupIndex = (path: string) => (GROUP_PATH.test(path) ? Number(path.slice('/dev/vfio/'.length)) : -1);
   for (const s of [...scn.setup, ...scn.threads.flatMap((t) => t.steps)]) {
     if (!s.as) continue;
     const path = String(s.args.path ?? '');
-    const dev = s.op === 'open' && path.startsWith(DEVICE_PATH) ? scn.devices.find((d) => d.name === path.slice(DEVICE_PATH.length)) : s.op === 'dup' ? devOf.get(refsOf(parseExpr(s.args.fd))[0] ?? '') : undefined;
+    if (s.op === 'open' && groupIndex(path) >= 0) groupOf.set(s.as, groupIndex(path));
+    const gfd = s.op === 'ioctl' && s.args.op === 'VFIO_GROUP_GET_DEVICE_FD' ? groupOf.get(refsOf(parseExpr(s.args.fd))[0] ?? '') : undefined;
+    const dev = s.op === 'open' && path.startsWith(DEVICE_PATH) ? scn.devices.find((d) => d.name === path.slice(DEVICE_PATH.length))
+      : s.op === 'dup' ? devOf.get(refsOf(parseExpr(s.args.fd))[0] ?? '')
+        : gfd !== undefined && scn.devices[gfd]?.bdf === s.args.name ? scn.devices[gfd] : undefined;
     if (dev) devOf.set(s.as, dev);
   }
 
   const keys: string[] = [];
   for (const { thread, index } of order) {
-    const s = stepAt(scn, thread, index);
-    if (!s) throw new ConformError(`${scn.file}: no step ${thread}[${index}]`);
+    const s0 = stepAt(scn, thread, index);
+    if (!s0) throw new ConformError(`${scn.file}: no step ${thread}[${index}]`);
+    // container_map / container_unmap are the raw ioctls they stand for
+    const s: Step = isContainerStep(s0.op) ? { ...s0, op: 'ioctl', args: containerIoctlArgs(s0.op, s0.args) } : s0;
     const proc = thread === SETUP ? setupProc : threadOf(thread)!.proc;
     const a = s.args;
     const kv: string[] = [];
@@ -89,7 +118,12 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
       case 'open': {
         const path = String(a.path);
         const dev = path.startsWith(DEVICE_PATH) ? scn.devices.find((d) => d.name === path.slice(DEVICE_PATH.length)) : undefined;
-        if (dev) {
+        const gi = groupIndex(path);
+        if (gi >= 0) {
+          // the group of the scenario's device N is the guest's group of the device that stands for it
+          if (!scn.devices[gi]) throw where(s, `${path}: the scenario has no device ${gi} (group N is the group of the scenario's device N, from 0)`);
+          kv.push(`group=${scn.devices[gi].name}`, `flags=0x${openFlags(a.flags, literalOnly(s), M.O_RDWR).toString(16)}`);
+        } else if (dev) {
           // GROUP_GET_DEVICE_FD always returns an O_RDWR fd: the access mode cannot be reproduced
           if (((openFlags(a.flags, literalOnly(s), M.O_RDWR) & M.O_ACCMODE) !== M.O_RDWR)) throw where(s, 'the executor opens devices through the group API, whose fds are always O_RDWR: open flags [rdonly] or [wronly] cannot be reproduced');
           kv.push(`dev=${dev.name}`);
@@ -109,9 +143,43 @@ export function compileScenario(scn: Scenario, order: Array<{ thread: string; in
         kv.push(`fd=${expr(s, a.fd)}`);
         break;
       case 'ioctl': {
-        const { cmd, arg, layout } = buildIoctl(a, literalOnly(s));
+        // struct fields that name run-time values (MAP_DMA's vaddr, SET_CONTAINER's fd) are built as
+        // placeholders, which the executor replaces with the values (patch=OFFSET:SIZE:EXPR)
+        const later: string[] = [];
+        const resolve = (v: unknown): bigint => {
+          const lit = literalOf(v);
+          if (lit !== null) return lit;
+          later.push(expr(s, v));
+          return BigInt(PLACEHOLDER + later.length - 1);
+        };
+        const { cmd, arg, layout, name } = buildIoctl(a, resolve);
         kv.push(`fd=${expr(s, a.fd)}`, `cmd=0x${cmd.toString(16)}`);
-        if (arg.length) kv.push(`arg=${Buffer.from(arg).toString('hex')}`);
+        if (VALUE_ARG_IOCTLS.has(cmd)) {
+          // the argument is the number itself, not a pointer
+          const v = argValue(arg);
+          kv.push(`val=${v >= BigInt(PLACEHOLDER) && v < BigInt(PLACEHOLDER + later.length) ? later[Number(v) - PLACEHOLDER] : `+0x${v.toString(16)}`}`);
+          break;
+        }
+        let bytes = arg;
+        if (name === 'VFIO_GROUP_GET_DEVICE_FD') {
+          // the device's name is the guest's PCI address of the device that stands for it
+          const gi = groupOf.get(refsOf(parseExpr(a.fd))[0] ?? '');
+          const dev = gi !== undefined ? scn.devices[gi] : undefined;
+          if (dev && dev.bdf === a.name) {
+            bytes = new TextEncoder().encode(`${slots[gi!].bdf}\0`);
+            kv.push(`devfd=${dev.name}`);
+          }
+        }
+        if (bytes.length) kv.push(`arg=${Buffer.from(bytes).toString('hex')}`);
+        const patched = new Set<number>();
+        for (const [off, size] of placeholderFields(bytes, layout)) {
+          const v = Number(le(bytes.subarray(off, off + size), size)) - PLACEHOLDER;
+          if (v >= 0 && v < later.length && !patched.has(v)) {
+            kv.push(`patch=${off}:${size}:${later[v]}`);
+            patched.add(v);
+          }
+        }
+        if (patched.size < later.length) throw where(s, `the executor builds this ioctl's struct before the run and can fill in a bound name only in a field of its struct (not "${later.find((_, i) => !patched.has(i))}")`);
         if (layout) kv.push(`fields=${layout.fields.map((f) => `${f.name}:${f.offset}:${fieldSize(f)}`).join(',')}`);
         break;
       }

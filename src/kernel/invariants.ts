@@ -7,6 +7,7 @@ import type { Entry } from './mm/pgtable.ts';
 import { Status, STATUS_NAME, VfioPciDmaBuf, bufferPhys, vmaBufferOffset } from './vfio/pci/dmabuf.ts';
 import { VfioPciCoreDevice } from './vfio/pci/core.ts';
 import { IoptPages, type IommuDomain } from './iommufd/io_pagetable.ts';
+import { containerDomains } from './vfio/container.ts';
 import { ImporterAttachment, importerAttachments } from './dma-buf/importer.ts';
 import type { Kvm, KvmMemorySlot } from './kvm/kvm_main.ts';
 import { PAGE_SIZE } from '../uapi/mman.ts';
@@ -164,9 +165,12 @@ export function checkInvariants(k: Kernel): void {
   for (const inv of k.sched.lockdep.inversions) k.violation('no-deadlock', inv);
 }
 
-/** Every IOMMU domain the model has: those of live IOASes and those still reachable from an import. */
+/**
+ * Every IOMMU domain the model has: those of live IOASes, those still reachable from an import, and
+ * the type1 domains of the legacy containers (whose BAR mappings are raw PFNs nothing revokes).
+ */
 function domains(k: Kernel): Set<IommuDomain> {
-  const out = new Set<IommuDomain>();
+  const out = containerDomains(k);
   for (const ctx of k.iommufds) for (const ioas of ctx.ioas()) out.add(ioas.domain);
   for (const d of k.dmabufs)
     for (const a of d.attachments) if (a.importer_priv instanceof IoptPages) for (const area of a.importer_priv.areas) out.add(area.ioas.domain);
@@ -195,13 +199,14 @@ function checkIommu(k: Kernel, privs: VfioPciDmaBuf[]): void {
   }
   const doms = domains(k);
   if (!doms.size) return;
+  const typeOne = containerDomains(k);
   for (const vdev of k.vfio.values()) {
     if ((vdev.memoryEnabled() && !vdev.pm_runtime_engaged) || vdev.memory_lock.writer) continue;
     for (const d of doms)
       for (const t of d.maps) {
         const hit = k.pci.resolve(t.pa);
         if (hit?.dev === vdev.pdev)
-          k.violation('decode-enabled', `IOMMU domain ${d.key} iova ${hex(t.iova)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(t.pa - hit.bar.start)} is still mapped while ${vdev.memoryEnabled() ? 'its runtime PM is engaged (it may be suspended to D3hot)' : 'its memory is disabled'}: a peer device's DMA could reach it`);
+          k.violation('decode-enabled', `IOMMU domain ${d.key} iova ${hex(t.iova)} -> ${vdev.name} BAR${hit.bar.index} + ${hex(t.pa - hit.bar.start)} is still mapped while ${vdev.memoryEnabled() ? 'its runtime PM is engaged (it may be suspended to D3hot)' : 'its memory is disabled'}: a peer device's DMA could reach it${typeOne.has(d) ? ' (a type1 VFIO_IOMMU_MAP_DMA of a BAR mapping holds the raw PFN: no revoke reaches it)' : ''}`);
       }
   }
 }
@@ -237,6 +242,8 @@ export function checkNoLeak(k: Kernel): void {
   if (!quiet) return;
   for (const d of k.dmabufs) k.violation('no-leak', `dmabuf${d.id} (${d.path()}) was never released (file count ${d.file.refs})`);
   for (const ctx of k.iommufds) k.violation('no-leak', `iommufd context ${ctx.id} was never released (file count ${ctx.file.refs})`);
+  for (const c of k.vfioContainers) k.violation('no-leak', `${c.name} was never released (kref ${c.kref})`);
+  for (const g of k.vfioGroups) if (g.opened_file) k.violation('no-leak', `group ${g.id} is still open (file count ${g.opened_file.refs})`);
   for (const ia of importerAttachments(k).values()) if (!ia.detached) k.violation('no-leak', `importer${ia.id} never detached from dmabuf${ia.dmabuf.id}`);
   for (const vdev of k.vfio.values()) {
     if (vdev.vfio.freed) continue;

@@ -9,6 +9,8 @@ import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
 import type { DmaBuf } from './dma-buf/dma-buf.ts';
 import type { IommufdCtx } from './iommufd/iommufd.ts';
 import type { Kvm } from './kvm/kvm_main.ts';
+import { vfio_device_set_group, type VfioGroup } from './vfio/group.ts';
+import type { VfioContainer } from './vfio/container.ts';
 import type { VmOps } from './mm/vma.ts';
 import { anonVmOps } from './mm/anon.ts';
 import { nvgraceOps } from './vfio/pci/nvgrace.ts';
@@ -52,6 +54,10 @@ export class Kernel {
   readonly iommufds = new Set<IommufdCtx>();
   /** VMs (kvm/kvm_main.ts), until their file is released */
   readonly kvms = new Set<Kvm>();
+  /** the IOMMU groups, /dev/vfio/N (vfio/group.ts): one per device, in the order listed */
+  readonly vfioGroups: VfioGroup[] = [];
+  /** live legacy containers, /dev/vfio/vfio (vfio/container.ts), until their last reference goes */
+  readonly vfioContainers = new Set<VfioContainer>();
   readonly vfioPciMmapOps: VmOps;
   readonly anonVmOps: VmOps;
   readonly violations: Violation[] = [];
@@ -73,6 +79,8 @@ export class Kernel {
     for (const d of opts.devices) {
       const pdev = this.pci.add(d);
       const vfio = new VfioDevice(this, d.name);
+      vfio.pciName = d.bdf;
+      vfio.group = vfio_device_set_group(this, vfio);
       // vfio_assign_device_set: behind a bridge, by bus (domain:bus); on the root bus, alone
       const key = pdev.desc.bus === 'bridge' ? `bus ${pdev.busId}` : `dev ${d.name}`;
       let set = sets.get(key);

@@ -13,6 +13,8 @@ import { vfio_device_cdev_open, vfio_device_fops_cdev_open } from './vfio/vfio_m
 import { iommufd_fops_open } from './iommufd/iommufd.ts';
 import { kvm_dev_open, kvm_get_vm } from './kvm/kvm_main.ts';
 import { kvm_guest_access, type GuestAccessResult } from './kvm/mmu/mmu.ts';
+import { vfio_fops_open } from './vfio/container.ts';
+import { vfio_group_fops_open } from './vfio/group.ts';
 import { E } from '../uapi/errno.ts';
 import { O_CLOEXEC, O_PATH, O_RDWR } from '../uapi/mman.ts';
 import { do_eventfd } from './fs/eventfd.ts';
@@ -31,6 +33,7 @@ function* syscall<T>(k: Kernel, body: KGen<T>): KGen<T> {
 }
 
 const DEV_PREFIX = '/dev/vfio/devices/';
+const GROUP_NODE = /^\/dev\/vfio\/(0|[1-9]\d*)$/;
 
 export function* sys_open(k: Kernel, p: Process, path: string, flags = O_RDWR): KGen<number> {
   return yield* syscall(k, do_open(k, p, path, flags));
@@ -44,6 +47,15 @@ function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<numb
     if (mf) return yield* proc_map_files_open(k, p, parseInt(mf[1], 16), parseInt(mf[2], 16), flags, (target) => do_open(k, p, target, flags & ~O_PATH));
     if (path === '/dev/iommu' && !(flags & O_PATH)) return yield* p.files.alloc(iommufd_fops_open(k, flags), !!(flags & O_CLOEXEC));
     if (path === '/dev/kvm' && !(flags & O_PATH)) return yield* p.files.alloc(kvm_dev_open(k, flags), !!(flags & O_CLOEXEC));
+    // the legacy container (/dev/vfio/vfio, vfio/container.ts) and the groups (/dev/vfio/N, vfio/group.ts)
+    if (path === '/dev/vfio/vfio' && !(flags & O_PATH)) return yield* vfio_fops_open(k, p, flags);
+    const grp = GROUP_NODE.exec(path);
+    if (grp) {
+      const g = k.vfioGroups[Number(grp[1])];
+      if (!g || g.removed) return -E.ENOENT; // the group's node goes with its last device
+      if (flags & O_PATH) return yield* p.files.alloc(yield* o_path_file(k, g.inode, path, null), !!(flags & O_CLOEXEC));
+      return yield* vfio_group_fops_open(k, p, g, flags);
+    }
     if (!path.startsWith(DEV_PREFIX)) return -E.ENOENT;
     // the node Linux makes (vfio/devices/vfioN: vfio_device_devnode) is the cdev; the scenario's
     // name for the device opens it as the group path does (vfio_main.ts, vfio_device_cdev_open)

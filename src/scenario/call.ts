@@ -43,7 +43,9 @@ function ioctl(a: Record<string, unknown>): string {
   if (a.nr_ranges !== undefined) parts.push(`nr_ranges ${expr(a.nr_ranges)}`);
   if (a.dmabuf_fd !== undefined) parts.push(`dmabuf_fd ${expr(a.dmabuf_fd)}`);
   if (a.memattr !== undefined) parts.push(typeof a.memattr === 'string' ? a.memattr : `memattr ${expr(a.memattr)}`);
-  for (const k of ['open_flags', 'dma_buf_flags', 'hot_reset_flags', 'iommufd', 'pt_id', 'pasid', 'id', 'ioas_id', 'user_va', 'start', 'count', 'length', 'iova', 'wakeup_eventfd', '__reserved', 'argsz', 'size'])
+  if (a.arg !== undefined) parts.push(typeof a.arg === 'string' && /^[A-Za-z_]/.test(a.arg) ? a.arg : expr(a.arg));
+  if (a.name !== undefined) parts.push(`"${String(a.name)}"`);
+  for (const k of ['open_flags', 'dma_buf_flags', 'hot_reset_flags', 'iommufd', 'pt_id', 'pasid', 'id', 'ioas_id', 'user_va', 'container', 'vaddr', 'start', 'count', 'length', 'iova', 'wakeup_eventfd', '__reserved', 'argsz', 'size'])
     if (a[k] !== undefined) parts.push(`${k} ${list(a[k])}`);
   if (a.data !== undefined) parts.push(`data [${(a.data as unknown[]).map(expr).join(', ')}]`);
   return parts.join(' ');

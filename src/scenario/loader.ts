@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { LineCounter, parseDocument, isAlias, isMap, visit, type Node } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
-import { FEATURES, IOCTLS } from '../uapi/vfio.ts';
+import { CONTAINER_IOCTLS, FEATURES, IOCTLS, VFIO_EXTENSIONS } from '../uapi/vfio.ts';
 import { IOMMUFD_IOCTLS } from '../uapi/iommufd.ts';
 import { KVM_IOCTLS } from '../uapi/kvm.ts';
 import type { z } from 'zod';
@@ -241,14 +241,15 @@ export function parseScenario(src: string, file = '<scenario>'): Scenario {
   const walk = (steps: Step[], path: Array<string | number>) =>
     steps.forEach((s, i) => {
       for (const [key, v] of Object.entries(s.args)) {
-        if (key === 'as' || key === 'expect' || key === 'path' || key === 'device' || key === 'op' || key === 'feature' || key === 'reg' || key === 'memattr' || key === 'advice' || key === 'event') continue;
+        if (key === 'as' || key === 'expect' || key === 'path' || key === 'device' || key === 'op' || key === 'feature' || key === 'reg' || key === 'memattr' || key === 'advice' || key === 'event' || key === 'name') continue;
+        if (key === 'arg' && typeof v === 'string' && Object.hasOwn(VFIO_EXTENSIONS, v)) continue;
         const vals = key === 'ranges' ? (v as Array<Record<string, unknown>>).flatMap((r) => Object.values(r)) : key === 'data' ? (v as unknown[]) : Array.isArray(v) ? [] : [v];
         for (const x of vals)
           for (const r of refsOf(parseExpr(x)))
             if (!bound.has(r)) fail([...path, i, s.op, key], `"${r}" is not bound by any step's "as:"`);
       }
       // an ioctl or feature is a name the kernel knows, or a number (an expression of bound names)
-      for (const [key, known] of [['op', { ...IOCTLS, ...IOMMUFD_IOCTLS, ...KVM_IOCTLS }], ['feature', FEATURES]] as const) {
+      for (const [key, known] of [['op', { ...IOCTLS, ...CONTAINER_IOCTLS, ...IOMMUFD_IOCTLS, ...KVM_IOCTLS }], ['feature', FEATURES]] as const) {
         const v = s.args[key];
         if (s.op !== 'ioctl' || typeof v !== 'string' || Object.hasOwn(known, v)) continue;
         let refs: string[];

@@ -18,7 +18,9 @@ import {
   VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INDEX_TO_OFFSET, vfio_device_feature, vfio_device_feature_dma_buf,
   vfio_device_feature_dma_buf_memattr, vfio_device_feature_dma_buf_revoke, vfio_device_info, vfio_irq_info, vfio_pci_hot_reset,
   vfio_region_dma_range, vfio_region_info, vfio_device_attach_iommufd_pt, vfio_device_bind_iommufd, vfio_device_detach_iommufd_pt, vfio_irq_set,
-  VFIO_DEVICE_ATTACH_PASID, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_DEVICE_ATTACH_PASID, VFIO_IRQ_SET_ACTION_MASK, CONTAINER_IOCTLS, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, vfio_group_status, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap,
+  vfio_iommu_type1_info, valueArg, VFIO_EXTENSIONS, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL,
   VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_INTX_IRQ_INDEX,
 } from '../uapi/vfio.ts';
 import { MADV_DONTNEED } from '../kernel/mm/madvise.ts';
@@ -27,7 +29,7 @@ import { CAP_EXP, CAP_PM, capLayout, type CapName, type PciDevDesc } from '../ke
 import { VfioDevice, vfioDeviceOfFile } from '../kernel/vfio/vfio_main.ts';
 import { vfio_pci_unbind } from '../kernel/vfio/pci/core.ts';
 import { findIoas, isIommufdFile, sys_iommufd_open } from '../kernel/iommufd/iommufd.ts';
-import { peer_dma, type Ioas } from '../kernel/iommufd/io_pagetable.ts';
+import { peer_dma, type DmaTarget } from '../kernel/iommufd/io_pagetable.ts';
 import { iommuKey } from '../kernel/iommufd/device.ts';
 import { importer_attach, importer_detach, importer_map, importer_unmap } from '../kernel/dma-buf/importer.ts';
 import {
@@ -51,17 +53,15 @@ export type Resolver = (v: unknown) => bigint;
 
 export const errOr = (r: number, ok: () => OpOutcome): OpOutcome => (r < 0 ? { result: { errno: errnoName(r) } } : ok());
 /**
- * uAPI ioctls Linux implements that the model does not (the legacy container and group API,
- * ioeventfd, the hot-reset info query): they return ENOTTY here, and the step says that this is the
+ * uAPI ioctls Linux implements that the model does not (ioeventfd, the hot-reset info query, the
+ * container's dirty-page tracking): they return ENOTTY here, and the step says that this is the
  * model's gap, not the kernel's answer. VFIO_DEVICE_SET_IRQS is modelled but for INTx, which gets
  * the same note.
  */
-const NOT_MODELLED = new Set<string>(['VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'VFIO_DEVICE_IOEVENTFD']);
+const NOT_MODELLED = new Set<string>(['VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'VFIO_DEVICE_IOEVENTFD', 'VFIO_IOMMU_DIRTY_PAGES']);
 export const notModelled = (name: string) => `${name}: not modelled (Linux implements it; the model answers ENOTTY)`;
 const notModelledStep = (name: string, a: Record<string, unknown>, res: Resolver) =>
   NOT_MODELLED.has(name) || KVM_NOT_MODELLED.has(name) || (name === 'VFIO_DEVICE_SET_IRQS' && res(a.index ?? 0) === BigInt(VFIO_PCI_INTX_IRQ_INDEX));
-/** The legacy container (/dev/vfio/vfio) and group (/dev/vfio/N) nodes, which the model does not have. */
-const LEGACY_NODE = /^\/dev\/vfio\/(vfio|\d+)$/;
 export const okValue = (r: number): OpOutcome => ({ result: { ok: true, value: r }, bind: { value: BigInt(r) } });
 
 /** The /proc/self/map_files name of the mapping at `addr`, as user space finds it in /proc/self/maps. */
@@ -129,12 +129,20 @@ const IOCTL_FLAGS: Record<(typeof IOCTL_FLAG_NAMES)[number], number> = {
   action_mask: VFIO_IRQ_SET_ACTION_MASK, action_unmask: VFIO_IRQ_SET_ACTION_UNMASK, action_trigger: VFIO_IRQ_SET_ACTION_TRIGGER,
   readable: IOMMU_IOAS_MAP_READABLE, writeable: IOMMU_IOAS_MAP_WRITEABLE, fixed_iova: IOMMU_IOAS_MAP_FIXED_IOVA,
   pasid: VFIO_DEVICE_ATTACH_PASID,
+  read: VFIO_DMA_MAP_FLAG_READ, write: VFIO_DMA_MAP_FLAG_WRITE, vaddr: VFIO_DMA_MAP_FLAG_VADDR,
+  all: VFIO_DMA_UNMAP_FLAG_ALL, get_dirty_bitmap: VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
 };
 const ioctlFlags = (v: unknown, res: Resolver, dflt = 0): number =>
   Array.isArray(v) ? (v as Array<keyof typeof IOCTL_FLAGS>).reduce((x, f) => x | IOCTL_FLAGS[f], 0) : v !== undefined ? Number(res(v)) : dflt;
-/** An ioctl by name: VFIO's (<linux/vfio.h>) or iommufd's (<linux/iommufd.h>). */
-const ALL_IOCTLS: Record<string, number> = { ...IOCTLS, ...IOMMUFD_IOCTLS, ...KVM_IOCTLS };
-const IOCTL_BY_NUMBER = new Map<number, string>(Object.entries(ALL_IOCTLS).map(([k, v]) => [v, k]));
+/**
+ * An ioctl by name: VFIO's (<linux/vfio.h>: the device's, the group's, the container's) or
+ * iommufd's (<linux/iommufd.h>), or KVM's (<linux/kvm.h>). A number shared by a container ioctl and a device ioctl reads as
+ * the device's.
+ */
+const ALL_IOCTLS: Record<string, number> = { ...CONTAINER_IOCTLS, ...IOCTLS, ...IOMMUFD_IOCTLS, ...KVM_IOCTLS };
+const IOCTL_BY_NUMBER = new Map<number, string>([...Object.entries(CONTAINER_IOCTLS), ...Object.entries(IOCTLS), ...Object.entries(IOMMUFD_IOCTLS), ...Object.entries(KVM_IOCTLS)].map(([k, v]) => [v, k]));
+/** VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU's argument: an extension by its uAPI name, or a number. */
+export const extensionArg = (v: unknown, res: Resolver): bigint => (typeof v === 'string' && v in VFIO_EXTENSIONS ? BigInt(VFIO_EXTENSIONS[v as keyof typeof VFIO_EXTENSIONS]) : res(v ?? 0));
 
 /**
  * Build the ioctl argument for a step: the struct, argsz (VFIO) or size (iommufd) computed unless
@@ -183,6 +191,30 @@ export function buildIoctl(a: Record<string, unknown>, res: Resolver): { cmd: nu
       return { cmd, name, layout: vfio_device_attach_iommufd_pt, arg: simple(vfio_device_attach_iommufd_pt, { flags: ioctlFlags(a.flags, res), pt_id: opt(a.pt_id), pasid: opt(a.pasid) }) };
     case 'VFIO_DEVICE_DETACH_IOMMUFD_PT':
       return { cmd, name, layout: vfio_device_detach_iommufd_pt, arg: simple(vfio_device_detach_iommufd_pt, { flags: ioctlFlags(a.flags, res), pasid: opt(a.pasid) }) };
+    // the container and the group (container.ts, group.ts, vfio_iommu_type1.ts)
+    case 'VFIO_GET_API_VERSION':
+    case 'VFIO_GROUP_UNSET_CONTAINER':
+      return { cmd, name, layout: null, arg: new Uint8Array(0) };
+    case 'VFIO_CHECK_EXTENSION':
+    case 'VFIO_SET_IOMMU':
+      return { cmd, name, layout: null, arg: valueArg(extensionArg(a.arg, res)) };
+    case 'VFIO_GROUP_GET_STATUS': return { cmd, name, layout: vfio_group_status, arg: simple(vfio_group_status, {}) };
+    case 'VFIO_GROUP_SET_CONTAINER': {
+      // int *: the container's fd
+      const arg = new Uint8Array(4);
+      new DataView(arg.buffer).setInt32(0, Number(BigInt.asIntN(32, BigInt(opt(a.container, -1)))), true);
+      return { cmd, name, layout: null, arg };
+    }
+    case 'VFIO_GROUP_GET_DEVICE_FD':
+      // char *: the device's name, NUL-terminated
+      return { cmd, name, layout: null, arg: new TextEncoder().encode(`${String(a.name ?? '')}\0`) };
+    case 'VFIO_IOMMU_GET_INFO': return { cmd, name, layout: vfio_iommu_type1_info, arg: simple(vfio_iommu_type1_info, {}) };
+    case 'VFIO_IOMMU_MAP_DMA':
+      return { cmd, name, layout: vfio_iommu_type1_dma_map, arg: simple(vfio_iommu_type1_dma_map, {
+        flags: ioctlFlags(a.flags, res, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE), vaddr: opt(a.vaddr), iova: opt(a.iova), size: opt(a.size),
+      }) };
+    case 'VFIO_IOMMU_UNMAP_DMA':
+      return { cmd, name, layout: vfio_iommu_type1_dma_unmap, arg: simple(vfio_iommu_type1_dma_unmap, { flags: ioctlFlags(a.flags, res), iova: opt(a.iova), size: opt(a.size) }) };
     case 'IOMMU_IOAS_ALLOC': return { cmd, name, layout: iommu_ioas_alloc, arg: sized(iommu_ioas_alloc, { flags: ioctlFlags(a.flags, res) }) };
     case 'IOMMU_DESTROY': return { cmd, name, layout: iommu_destroy, arg: sized(iommu_destroy, { id: opt(a.id) }) };
     case 'IOMMU_IOAS_MAP':
@@ -252,6 +284,18 @@ export interface OpEnv {
   event(name: string): Completion;
 }
 
+/**
+ * container_map / container_unmap: the raw VFIO_IOMMU_MAP_DMA / UNMAP_DMA they stand for (the
+ * run, the conformance executor and its comparison all go through this).
+ */
+export function containerIoctlArgs(op: string, a: Record<string, unknown>): Record<string, unknown> {
+  const sum = (x: unknown, y: unknown) => (y === undefined ? x : `${String(x)} + ${String(y)}`);
+  const flags = a.flags !== undefined ? { flags: a.flags } : {};
+  const common = { fd: a.container, iova: a.iova, size: a.length, ...flags };
+  return op === 'container_map' ? { ...common, op: 'VFIO_IOMMU_MAP_DMA', vaddr: sum(a.addr, a.offset) } : { ...common, op: 'VFIO_IOMMU_UNMAP_DMA' };
+}
+export const isContainerStep = (op: string) => op === 'container_map' || op === 'container_unmap';
+
 export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
   const { k, proc: p, res } = env;
   const a = s.args;
@@ -267,7 +311,6 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
         path = mapFilesPath(env.maps(p), ulong(a.map_files));
       }
       const r = yield* sys_open(k, p, path, openFlags(a.flags, res, M.O_RDWR));
-      if (r === -E.ENOENT && LEGACY_NODE.test(path)) return { result: { errno: 'ENOENT' }, detail: `${path}: the legacy container and group API is not modelled (the model has the device cdev, /dev/vfio/devices/<name>)` };
       return errOr(r, () => okValue(r));
     }
     case 'eventfd': {
@@ -394,6 +437,9 @@ export function* execOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const lines = env.maps(p);
       return { result: { ok: true, out: { lines } } };
     }
+    case 'container_map':
+    case 'container_unmap':
+      return yield* execOp(env, { ...s, op: 'ioctl', args: containerIoctlArgs(s.op, a) });
     case 'iommufd_open':
     case 'ioas_alloc':
     case 'iommufd_map':
@@ -485,15 +531,19 @@ function* execImportOp(env: OpEnv, s: Step): KGen<OpOutcome> {
       const write = s.op === 'dma_write';
       const iova = Number(res(a.iova) + (a.offset !== undefined ? res(a.offset) : 0n));
       const value = write ? BigInt.asUintN(8 * width, res(a.value)) : 0n;
-      let ioas: Ioas;
+      let ioas: DmaTarget;
       if (a.device !== undefined) {
-        // a device bound to iommufd DMAs through the domain of the IOAS it is attached to; not
-        // attached, it sits in the blocking domain and every DMA faults
+        // a device bound to iommufd DMAs through the domain of the IOAS it is attached to; a device
+        // whose group is in a container with an IOMMU set, through the container's type1 domain;
+        // otherwise it sits in the blocking domain and every DMA faults
         const vdev = k.vfio.get(a.device as string) ?? [...k.vfio.values()].find((v) => v.vfio.devName === a.device)!;
         yield ev('dma_domain', iommuKey(vdev.name), 'r');
         const idev = vdev.vfio.iommufd_device;
-        if (!idev?.ioas) return { result: { errno: 'EIO' }, detail: `IOMMU fault: ${vdev.name} is ${idev ? 'not attached to an IOAS' : 'not bound to an iommufd'} (blocking domain)` };
-        ioas = idev.ioas;
+        const group = vdev.vfio.group;
+        yield ev('dma_domain', group.iommuKey, 'r');
+        if (idev?.ioas) ioas = idev.ioas;
+        else if (group.domain) ioas = { domain: group.domain, name: `${group.container?.name ?? 'container'} (group ${group.id})` };
+        else return { result: { errno: 'EIO' }, detail: `IOMMU fault: ${vdev.name} is ${idev ? 'not attached to an IOAS' : 'neither bound to an iommufd nor in a container with an IOMMU'} (blocking domain)` };
       } else {
         const hit = yield* findIoas(k, p, a.iommufd !== undefined ? Number(res(a.iommufd)) : null, a.ioas !== undefined ? Number(res(a.ioas)) : null);
         if (!hit) return { result: { errno: 'ENOENT' }, detail: 'no such IOAS in this process (a peer device DMAs through an IOAS of an open iommufd)' };

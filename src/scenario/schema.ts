@@ -25,6 +25,12 @@ const flagList = <T extends readonly [string, ...string[]]>(values: T) => z.arra
 /** The flag names an ioctl step's `flags` list may use (ops.ts gives each its uAPI value). */
 export const IOCTL_FLAG_NAMES = [
   'get', 'set', 'probe', 'data_none', 'data_bool', 'data_eventfd', 'action_mask', 'action_unmask', 'action_trigger', 'readable', 'writeable', 'fixed_iova', 'pasid',
+  'read', 'write', 'vaddr', 'all', 'get_dirty_bitmap',
+] as const;
+/** VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU arguments by name (<linux/vfio.h>) */
+export const EXTENSION_NAMES = [
+  'VFIO_TYPE1_IOMMU', 'VFIO_SPAPR_TCE_IOMMU', 'VFIO_TYPE1v2_IOMMU', 'VFIO_DMA_CC_IOMMU', 'VFIO_EEH', 'VFIO_TYPE1_NESTING_IOMMU',
+  'VFIO_SPAPR_TCE_v2_IOMMU', 'VFIO_NOIOMMU_IOMMU', 'VFIO_UNMAP_ALL', 'VFIO_UPDATE_VADDR',
 ] as const;
 
 export const REGS = ['VENDOR_ID', 'DEVICE_ID', 'COMMAND', 'STATUS', 'BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5', 'PM_CTRL', 'DEVCTL'] as const;
@@ -56,8 +62,9 @@ export const OPS = {
    * /proc/self/map_files/<start>-<end> for the mapping at an address (`map_files: <addr>`). Device
    * nodes: /dev/vfio/devices/vfioN is the device cdev as Linux names it (N in the order devices are
    * listed; unusable until VFIO_DEVICE_BIND_IOMMUFD), /dev/vfio/devices/<name> the device opened and
-   * usable at once (the model's group-path open), /dev/iommu a new iommufd context, /dev/kvm the
-   * KVM device
+   * usable at once (the model's stand-in for the group path), /dev/iommu a new iommufd context,
+   * /dev/vfio/vfio a new legacy container, /dev/vfio/N the IOMMU group of the scenario's device N
+   * (from 0, each device its own group; one open at a time), /dev/kvm the KVM device
    */
   open: z
     .object({ path: z.string().optional(), proc_fd: num.optional(), map_files: num.optional(), flags: flagList(['rdonly', 'wronly', 'rdwr', 'cloexec', 'nonblock', 'path']).optional(), ...common })
@@ -72,7 +79,10 @@ export const OPS = {
   /**
    * ioctl(2) with the real binary structs: `op` names the ioctl (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO,
    * _GET_IRQ_INFO, _SET_IRQS, _RESET, _PCI_HOT_RESET, _FEATURE, _BIND_IOMMUFD, _ATTACH_IOMMUFD_PT,
-   * _DETACH_IOMMUFD_PT on a device fd; IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
+   * _DETACH_IOMMUFD_PT on a device fd; VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU,
+   * VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA on a container fd (/dev/vfio/vfio);
+   * VFIO_GROUP_GET_STATUS, _SET_CONTAINER, _UNSET_CONTAINER, _GET_DEVICE_FD on a group fd
+   * (/dev/vfio/N); IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
    * IOMMU_IOAS_UNMAP, IOMMU_DESTROY on an iommufd fd; KVM_GET_API_VERSION, KVM_CREATE_VM on /dev/kvm;
    * KVM_SET_USER_MEMORY_REGION on a VM fd) or gives its number; the fields below, named
    * as the uAPI struct's, fill the struct (`argsz` or, for iommufd, `size` overrides the size it
@@ -87,7 +97,7 @@ export const OPS = {
       op: z.union([z.string(), num]),
       argsz: num.optional(),
       index: num.optional(),
-      /** a list of the ioctl's flag names (FEATURE: get, set, probe; SET_IRQS: data_*, action_*; IOAS_MAP(_FILE): readable, writeable, fixed_iova; ATTACH/DETACH_IOMMUFD_PT: pasid) or a number */
+      /** a list of the ioctl's flag names (FEATURE: get, set, probe; SET_IRQS: data_*, action_*; IOAS_MAP(_FILE): readable, writeable, fixed_iova; ATTACH/DETACH_IOMMUFD_PT: pasid; VFIO_IOMMU_MAP_DMA: read, write (the default), vaddr; VFIO_IOMMU_UNMAP_DMA: all, get_dirty_bitmap, vaddr) or a number */
       flags: z.union([flagList(IOCTL_FLAG_NAMES), num]).optional(),
       feature: z.union([z.string(), num]).optional(),
       region_index: num.optional(),
@@ -111,7 +121,7 @@ export const OPS = {
       start: num.optional(),
       /** VFIO_DEVICE_SET_IRQS: one eventfd (data_eventfd) or 0/1 (data_bool) per vector */
       data: z.array(num).optional(),
-      /** iommufd ioctls: the struct's size (default: its sizeof) */
+      /** iommufd ioctls: the struct's size (default: its sizeof); VFIO_IOMMU_MAP_DMA / UNMAP_DMA: the mapping's size (a field of their struct) */
       size: num.optional(),
       /** IOMMU_IOAS_MAP, _MAP_FILE, _UNMAP (the struct's fd of MAP_FILE is dmabuf_fd) */
       ioas_id: num.optional(),
@@ -126,6 +136,14 @@ export const OPS = {
       guest_phys_addr: num.optional(),
       memory_size: num.optional(),
       userspace_addr: num.optional(),
+      /** VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU: the argument itself (an extension or IOMMU type, by name or number) */
+      arg: z.union([z.enum(EXTENSION_NAMES), num]).optional(),
+      /** VFIO_GROUP_SET_CONTAINER: the container's fd (the int the argument points to) */
+      container: num.optional(),
+      /** VFIO_GROUP_GET_DEVICE_FD: the device's name, its PCI address (0000:01:00.0) */
+      name: z.string().optional(),
+      /** VFIO_IOMMU_MAP_DMA: the user address to map (with iova and size, which UNMAP_DMA also takes) */
+      vaddr: num.optional(),
       ...common,
     })
     .strict(),
@@ -182,6 +200,19 @@ export const OPS = {
   wait: z.object({ event: eventName, expect: expect.optional() }).strict(),
   /** unbind the device from vfio-pci (sysfs unbind / hot-unplug): holds the device lock and waits until every user lets go */
   unbind: z.object({ device: z.string(), expect: expect.optional() }).strict(),
+
+  // ---- the legacy container (src/kernel/vfio/container.ts, vfio_iommu_type1.ts) ----
+  /**
+   * VFIO_IOMMU_MAP_DMA on a container fd (`container`): [addr + offset, + length) of user memory at
+   * `iova`. RAM is pinned; a BAR mapping (a PFN map) is looked up, its raw PFNs mapped, and nothing
+   * revokes them later. flags default to [read, write]. The result is the ioctl's (0, and the
+   * struct's fields)
+   */
+  container_map: z
+    .object({ container: num, addr: num, offset: num.optional(), length: num, iova: num, flags: z.union([flagList(['read', 'write', 'vaddr']), num]).optional(), ...common })
+    .strict(),
+  /** VFIO_IOMMU_UNMAP_DMA of [iova, + length) (flags [all]: everything, iova and length 0); `size` of the result is the bytes unmapped */
+  container_unmap: z.object({ container: num, iova: num, length: num, flags: z.union([flagList(['all', 'get_dirty_bitmap', 'vaddr']), num]).optional(), ...common }).strict(),
 
   // ---- iommufd and DMABUF importers (src/kernel/iommufd/, src/kernel/dma-buf/importer.ts) ----
   /** open /dev/iommu: a new iommufd context; the value is its fd */

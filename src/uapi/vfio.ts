@@ -30,6 +30,19 @@ export const IOCTLS = {
   VFIO_DEVICE_DETACH_IOMMUFD_PT: vio(20),
 } as const;
 export type IoctlName = keyof typeof IOCTLS;
+/**
+ * The container's (/dev/vfio/vfio) IOMMU-driver ioctls, which reuse device ioctl numbers (the fd
+ * type tells them apart): VFIO_IOMMU_GET_INFO is BASE + 12 like GET_PCI_HOT_RESET_INFO, MAP_DMA
+ * BASE + 13 like PCI_HOT_RESET, DIRTY_PAGES BASE + 17 like DEVICE_FEATURE.
+ */
+export const CONTAINER_IOCTLS = {
+  VFIO_IOMMU_GET_INFO: vio(12),
+  VFIO_IOMMU_MAP_DMA: vio(13),
+  VFIO_IOMMU_UNMAP_DMA: vio(14),
+  VFIO_IOMMU_DIRTY_PAGES: vio(17),
+} as const;
+/** The ioctls whose argument is a number, not a pointer to a struct (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU). */
+export const VALUE_ARG_IOCTLS = new Set<number>([IOCTLS.VFIO_CHECK_EXTENSION, IOCTLS.VFIO_SET_IOMMU]);
 export const IOCTL_NAME = new Map<number, IoctlName>(Object.entries(IOCTLS).map(([k, v]) => [v, k as IoctlName]));
 
 export const VFIO_DEVICE_FLAGS_RESET = 1 << 0, VFIO_DEVICE_FLAGS_PCI = 1 << 1, VFIO_DEVICE_FLAGS_CAPS = 1 << 7;
@@ -92,3 +105,36 @@ export const vfio_device_feature_dma_buf_revoke = cstruct('vfio_device_feature_d
 export const vfio_device_feature_dma_buf_memattr = cstruct('vfio_device_feature_dma_buf_memattr', [
   ['dmabuf_fd', 's32'], ['memattr', 'u32'],
 ]);
+
+/** VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU arguments (extensions and IOMMU types) */
+export const VFIO_TYPE1_IOMMU = 1, VFIO_SPAPR_TCE_IOMMU = 2, VFIO_TYPE1v2_IOMMU = 3, VFIO_DMA_CC_IOMMU = 4, VFIO_EEH = 5;
+export const VFIO_TYPE1_NESTING_IOMMU = 6, VFIO_SPAPR_TCE_v2_IOMMU = 7, VFIO_NOIOMMU_IOMMU = 8, VFIO_UNMAP_ALL = 9, VFIO_UPDATE_VADDR = 10;
+/** The extensions and IOMMU types by name, as scenarios write them. */
+export const VFIO_EXTENSIONS = {
+  VFIO_TYPE1_IOMMU, VFIO_SPAPR_TCE_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_DMA_CC_IOMMU, VFIO_EEH, VFIO_TYPE1_NESTING_IOMMU,
+  VFIO_SPAPR_TCE_v2_IOMMU, VFIO_NOIOMMU_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR,
+} as const;
+/** struct vfio_group_status flags */
+export const VFIO_GROUP_FLAGS_VIABLE = 1 << 0, VFIO_GROUP_FLAGS_CONTAINER_SET = 1 << 1;
+export const vfio_group_status = cstruct('vfio_group_status', [['argsz', 'u32'], ['flags', 'u32']]);
+/** struct vfio_iommu_type1_info: flags PGSIZES | CAPS; the capability chain follows at cap_offset */
+export const VFIO_IOMMU_INFO_PGSIZES = 1 << 0, VFIO_IOMMU_INFO_CAPS = 1 << 1;
+export const vfio_iommu_type1_info = cstruct('vfio_iommu_type1_info', [['argsz', 'u32'], ['flags', 'u32'], ['iova_pgsizes', 'u64'], ['cap_offset', 'u32'], ['pad', 'u32']]);
+export const VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = 1, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = 2, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 3;
+/** struct vfio_iommu_type1_dma_map: READ/WRITE from the device's point of view; VADDR updates a vaddr */
+export const VFIO_DMA_MAP_FLAG_READ = 1 << 0, VFIO_DMA_MAP_FLAG_WRITE = 1 << 1, VFIO_DMA_MAP_FLAG_VADDR = 1 << 2;
+export const vfio_iommu_type1_dma_map = cstruct('vfio_iommu_type1_dma_map', [['argsz', 'u32'], ['flags', 'u32'], ['vaddr', 'u64'], ['iova', 'u64'], ['size', 'u64']]);
+/** struct vfio_iommu_type1_dma_unmap: size is written back with the bytes unmapped */
+export const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1 << 0, VFIO_DMA_UNMAP_FLAG_ALL = 1 << 1, VFIO_DMA_UNMAP_FLAG_VADDR = 1 << 2;
+export const vfio_iommu_type1_dma_unmap = cstruct('vfio_iommu_type1_dma_unmap', [['argsz', 'u32'], ['flags', 'u32'], ['iova', 'u64'], ['size', 'u64']]);
+/** A value-argument ioctl's number as the model passes it: 8 little-endian bytes. */
+export function valueArg(v: number | bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true);
+  return b;
+}
+export function argValue(arg: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = Math.min(arg.length, 8) - 1; i >= 0; i--) v = (v << 8n) | BigInt(arg[i]);
+  return v;
+}

@@ -518,6 +518,9 @@ static void worker_loop(int first)
 		} else if (!strcmp(op, "ioctl")) {
 			bufn = nt > 3 ? unhex(iobuf, 4096, tok[3]) : 0;
 			ret = ioctl((int)U(1), (unsigned long)U(2), bufn ? (void *)iobuf : NULL);
+		} else if (!strcmp(op, "ioctlv")) {
+			/* an ioctl whose argument is a number (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU) */
+			ret = ioctl((int)U(1), (unsigned long)U(2), (unsigned long)U(3));
 		} else if (!strcmp(op, "mmap")) {
 			void *p = mmap((void *)(uintptr_t)U(1), U(2), (int)U(3), (int)U(4), (int)U(5), (off_t)U(6));
 			ret = p == MAP_FAILED ? -1 : (long long)(uintptr_t)p;
@@ -672,18 +675,47 @@ static int run_step(char *line)
 	int devi = -1;
 	uint64_t dirty_off = 0;
 	int dirty_w = 0, dirty_dev = -1;
+	int devfd_dev = -1;
 	if (!strcmp(op, "open")) {
 		const char *path = arg(kv, nkv, "path");
 		const char *dn = arg(kv, nkv, "dev");
-		if (dn && (devi = dev_index(dn)) >= 0)
+		const char *gn = arg(kv, nkv, "group");
+		int gi = gn ? dev_index(gn) : -1;
+		if (gi >= 0)
+			/* /dev/vfio/N of the scenario: the group of the device that stands for its device N */
+			snprintf(cmd, sizeof(cmd), "open /dev/vfio/%d 0x%" PRIx64 "\n", S.dev[gi].group, argv_u(kv, nkv, "flags", O_RDWR));
+		else if (dn && (devi = dev_index(dn)) >= 0)
 			snprintf(cmd, sizeof(cmd), "opendev %d %s\n", S.dev[devi].group, S.dev[devi].bdf);
 		else
 			snprintf(cmd, sizeof(cmd), "open %s 0x%" PRIx64 "\n", path ? path : "/nonexistent", argv_u(kv, nkv, "flags", O_RDWR));
 	} else if (!strcmp(op, "close") || !strcmp(op, "dup")) {
 		snprintf(cmd, sizeof(cmd), "%s 0x%" PRIx64 "\n", op, argv_u(kv, nkv, "fd", -1));
 	} else if (!strcmp(op, "ioctl")) {
-		s = arg(kv, nkv, "arg");
-		snprintf(cmd, sizeof(cmd), "ioctl 0x%" PRIx64 " 0x%" PRIx64 " %s\n", argv_u(kv, nkv, "fd", -1), argv_u(kv, nkv, "cmd", 0), s ? s : "");
+		const char *v = arg(kv, nkv, "val");
+		if (v)
+			snprintf(cmd, sizeof(cmd), "ioctlv 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 "\n", argv_u(kv, nkv, "fd", -1), argv_u(kv, nkv, "cmd", 0), eval(v));
+		else {
+			/* the struct, with every patch=OFFSET:SIZE:EXPR (a field naming a run-time value) filled in */
+			static uint8_t ab[4096];
+			static char hx[2 * sizeof(ab) + 1];
+			s = arg(kv, nkv, "arg");
+			size_t an = s ? unhex(ab, sizeof(ab), s) : 0;
+			for (int i = 0; i < nkv; i++) {
+				int off, size;
+				char e[256];
+				if (strncmp(kv[i], "patch=", 6) || sscanf(kv[i] + 6, "%d:%d:%255s", &off, &size, e) != 3 || off < 0 || size > 8 || (size_t)(off + size) > an)
+					continue;
+				uint64_t x = eval(e);
+				for (int k = 0; k < size; k++)
+					ab[off + k] = (uint8_t)(x >> (8 * k));
+			}
+			hexbytes(hx, ab, an);
+			snprintf(cmd, sizeof(cmd), "ioctl 0x%" PRIx64 " 0x%" PRIx64 " %s\n", argv_u(kv, nkv, "fd", -1), argv_u(kv, nkv, "cmd", 0), hx);
+		}
+		/* VFIO_GROUP_GET_DEVICE_FD: the fd it returns is that device's */
+		const char *df = arg(kv, nkv, "devfd");
+		if (df)
+			devfd_dev = dev_index(df);
 	} else if (!strcmp(op, "mmap")) {
 		snprintf(cmd, sizeof(cmd), "mmap 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 "\n",
 			 argv_u(kv, nkv, "addr", 0), argv_u(kv, nkv, "length", 0), argv_u(kv, nkv, "prot", 3), argv_u(kv, nkv, "flags", 1),
@@ -858,6 +890,8 @@ have_result:;
 		}
 		S.fddev[proc][ret] = d;
 	}
+	if (ok && !strcmp(op, "ioctl") && devfd_dev >= 0 && ret < 256)
+		S.fddev[proc][ret] = devfd_dev;
 	if (ok && !strcmp(op, "mmap") && S.nmaps < 256) {
 		uint64_t fd = argv_u(kv, nkv, "fd", -1);
 		int d = fd < 256 ? S.fddev[proc][fd] : -1;

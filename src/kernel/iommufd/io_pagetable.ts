@@ -387,6 +387,11 @@ export function* iopt_unmap_iova_range(k: Kernel, ioas: Ioas, iova: number, last
 }
 
 export type DmaResult = { ok: true; value: bigint } | { fault: string };
+/** What a DMA goes through: an IOAS's domain, or a legacy container's type1 domain (vfio/vfio_iommu_type1.ts). */
+export interface DmaTarget {
+  domain: IommuDomain;
+  name: string;
+}
 
 /**
  * A peer device's DMA through the IOAS's domain: the IOMMU translates (no translation, or one
@@ -394,7 +399,7 @@ export type DmaResult = { ok: true; value: bigint } | { fault: string };
  * translated access reaches the bus as a CPU access would, so decode-enabled applies to it.
  * Translation and access are one step: the device's transaction cannot be split by a domain update.
  */
-export function* peer_dma(k: Kernel, ioas: Ioas, iova: number, width: number, write: boolean, value: bigint): KGen<DmaResult> {
+export function* peer_dma(k: Kernel, ioas: DmaTarget, iova: number, width: number, write: boolean, value: bigint): KGen<DmaResult> {
   // the event names the translation and what it reaches
   yield* announceTarget(
     () => {

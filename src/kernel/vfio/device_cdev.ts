@@ -15,11 +15,11 @@ import {
 
 /**
  * vfio_device_block_group: a cdev bind keeps the device's group from being opened; -EBUSY while
- * it is open (the model's group files: devices opened by name).
+ * it is open (/dev/vfio/N, group.ts, or the model's stand-in: the device opened by name).
  */
 function* vfio_device_block_group(d: VfioDevice): KGen<number> {
   yield ev('group_lock', d.groupKey, 'w');
-  if (d.group_open_cnt) return -E.EBUSY;
+  if (d.group_open_cnt || d.group.opened_file) return -E.EBUSY;
   d.cdev_device_open_cnt++;
   return 0;
 }

@@ -11,6 +11,7 @@ import type { IommufdCtx } from '../iommufd/iommufd.ts';
 import type { IommufdDevice } from '../iommufd/device.ts';
 import { vfio_df_ioctl_attach_pt, vfio_df_ioctl_bind_iommufd, vfio_df_ioctl_detach_pt, vfio_df_unbind_iommufd } from './device_cdev.ts';
 import { vfio_df_iommufd_bind, vfio_df_iommufd_unbind } from './iommufd.ts';
+import { vfio_device_group_unuse_iommu, vfio_device_group_use_iommu, vfio_device_remove_group, vfio_df_group_close, type VfioGroup } from './group.ts';
 import { E } from '../../uapi/errno.ts';
 import { decode, offsetofend } from '../../uapi/struct.ts';
 import {
@@ -66,6 +67,10 @@ export class VfioDevice {
   cdev_device_open_cnt = 0;
   /** device files opened by name (the model's stand-in for the group path: vfio_df_group_open) */
   group_open_cnt = 0;
+  /** device->group: the device's IOMMU group (group.ts), one per device */
+  group!: VfioGroup;
+  /** dev_name of the PCI device (its address, 0000:3b:00.0): what VFIO_GROUP_GET_DEVICE_FD matches */
+  pciName = '';
   /** dev_name of the vfio device: "vfio<N>", N from the registration order (vfio_device_set_name's IDA) */
   readonly devName: string;
   constructor(readonly k: Kernel, readonly name: string) {
@@ -120,6 +125,7 @@ export function* vfio_unregister_device(k: Kernel, d: VfioDevice): KGen {
   yield ev('vfio_device_free', d.regKey);
   d.freed = true;
   k.note(`${d.name} unregistered and freed`);
+  yield* vfio_device_remove_group(k, d);
 }
 
 /**
@@ -137,7 +143,13 @@ export class VfioDeviceFile {
   devid = 0;
   /** the scheduling object of access_granted (read without a lock, smp_load_acquire) */
   readonly key: string;
-  constructor(k: Kernel, readonly device: VfioDevice, readonly group: boolean) {
+  constructor(
+    k: Kernel,
+    readonly device: VfioDevice,
+    readonly group: boolean,
+    /** the group file's group, for a file from VFIO_GROUP_GET_DEVICE_FD (group.ts); null for a named open */
+    readonly viaGroup: VfioGroup | null = null,
+  ) {
     this.key = `${device.name}.df${k.nextId('vfio-df')}`;
   }
 }
@@ -164,10 +176,11 @@ export function* vfio_df_open(k: Kernel, df: VfioDeviceFile): KGen<number> {
   d.open_count++;
   if (d.open_count === 1) {
     // vfio_df_device_first_open
-    let r = df.iommufd ? yield* vfio_df_iommufd_bind(k, df) : 0;
+    let r = df.iommufd ? yield* vfio_df_iommufd_bind(k, df) : df.viaGroup ? yield* vfio_device_group_use_iommu(k, d) : 0;
     if (r >= 0) {
       r = yield* d.ops.open_device(k);
       if (r < 0 && df.iommufd) yield* vfio_df_iommufd_unbind(k, df);
+      else if (r < 0 && df.viaGroup) yield* vfio_device_group_unuse_iommu(k, d);
     }
     if (r < 0) {
       d.open_count--;
@@ -183,6 +196,7 @@ export function* vfio_df_close(k: Kernel, df: VfioDeviceFile): KGen {
   if (d.open_count === 1) {
     yield* d.ops.close_device(k);
     if (df.iommufd) yield* vfio_df_iommufd_unbind(k, df);
+    else if (df.viaGroup) yield* vfio_device_group_unuse_iommu(k, d);
   }
   d.open_count--;
 }
@@ -227,7 +241,8 @@ const vfio_device_fops: FileOps = {
   *release(k, file) {
     const df = file.private_data as VfioDeviceFile;
     const d = df.device;
-    if (df.group) {
+    if (df.viaGroup) yield* vfio_df_group_close(k, df);
+    else if (df.group) {
       yield* d.devSet.lock.lock();
       yield* vfio_df_close(k, df);
       yield* d.devSet.lock.unlock();
@@ -237,6 +252,9 @@ const vfio_device_fops: FileOps = {
     yield* vfio_device_put_registration(k, d);
   },
 };
+
+/** The device files' ops, for the group's GET_DEVICE_FD (group.ts). */
+export const vfioDeviceFileOps = (): FileOps => vfio_device_fops;
 
 export function isVfioDeviceFile(f: File): boolean {
   return f.ops === vfio_device_fops;
@@ -252,7 +270,7 @@ export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number):
   if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
   // under group->group_lock: the cdev holds the device, or this open counts as the group's
   yield ev('group_lock', d.groupKey, 'w');
-  if (d.cdev_device_open_cnt) {
+  if (d.cdev_device_open_cnt || d.group.opened_file) {
     yield* vfio_device_put_registration(k, d);
     return -E.EBUSY;
   }
