@@ -107,7 +107,7 @@ describe('series-v4-fixed (the whole-file zap)', () => {
       // the conformance scenarios that revoke a BAR2 mapping
       ...['command-off-on-pmd', 'command-off-on-pud', 'reset-while-mapped', 'uaccess-through-mapping', 'legacy-container-map-dma'].map((n) => `scenarios/conform/${n}.yaml`),
       // a guest's BAR2 memory slot: the EPT entry goes with the host's (docs/zap-range-finding.md, "The guest")
-      'scenarios/vmm/guest-bar2-memory-disable.yaml', 'scenarios/vmm/guest-running-across-reset.yaml',
+      'scenarios/vmm/guest-bar2-memory-disable.yaml', 'scenarios/vmm/guest-running-across-reset.yaml', 'scenarios/races/guest-fault-vs-memory-disable.yaml',
       // type1's MAP_DMA of a BAR mapping finds v4's stale PMDs (and the load after decode off reads them)
       'scenarios/vmm/legacy-map-dma-bar-decode.yaml',
     ]);

@@ -277,7 +277,8 @@ function sideOf(r: KernelRun, s: StepOut | undefined, key: string): StepSide | n
 }
 
 function explore(scn: Scenario, kernel: string, file: string, maxExecutions?: number): CheckSide {
-  const r = exploreDpor(scn, { kernel, maxExecutions });
+  // as `check` explores by default: atomic blocks and state caching
+  const r = exploreDpor(scn, { kernel, maxExecutions, atomic: true, states: true });
   const side: CheckSide = { verdict: 'no violation', complete: r.complete, executions: r.executions };
   if (r.counterexample) {
     const sched = encodeSchedule(r.counterexample.schedule);

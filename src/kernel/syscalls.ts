@@ -167,11 +167,11 @@ export function* sys_fork(k: Kernel, p: Process, child: Process): KGen<number> {
   })());
 }
 
-/** exit: close every fd and drop the address space. */
+/** exit: drop the address space, then close every fd (do_exit: exit_mm before exit_files). */
 export function* sys_exit(k: Kernel, p: Process): KGen<number> {
   return yield* syscall(k, (function* () {
-    for (const fd of [...p.files.fds.keys()]) yield* p.files.close(k, fd);
     yield* exit_mmap(k, p.mm);
+    for (const fd of [...p.files.fds.keys()]) yield* p.files.close(k, fd);
     p.exited = true;
     return 0;
   })());
