@@ -7,7 +7,7 @@ import { fput, get_file, type File, type UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
 import type { PciDev } from '../../pci/device.ts';
-import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_unregister_device, vfioDeviceOfFile } from '../vfio_main.ts';
+import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_put_device, vfio_unregister_device, vfioDeviceOfFile } from '../vfio_main.ts';
 import { vfio_iommufd_physical_ops } from '../iommufd.ts';
 import { VfioPciIrqs, vfio_pci_get_irq_count, vfio_pci_ioctl_set_irqs, vfio_pci_irqs_disable } from './intrs.ts';
 import {
@@ -355,11 +355,13 @@ function* ioctlReset(k: Kernel, vdev: VfioPciCoreDevice): KGen<number> {
 /**
  * Unbinding from vfio-pci (a write to the driver's sysfs unbind): device_release_driver holds the
  * device lock across the driver's remove, vfio_pci_remove, which unregisters the vfio device and
- * waits for every user to let go (vfio_unregister_group_dev).
+ * waits for every user to let go (vfio_unregister_group_dev), then drops its reference to the vfio
+ * device (vfio_put_device), which frees it.
  */
 export function* vfio_pci_unbind(k: Kernel, vdev: VfioPciCoreDevice): KGen {
   yield* vdev.pdev.device_lock.lock();
   yield* vfio_unregister_device(k, vdev.vfio);
+  yield* vfio_put_device(k, vdev.vfio);
   yield* vdev.pdev.device_lock.unlock();
 }
 
