@@ -596,6 +596,20 @@ describe('the reset at the first open and the device lock (vfio_pci_core_enable,
     assert.ok(n.complete && !n.counterexample, n.counterexample?.message);
   });
 
+  test('VFIO_DEVICE_PCI_HOT_RESET while a function of the set is being unbound: pci_reset_bus cannot take its device lock, EAGAIN after revoking and un-revoking, no reset, on every kernel; check also reaches the reset first, which works', async () => {
+    const { scn, run } = await load('scenarios/hot-reset-during-unbind-eagain.yaml');
+    for (const kernel of kernels) {
+      const r = run(kernel);
+      assert.deepEqual(r.problems, [], kernel);
+      assert.deepEqual(resultOf(r, 'vmm', 0), { errno: 'EAGAIN' }, kernel);
+    }
+    const { exploreDpor } = await import('../src/explore/explorer.ts');
+    const resets = new Set<string>();
+    const c = exploreDpor(scn, { all: true, onExecution: (ex) => resets.add(JSON.stringify(ex.run.steps.find((s) => s.thread === 'vmm' && s.index === 0)!.result)) });
+    assert.ok(c.complete && !c.counterexample, c.counterexample?.message);
+    assert.deepEqual([...resets].sort(), ['{"errno":"EAGAIN"}', '{"ok":true,"value":0}']);
+  });
+
   test('VFIO_DEVICE_RESET during an unbind is EAGAIN after revoking and un-revoking, on every kernel; the mapping faults back in', async () => {
     const { run, check } = await load('scenarios/reset-during-unbind-eagain.yaml');
     for (const kernel of kernels) {
