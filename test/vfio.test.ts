@@ -632,3 +632,31 @@ test('after LOW_POWER_ENTRY a COMMAND write with MEMORY un-revokes the buffers (
     assert.deepEqual(result.violations.map((v) => [v.invariant, /while its runtime PM is engaged/.test(v.message)]), [['decode-enabled', true]], kernel);
   }
 });
+
+test('a revoke of a driver that overrides .mmap (nvgrace-gpu, its device-memory region mapped): the buffers are revoked, then the device inode is zapped, from v4 on (vfio_pci_revoke_bars, v4 07/10); before the series the inode is zapped first (vfio_pci_zap_and_down_write_memory_lock)', async () => {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { ScenarioRun, runSequential } = await import('../src/scenario/runner.ts');
+  const scn = parseScenario(`name: revoke-order
+devices:
+  - { name: gh0, profile: h100, driver: nvgrace-gpu }
+threads:
+  main:
+    - open: { path: /dev/vfio/devices/gh0, as: dev }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_GET_REGION_INFO, index: 2, as: r2 }
+    - mmap: { fd: dev, offset: r2.offset, length: 2MiB, as: mem }
+    - load: { addr: mem, width: 4 }
+    - ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [get], feature: DMA_BUF, region_index: 0, ranges: [{ offset: 0, length: 64KiB }], as: buf }
+    - config_write: { fd: dev, reg: COMMAND, value: 0 }
+`, 'revoke-order.yaml');
+  const order = (kernel: string) => {
+    const run = new ScenarioRun(scn, { kernel, trace: true });
+    runSequential(run);
+    assert.deepEqual(run.k.violations, [], kernel);
+    // the notes of the COMMAND write: the buffer's status change and the inode zap, in order
+    const notes = run.k.sched.trace.flatMap((r) => r.notes);
+    const from = notes.findIndex((n) => /exported/.test(n));
+    return notes.slice(from).filter((n) => /status -> \w*REVOKED|of gh0\.inode/.test(n)).map((n) => (/REVOKED/.test(n) ? 'revoke' : 'zap'));
+  };
+  assert.deepEqual(order('v7.1'), ['zap', 'revoke']);
+  for (const kernel of ['series-v4', 'series-v6', 'series-v8']) assert.deepEqual(order(kernel), ['revoke', 'zap'], kernel);
+});
