@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,4 +90,27 @@ test('help ends with examples and exit codes; every bundled scenario passes when
   const all = cli('run', 'scenarios');
   assert.equal(all.status, 0, all.stdout.split('\n').filter((l) => l.startsWith('FAIL')).join('\n'));
   assert.match(all.stdout, /^(\d+) passed, 0 failed/m);
+});
+
+test('diff over a directory: a line per scenario that lists both kernels, the others named, the reviewed entries with reason and source; a flagged difference makes it exit 1', () => {
+  const r = cli('diff', '--kernels', 'series-v4,series-v8', 'scenarios');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^vfio-sim diff: \d+ scenario\(s\), series-v4 vs series-v8/);
+  assert.match(r.stdout, /^~ scenarios\/bar2-memory-disable\.yaml: \d+ difference\(s\) \(.*zap-range-fixed-verdicts x\d+/m);
+  assert.match(r.stdout, /^= scenarios\/quickstart\.yaml: same$/m);
+  assert.match(r.stdout, /not compared \(their kernels: do not list both\):\n(.*\n)*  scenarios\/revoke-stale-pte-bar4-d3hot\.yaml: series-v4\n/);
+  assert.match(r.stdout, /^ {2}memattr-feature-gone-from-v6: 2 difference\(s\) in 2 scenario\(s\)\n {6}reason: .+\n {6}source: .+/m);
+  assert.match(r.stdout, /every difference is a reviewed one \(\d+ in all\)\n$/);
+  // with no entries every difference is flagged, in full
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-diff-'));
+  writeFileSync(join(dir, 'none.yaml'), 'differences: []\n');
+  const f = cli('diff', '--kernels', 'series-v4,series-v8', '--expected', join(dir, 'none.yaml'), 'scenarios/bar2-memory-disable.yaml', 'scenarios/quickstart.yaml');
+  assert.equal(f.status, 1);
+  assert.match(f.stdout, /^! scenarios\/bar2-memory-disable\.yaml: \d+ difference\(s\), \d+ FLAGGED\n {6}! FLAGGED /m);
+  assert.match(f.stdout, /1 scenario\(s\) with a FLAGGED difference/);
+  // one page shows one scenario; a missing path is the user's input problem
+  assert.equal(cli('diff', '--html', join(dir, 'x.html'), 'scenarios/races').status, 2);
+  const m = cli('diff', 'no/such/dir');
+  assert.equal(m.status, 2);
+  assert.equal(m.stderr, 'vfio-sim: no/such/dir: no such file or directory\n');
 });

@@ -162,3 +162,12 @@ test('a declared finding hides only the violations its message pattern names: an
   // a bare invariant name still expects any message
   assert.ok(isExpected([{ invariant: 'no-deadlock' }], { invariant: 'no-deadlock', message: 'anything' }));
 });
+
+test('v6/v8 locking against the last close: fault vs DMA_BUF_REVOKE vs export vs close holds every invariant; without the fault\'s re-check under dmabuf_lock (M22) an entry survives the permanent revoke', () => {
+  const scn = loadScenarioFile('scenarios/races/v6-fault-revoke-export-close.yaml');
+  for (const kernel of ['series-v6', 'series-v8']) {
+    const r = exploreDpor(scn, { kernel, atomic: true, states: true });
+    assert.ok(r.complete && !r.counterexample, `${kernel}: ${r.counterexample?.message}`);
+  }
+  assert.equal(exploreDpor(scn, { kernel: 'series-v8', mutant: 'M22', atomic: true, states: true }).counterexample?.invariant, 'no-stale-pte');
+});

@@ -14,7 +14,7 @@ import { OUTPUT_SCHEMAS, outputJsonSchema, type OutputName } from './output-sche
 const SCHEMAS = ['scenario', 'device', ...Object.keys(OUTPUT_SCHEMAS).map((n) => `${n}-output`)];
 import { KconfigError, resolveKconfig, USER_SYMBOLS } from '../kernel/kconfig.ts';
 import { UnknownKernelError } from '../kernel/kernel.ts';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { perfettoTrace } from '../report/perfetto.ts';
 import { htmlReport, reportData } from '../report/html.ts';
 import { serve } from '../report/serve.ts';
@@ -26,7 +26,7 @@ import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedu
 import { findMutant, MUTANTS } from '../explore/mutants.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { registerDiff } from './diff.ts';
-import { devicesOpt, writeOutput } from './options.ts';
+import { devicesOpt, ScenarioFilesError, scenarioFiles, writeOutput } from './options.ts';
 import { camelKeys, printJson, snakeKeys } from './json.ts';
 import { registerConform } from './conform.ts';
 import { twinOf, type Twin } from '../conform/twins.ts';
@@ -36,7 +36,7 @@ export const DEFAULT_SCENARIO = join(ROOT, 'scenarios', 'quickstart.yaml');
 
 /** Exit 2 with the message for anything wrong with the input; never a stack trace. */
 function invalid(e: unknown): never {
-  if (e instanceof ScenarioError || e instanceof KconfigError || e instanceof UnknownKernelError || e instanceof ScheduleError || e instanceof UsageError || e instanceof ShardError) {
+  if (e instanceof ScenarioError || e instanceof KconfigError || e instanceof UnknownKernelError || e instanceof ScheduleError || e instanceof UsageError || e instanceof ShardError || e instanceof ScenarioFilesError) {
     process.stderr.write(`vfio-sim: ${e.message}\n`);
     process.exit(2);
   }
@@ -45,20 +45,12 @@ function invalid(e: unknown): never {
 
 class UsageError extends Error {}
 
-/** The scenario files named: files as given, directories searched (recursively) for *.yaml. */
-function scenarioFiles(args: string[]): string[] {
-  const out: string[] = [];
-  const walk = (p: string) => {
-    if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
-    else if (p.endsWith('.yaml') || p.endsWith('.yml')) out.push(p);
-  };
-  for (const a of args) {
-    if (!existsSync(a)) invalid(new UsageError(`${a}: no such file or directory`));
-    if (statSync(a).isDirectory()) walk(a);
-    else out.push(a);
+function scenarioFilesOr(args: string[]): string[] {
+  try {
+    return scenarioFiles(args);
+  } catch (e) {
+    return invalid(e);
   }
-  if (!out.length) invalid(new UsageError(`no scenario files in ${args.join(' ')}`));
-  return out;
 }
 
 function mutantOpt(m?: string): string | undefined {
@@ -259,7 +251,7 @@ const HELP: Record<string, { examples: string[]; exits?: string }> = {
   check: { examples: ['vfio-sim check scenarios/races/fault-vs-revoke.yaml', 'vfio-sim check scenarios/races --max-seconds 60', 'vfio-sim check my.yaml --preemptions 2', 'vfio-sim check my.yaml --shard 1/4 --json > shard1.json'], exits: '0 every interleaving explored and none breaks an invariant, 1 a violation (with a replayable schedule), 2 invalid input, 3 nothing found but not every interleaving was explored' },
   replay: { examples: ["vfio-sim replay scenarios/races/fault-vs-revoke.yaml --mutant no-zap --schedule 'cpu:24,vmm:13'"], exits: '0 no violation, 1 a violation or failed expectation, 2 invalid input or a schedule the scenario cannot follow' },
   merge: { examples: ['vfio-sim merge shard1.json shard2.json shard3.json shard4.json'], exits: 'as check' },
-  diff: { examples: ['vfio-sim diff scenarios/bar2-memory-disable.yaml', 'vfio-sim diff my.yaml --kernels series-v4,series-v8 --check'], exits: '0 every difference is an expected one, 1 an unexpected difference, 2 invalid input' },
+  diff: { examples: ['vfio-sim diff scenarios/bar2-memory-disable.yaml', 'vfio-sim diff my.yaml --kernels series-v4,series-v8 --check', 'vfio-sim diff scenarios/ --kernels series-v4,series-v8     every bundled scenario: a line each, the reviewed differences'], exits: '0 every difference is an expected one, 1 an unexpected difference, 2 invalid input' },
   conform: { examples: ['vfio-sim conform', 'vfio-sim conform scenarios/conform/command-off-on-pmd.yaml --json'], exits: '0 every difference is listed with its reason, 1 otherwise, 2 invalid input' },
   devices: { examples: ['vfio-sim devices', 'vfio-sim devices --devices ./devices --json'] },
   schema: { examples: ['vfio-sim schema > scenario.schema.json', 'vfio-sim schema check-output'] },
@@ -304,7 +296,7 @@ export function main(argv: string[]): void {
     .addOption(htmlOpt())
     .action((files: string[], o: { json?: boolean; kernel?: string; allKernels?: boolean; mutant?: string; final?: boolean; perfetto?: string; html?: string }) => {
       if (o.allKernels && o.kernel) invalid(new UsageError('--all-kernels and --kernel do not combine'));
-      const paths = scenarioFiles(files.length ? files : [DEFAULT_SCENARIO]);
+      const paths = scenarioFilesOr(files.length ? files : [DEFAULT_SCENARIO]);
       // a trace or a page shows one run: refuse more before running any
       for (const [flag, set] of [['--perfetto', o.perfetto], ['--html', o.html]] as const)
         if (set && (paths.length > 1 || o.allKernels)) invalid(new UsageError(`${flag} shows one run: name one scenario (and not --all-kernels)`));
@@ -370,7 +362,7 @@ export function main(argv: string[]): void {
     .addOption(devicesOpt())
     .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for tools)').hideHelp())
     .action(async (files: string[], o: CheckOpts) => {
-      const paths = scenarioFiles(files);
+      const paths = scenarioFilesOr(files);
       // these explore or show one scenario: refuse more before exploring any
       for (const [flag, set] of [['--shard', o.shard !== undefined], ['--perfetto', !!o.perfetto], ['--html', !!o.html]] as const)
         if (set && paths.length > 1) invalid(new UsageError(`${flag} works on one scenario; name one file`));

@@ -1,5 +1,6 @@
 // Options several commands share.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Option } from 'commander';
 
 /** --devices DIR: the device files in DIR become profiles (main.ts loads them before the command runs). */
@@ -17,4 +18,23 @@ export function writeOutput(flag: string, out: string, text: string, what: strin
     process.exit(2);
   }
   process.stderr.write(`${what} written to ${out}${hint ? ` (${hint})` : ''}\n`);
+}
+
+/** A named scenario file or directory that is not there, or a directory with none in it (exit 2). */
+export class ScenarioFilesError extends Error {}
+
+/** The scenario files named: files as given, directories searched (recursively) for *.yaml. */
+export function scenarioFiles(args: string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+    else if (p.endsWith('.yaml') || p.endsWith('.yml')) out.push(p);
+  };
+  for (const a of args) {
+    if (!existsSync(a)) throw new ScenarioFilesError(`${a}: no such file or directory`);
+    if (statSync(a).isDirectory()) walk(a);
+    else out.push(a);
+  }
+  if (!out.length) throw new ScenarioFilesError(`no scenario files in ${args.join(' ')}`);
+  return out;
 }

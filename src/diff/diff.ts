@@ -431,3 +431,42 @@ export function formatDiff(r: DiffReport): string {
   L.push('', `${r.flagged + r.expected} difference(s): ${r.flagged} flagged, ${r.expected} expected`);
   return L.join('\n');
 }
+
+/**
+ * Several scenarios on one pair of kernels: a line per scenario (same, its expected differences by
+ * entry, or its flagged ones in full), the scenarios left out because their `kernels:` does not
+ * list both, and the reviewed entries that matched, with how many differences and scenarios each.
+ */
+export function formatDiffSummary(reports: DiffReport[], skipped: Array<{ file: string; kernels: string[] }>, [ka, kb]: [string, string]): string {
+  const L: string[] = [`vfio-sim diff: ${reports.length} scenario(s), ${ka} vs ${kb}`, ''];
+  const entries = new Map<string, { reason: string; spec: string; count: number; scenarios: number }>();
+  for (const r of reports) {
+    const n = allDifferences(r).length;
+    const ids = r.rules.map((x) => `${x.id} x${x.count}`).join(', ');
+    L.push(`${r.flagged ? '!' : n ? '~' : '='} ${r.file}: ${n ? `${n} difference(s)${r.flagged ? `, ${r.flagged} FLAGGED` : ''}${ids ? ` (${ids})` : ''}` : 'same'}`);
+    if (r.flagged) {
+      const w = Math.max(ka.length, kb.length);
+      for (const d of allDifferences(r)) if (d.class === 'flagged') L.push(diffLine(d, r.kernels, w));
+    }
+    for (const x of r.rules) {
+      const e = entries.get(x.id) ?? { reason: x.reason, spec: x.spec, count: 0, scenarios: 0 };
+      e.count += x.count;
+      e.scenarios++;
+      entries.set(x.id, e);
+    }
+  }
+  if (skipped.length) {
+    L.push('', `not compared (their kernels: do not list both):`);
+    for (const s of skipped) L.push(`  ${s.file}: ${s.kernels.join(', ')}`);
+  }
+  L.push('', 'reviewed differences (data/expected-differences.yaml entries that matched):');
+  if (!entries.size) L.push('  none');
+  for (const [id, e] of [...entries].sort((x, y) => x[0].localeCompare(y[0]))) {
+    L.push(`  ${id}: ${e.count} difference(s) in ${e.scenarios} scenario(s)`);
+    L.push(`      reason: ${e.reason.replace(/\s+/g, ' ')}`);
+    L.push(`      source: ${e.spec.replace(/\s+/g, ' ')}`);
+  }
+  const flagged = reports.filter((r) => r.flagged);
+  L.push('', flagged.length ? `${flagged.length} scenario(s) with a FLAGGED difference` : `every difference is a reviewed one (${reports.reduce((a, r) => a + r.expected, 0)} in all)`);
+  return L.join('\n');
+}

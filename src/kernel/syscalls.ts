@@ -62,8 +62,9 @@ function* do_open(k: Kernel, p: Process, path: string, flags: number): KGen<numb
     const name = path.slice(DEV_PREFIX.length);
     const byName = k.vfio.get(name);
     const vdev = byName ?? [...k.vfio.values()].find((v) => v.vfio.devName === name);
-    if (!vdev || vdev.vfio.freed) return -E.ENOENT; // an unbound device has no cdev node
-    if (flags & O_PATH) return yield* p.files.alloc(yield* o_path_file(k, vdev.vfio.inode, path, null), !!(flags & O_CLOEXEC));
+    if (!vdev) return -E.ENOENT;
+    // an unregistered device has no node; other opens look it up with its registration (vfio_main.ts)
+    if (flags & O_PATH) return vdev.vfio.registered ? yield* p.files.alloc(yield* o_path_file(k, vdev.vfio.inode, path, null), !!(flags & O_CLOEXEC)) : -E.ENOENT;
     const f = byName ? yield* vfio_device_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC) : yield* vfio_device_fops_cdev_open(k, vdev.vfio, flags & ~O_CLOEXEC);
     if (typeof f === 'number') return f;
     return yield* p.files.alloc(f, !!(flags & O_CLOEXEC));

@@ -23,6 +23,7 @@ import { IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from '../../uapi/io
 import type { IommufdCtx } from './iommufd.ts';
 import type { IommufdDevice } from './device.ts';
 import type { MmStruct } from '../mm/vma.ts';
+import type { Process } from '../process.ts';
 import { pin_user_pages } from '../mm/gup.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -292,16 +293,26 @@ export function* iopt_map_user_pages(k: Kernel, ioas: Ioas, mm: MmStruct, uptr: 
 }
 
 /**
- * IOMMU_IOAS_MAP_FILE of a DMABUF (iopt_map_file_pages). `file` carries the caller's reference,
- * which the new pages keep on success and which is dropped on failure. Returns the IOVA or -errno.
- * A file that is not a DMABUF would go down the memfd path, which the model does not have: -EINVAL.
+ * IOMMU_IOAS_MAP_FILE's pages (iopt_map_file_pages, drivers/iommu/iommufd/io_pagetable.c), in its
+ * order: a length of 0 -EINVAL and start + length - 1 past U64_MAX -EOVERFLOW, before the fd is
+ * looked at; then the fd (dma_buf_get, else fget: -EBADF), and the file's pages (iopt_map_file).
+ */
+export function* iopt_map_file_pages(k: Kernel, ioas: Ioas, caller: Process, fd: number, start: bigint, length: bigint, fixedIova: number | null, flags: number): KGen<number> {
+  if (length === 0n) return -E.EINVAL;
+  if (start + length - 1n > (1n << 64n) - 1n) return -E.EOVERFLOW;
+  const file = yield* caller.files.fget(k, fd);
+  if (typeof file === 'number') return file;
+  return yield* iopt_map_file(k, ioas, file, Number(start), Number(length), fixedIova, flags);
+}
+
+/**
+ * The pages of a file already looked up, and the area (a DMABUF: iopt_alloc_dmabuf_pages, then
+ * iopt_map_common). `file` carries the caller's reference, which the new pages keep on success and
+ * which is dropped on failure. Returns the IOVA or -errno. A file that is not a DMABUF would go down
+ * the memfd path, which the model does not have: -EINVAL.
  */
 export function* iopt_map_file(k: Kernel, ioas: Ioas, file: File, start: number, length: number, fixedIova: number | null, flags: number): KGen<number> {
   if (!isDmaBufFile(file)) {
-    yield* fput(k, file);
-    return -E.EINVAL;
-  }
-  if (length === 0) {
     yield* fput(k, file);
     return -E.EINVAL;
   }

@@ -11,7 +11,7 @@ import type { Process } from '../process.ts';
 import { ev, type KGen } from '../sched/sched.ts';
 import { AddressSpace, File, type FileOps } from '../fs/file.ts';
 import { returnToUser } from '../syscalls.ts';
-import { Ioas, ioas_destroy, iopt_map_file, iopt_map_user_pages, iopt_unmap_iova_range, U64_MAX } from './io_pagetable.ts';
+import { Ioas, ioas_destroy, iopt_map_file_pages, iopt_map_user_pages, iopt_unmap_iova_range, U64_MAX } from './io_pagetable.ts';
 import type { IommufdDevice } from './device.ts';
 import { E } from '../../uapi/errno.ts';
 import { O_CLOEXEC, O_RDWR } from '../../uapi/mman.ts';
@@ -148,8 +148,8 @@ function* iommufd_fops_ioctl(k: Kernel, ctx: IommufdCtx, cmd: number, arg: Uint8
 
 /**
  * iommufd_ioas_map_file, in its order: unknown flags -EOPNOTSUPP; iova or length of ULONG_MAX or more
- * -EOVERFLOW; neither READABLE nor WRITEABLE -EINVAL; no such IOAS -ENOENT; a bad fd -EBADF; then
- * the pages (io_pagetable.ts). The IOVA is written back into the struct.
+ * -EOVERFLOW; neither READABLE nor WRITEABLE -EINVAL; no such IOAS -ENOENT; then the length, the fd
+ * and the pages (iopt_map_file_pages in io_pagetable.ts). The IOVA is written back into the struct.
  */
 function* iommufd_ioas_map_file(k: Kernel, ctx: IommufdCtx, arg: Uint8Array): KGen<number> {
   const d = ucmd(iommu_ioas_map_file, arg);
@@ -161,10 +161,7 @@ function* iommufd_ioas_map_file(k: Kernel, ctx: IommufdCtx, arg: Uint8Array): KG
   if (!(flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -E.EINVAL;
   const ioas = yield* getIoas(ctx, Number(d.ioas_id));
   if (typeof ioas === 'number') return ioas;
-  const caller = k.currentProcess();
-  const file = yield* caller.files.fget(k, Number(d.fd));
-  if (typeof file === 'number') return file;
-  const r = yield* iopt_map_file(k, ioas, file, Number(start), Number(length), flags & IOMMU_IOAS_MAP_FIXED_IOVA ? Number(iova) : null, flags);
+  const r = yield* iopt_map_file_pages(k, ioas, k.currentProcess(), Number(d.fd), start, length, flags & IOMMU_IOAS_MAP_FIXED_IOVA ? Number(iova) : null, flags);
   if (r < 0) return r;
   encodeInto(iommu_ioas_map_file, { iova: BigInt(r) }, arg, 0);
   return 0;

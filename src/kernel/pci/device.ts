@@ -277,6 +277,28 @@ export class PciDev {
   }
 }
 
+/**
+ * pci_reset_bus for the functions behind one bridge (drivers/pci/pci.c, __pci_reset_bus):
+ * pci_bus_trylock tries every function's device lock in turn and, at the first it cannot take
+ * (an unbind in progress holds it), lets go of those it took, in reverse, and fails with -EAGAIN;
+ * otherwise each function is saved, reset by the bridge's secondary bus reset and restored, and
+ * unlocked. The bridge's own lock (taken first by newer kernels) is not modelled: the model has no
+ * bridge device.
+ */
+export function* pci_reset_bus(devs: PciDev[]): KGen<number> {
+  const locked: PciDev[] = [];
+  for (const d of devs) {
+    if (!(yield* d.device_lock.trylock())) {
+      for (const l of locked.reverse()) yield* l.device_lock.unlock();
+      return -E.EAGAIN;
+    }
+    locked.push(d);
+  }
+  for (const d of devs) yield* d.resetFunction('secondary bus');
+  for (const d of locked.reverse()) yield* d.device_lock.unlock();
+  return 0;
+}
+
 /** The host's physical address space for BARs and the memory behind them. */
 export class PciBus {
   readonly devs: PciDev[] = [];

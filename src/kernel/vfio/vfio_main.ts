@@ -54,6 +54,8 @@ export class VfioDevice {
   refcount = 1;
   readonly comp: Completion;
   open_count = 0;
+  /** on the group's device list and behind its cdev node: findable by an open (vfio_device_add) */
+  registered = true;
   freed = false;
   /** unregistration has dropped the device's own reference */
   unregistering = false;
@@ -81,6 +83,10 @@ export class VfioDevice {
   get regKey(): string {
     return `${this.name}.registration`;
   }
+  /** the scheduling object of the lookups that find the device (group->device_list, the cdev node) */
+  get listKey(): string {
+    return `${this.name}.device_list`;
+  }
   /** the scheduling object of the group's open state (group->group_lock) */
   get groupKey(): string {
     return `${this.name}.group`;
@@ -93,20 +99,36 @@ export class VfioDevice {
  * events. Once unregistration has dropped the initial reference the order matters ('w'); an
  * operation announced as 'r' that finds unregistration begun announces itself again as 'w'.
  */
-function* registrationEvent(op: string, d: VfioDevice, also?: Ev['also']): KGen {
-  // `also` (the completion a last put fires) only once a put can be the last
+function* registrationEvent(op: string, d: VfioDevice, also?: Ev['also'], reads: NonNullable<Ev['also']> = []): KGen {
+  // `also` (the completion a last put fires) only once a put can be the last; `reads`, always
   const acc = d.unregistering ? 'w' : 'r';
-  yield ev(op, d.regKey, acc, acc === 'w' ? also : undefined);
+  const first = [...reads, ...(acc === 'w' && also ? also : [])];
+  yield ev(op, d.regKey, acc, first.length ? first : undefined);
   if (acc === 'r' && d.unregistering) yield ev(op, d.regKey, 'w', also);
 }
 
 /** vfio_device_try_get_registration: refcount_inc_not_zero. */
 export function* vfio_device_try_get_registration(k: Kernel, d: VfioDevice): KGen<boolean> {
   yield* registrationEvent('try_get_registration', d);
+  return tryGetRegistration(k, d);
+}
+function tryGetRegistration(k: Kernel, d: VfioDevice): boolean {
   k.checkAlive(d, `registration of ${d.name}`);
   if (d.refcount === 0) return false;
   d.refcount++;
   return true;
+}
+
+/**
+ * An open's lookup of the device and its registration in one step, as vfio_device_get_from_name
+ * does under group->device_lock: a device that unregistration has taken off the list (and the
+ * cdev node) is not found, so an open never reaches a device being freed. The cdev path
+ * (chrdev_open, then vfio_device_fops_cdev_open) can find the node just before vfio_device_del
+ * and then fail its try_get; the model folds that window into the lookup.
+ */
+function* vfio_device_get_registration_by_lookup(k: Kernel, d: VfioDevice): KGen<boolean> {
+  yield* registrationEvent('try_get_registration', d, undefined, [{ obj: d.listKey, acc: 'r' }]);
+  return d.registered && tryGetRegistration(k, d);
 }
 export function* vfio_device_put_registration(k: Kernel, d: VfioDevice, initial = false): KGen {
   if (initial) {
@@ -118,14 +140,31 @@ export function* vfio_device_put_registration(k: Kernel, d: VfioDevice, initial 
   if (d.refcount === 0) d.comp.complete();
 }
 
-/** vfio_unregister_group_dev: drop the registration and wait until every user has let go. */
+/**
+ * vfio_unregister_group_dev: first take the device off the group's list and remove its cdev node
+ * (vfio_device_group_unregister, vfio_device_del), so no new open finds it; then drop the
+ * registration and wait until every user has let go, and leave the group (vfio_device_remove_group).
+ * The memory stays until vfio_put_device.
+ */
 export function* vfio_unregister_device(k: Kernel, d: VfioDevice): KGen {
+  yield ev('vfio_device_del', d.listKey, 'w');
+  d.registered = false;
   yield* vfio_device_put_registration(k, d, true);
   yield* d.comp.wait_for_completion();
+  k.note(`${d.name} unregistered`);
+  // balances vfio_device_set_group at registration: the group goes with its last device
+  yield* vfio_device_remove_group(k, d);
+}
+
+/**
+ * vfio_put_device: the driver's reference to the vfio_device, dropped after unregistration
+ * (vfio_pci_remove); no open holds one in the model (the lookup and the registration are one
+ * step), so this is the last and frees the device.
+ */
+export function* vfio_put_device(k: Kernel, d: VfioDevice): KGen {
   yield ev('vfio_device_free', d.regKey);
   d.freed = true;
-  k.note(`${d.name} unregistered and freed`);
-  yield* vfio_device_remove_group(k, d);
+  k.note(`${d.name} freed`);
 }
 
 /**
@@ -267,7 +306,8 @@ export function isVfioDeviceFile(f: File): boolean {
  * device bound (vfio_group_fops_open refuses a group whose device the cdev holds).
  */
 export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
-  if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
+  // vfio_group_get_device_fd: -ENODEV once unregistration has taken the device off the list
+  if (!(yield* vfio_device_get_registration_by_lookup(k, d))) return -E.ENODEV;
   // under group->group_lock: the cdev holds the device, or this open counts as the group's
   yield ev('group_lock', d.groupKey, 'w');
   if (d.cdev_device_open_cnt || d.group.opened_file) {
@@ -295,7 +335,8 @@ export function* vfio_device_cdev_open(k: Kernel, d: VfioDevice, flags: number):
  * -EINVAL until the bind.
  */
 export function* vfio_device_fops_cdev_open(k: Kernel, d: VfioDevice, flags: number): KGen<File | number> {
-  if (!(yield* vfio_device_try_get_registration(k, d))) return -E.ENODEV;
+  // the node is gone once vfio_device_del has run: the path lookup fails
+  if (!(yield* vfio_device_get_registration_by_lookup(k, d))) return -E.ENOENT;
   return new File(k.nextId('file'), vfio_device_fops, d.inode, flags, new VfioDeviceFile(k, d, false), `/dev/vfio/devices/${d.devName}`);
 }
 

@@ -6,8 +6,8 @@ import { ev, Mutex, RwSem, type Acc, type KGen, type Span } from '../../sched/sc
 import { fput, get_file, type File, type UserBuf } from '../../fs/file.ts';
 import { copy_to_user, insertPfn, unmap_mapping_range } from '../../mm/memory.ts';
 import { VM_FAULT_FALLBACK, VM_FAULT_SIGBUS, faultName, type Vma, type VmFault, type VmFaultCtx, type VmOps } from '../../mm/vma.ts';
-import type { PciDev } from '../../pci/device.ts';
-import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_unregister_device, vfioDeviceOfFile } from '../vfio_main.ts';
+import { pci_reset_bus, type PciDev } from '../../pci/device.ts';
+import { VfioDevice, vfio_check_feature, vfio_device_put_registration, vfio_device_try_get_registration, vfio_put_device, vfio_unregister_device, vfioDeviceOfFile } from '../vfio_main.ts';
 import { vfio_iommufd_physical_ops } from '../iommufd.ts';
 import { VfioPciIrqs, vfio_pci_get_irq_count, vfio_pci_ioctl_set_irqs, vfio_pci_irqs_disable } from './intrs.ts';
 import {
@@ -355,11 +355,13 @@ function* ioctlReset(k: Kernel, vdev: VfioPciCoreDevice): KGen<number> {
 /**
  * Unbinding from vfio-pci (a write to the driver's sysfs unbind): device_release_driver holds the
  * device lock across the driver's remove, vfio_pci_remove, which unregisters the vfio device and
- * waits for every user to let go (vfio_unregister_group_dev).
+ * waits for every user to let go (vfio_unregister_group_dev), then drops its reference to the vfio
+ * device (vfio_put_device), which frees it.
  */
 export function* vfio_pci_unbind(k: Kernel, vdev: VfioPciCoreDevice): KGen {
   yield* vdev.pdev.device_lock.lock();
   yield* vfio_unregister_device(k, vdev.vfio);
+  yield* vfio_put_device(k, vdev.vfio);
   yield* vdev.pdev.device_lock.unlock();
 }
 
@@ -370,8 +372,9 @@ export function* vfio_pci_unbind(k: Kernel, vdev: VfioPciCoreDevice): KGen {
  * vfio_pci_dev_set_hot_reset under the device set's lock: every device of the set must be the
  * caller's (-EINVAL), and its memory_lock is only tried (-EBUSY, undoing what was taken: a REVOKE
  * draining its importers under memory_lock makes the reset fail rather than wait); each device is
- * revoked, open or not; all go to D0 and the bus is reset; in reverse order each is un-revoked if it
- * is open and its memory is enabled, and unlocked.
+ * revoked, open or not; all go to D0 and the bus is reset (pci_reset_bus: -EAGAIN, returned to the
+ * user, when a function's device lock is taken, as by an unbind); in reverse order each is
+ * un-revoked if it is open and its memory is enabled, and unlocked, whether the reset ran or not.
  */
 function* ioctlHotReset(k: Kernel, p: Process, vdev: VfioPciCoreDevice, arg: Uint8Array): KGen<number> {
   if (arg.length < vfio_pci_hot_reset.size) return -E.EFAULT;
@@ -401,7 +404,7 @@ function* ioctlHotReset(k: Kernel, p: Process, vdev: VfioPciCoreDevice, arg: Uin
   }
   if (ret === 0) {
     for (const d of members) yield* d.pdev.setPower(R.PCI_D0);
-    for (const d of members) yield* d.pdev.resetFunction('secondary bus');
+    ret = yield* pci_reset_bus(members.map((d) => d.pdev));
   }
   for (const d of locked.reverse()) {
     if (d.vfio.open_count > 0) yield* d.unrevokeIfEnabled();
