@@ -85,7 +85,8 @@ const dma_buf_fops: FileOps = {
   /** dma_buf_file_release, then the file's dput of the dentry */
   *release(k, file) {
     const dmabuf = file.private_data as DmaBuf;
-    if (k.variant.dmaBufAnnulFile) {
+    // (mutant no-annul: the fix's NULLing left out, as on v8 as posted)
+    if (k.variant.dmaBufAnnulFile && !k.mut('no-annul')) {
       yield ev('WRITE(dmabuf->file)', `dmabuf${dmabuf.id}.file`);
       dmabuf.fileAnnulled = true;
     }
