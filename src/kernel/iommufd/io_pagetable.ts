@@ -270,11 +270,27 @@ export function* iopt_map_user_pages(k: Kernel, ioas: Ioas, mm: MmStruct, uptr: 
   const pfns = yield* pin_user_pages(k, mm, uptr, length / PAGE_SIZE, !!(flags & IOMMU_IOAS_MAP_WRITEABLE));
   if (typeof pfns === 'number') return pfns;
   const pages = new IoptUserPages(k, k.nextId('iopt_pages'), mm, uptr, pfns);
+  return yield* iopt_map_common(k, ioas, pages, length, fixedIova, uptr, flags, function* () {
+    pages.released = true; // unpin
+  }, function* (area) {
+    yield ev('iommu_map', ioas.domain.key);
+    pfns.forEach((pfn, i) => ioas.domain.map({ iova: area.iova + i * PAGE_SIZE, len: PAGE_SIZE, pa: pfn * PAGE_SIZE, prot: area.prot }));
+    area.filled = true;
+    k.note(`${ioas.name}: iova ${hex(area.iova)}+${hex(length)} -> user va ${hex(uptr)} (${pfns.length} pinned page(s))`);
+  });
+}
+
+/**
+ * iopt_map_common: place an area for `pages` under iova_rwsem (for write), link it to the pages
+ * under their mutex and fill the domain (`fill`); if no IOVA can be had, release the pages. Returns
+ * the IOVA or -errno.
+ */
+function* iopt_map_common(k: Kernel, ioas: Ioas, pages: IoptPages | IoptUserPages, length: number, fixedIova: number | null, hint: number, flags: number, release: () => KGen, fill: (area: IoptArea) => KGen): KGen<number> {
   yield* ioas.iova_rwsem.down_write();
-  const iova = placeArea(ioas, length, fixedIova, uptr);
+  const iova = placeArea(ioas, length, fixedIova, hint);
   if (iova < 0) {
     yield* ioas.iova_rwsem.up_write();
-    pages.released = true; // unpin
+    yield* release();
     return iova;
   }
   const area = new IoptArea(ioas, iova, length, pages, convProt(flags));
@@ -283,10 +299,7 @@ export function* iopt_map_user_pages(k: Kernel, ioas: Ioas, mm: MmStruct, uptr: 
   ioas.areas.sort((a, b) => a.iova - b.iova);
   yield* pages.mutex.lock();
   pages.areas.add(area);
-  yield ev('iommu_map', ioas.domain.key);
-  pfns.forEach((pfn, i) => ioas.domain.map({ iova: iova + i * PAGE_SIZE, len: PAGE_SIZE, pa: pfn * PAGE_SIZE, prot: area.prot }));
-  area.filled = true;
-  k.note(`${ioas.name}: iova ${hex(iova)}+${hex(length)} -> user va ${hex(uptr)} (${pfns.length} pinned page(s))`);
+  yield* fill(area);
   yield* pages.mutex.unlock();
   yield* ioas.iova_rwsem.up_write();
   return iova;
@@ -329,29 +342,15 @@ export function* iopt_map_file(k: Kernel, ioas: Ioas, file: File, start: number,
     yield* iopt_release_pages(k, pages);
     return err;
   }
-  yield* ioas.iova_rwsem.down_write();
-  const iova = placeArea(ioas, length, fixedIova, start);
-  if (iova < 0) {
-    yield* ioas.iova_rwsem.up_write();
-    yield* iopt_release_pages(k, pages);
-    return iova;
-  }
-  const area = new IoptArea(ioas, iova, length, pages, convProt(flags));
-  yield ev('area_insert', `${ioas.domain.key}.areas`);
-  ioas.areas.push(area);
-  ioas.areas.sort((a, b) => a.iova - b.iova);
-  // iopt_area_fill_domain: under pages->mutex, skipped for revoked pages
-  yield* pages.mutex.lock();
-  pages.areas.add(area);
-  if (!pages.revoked || k.mut('iommufd-fill-ignores-revoke')) {
-    yield ev('iommu_map', ioas.domain.key);
-    ioas.domain.map({ iova, len: length, pa: pages.phys.paddr + pages.start, prot: area.prot });
-    area.filled = true;
-    k.note(`${ioas.name}: iova ${hex(iova)}+${hex(length)} -> pa ${hex(pages.phys.paddr + pages.start)} (dmabuf${pages.dmabuf.id})`);
-  } else k.note(`${ioas.name}: iova ${hex(iova)}+${hex(length)} placed but not mapped: dmabuf${pages.dmabuf.id} was revoked meanwhile`);
-  yield* pages.mutex.unlock();
-  yield* ioas.iova_rwsem.up_write();
-  return iova;
+  return yield* iopt_map_common(k, ioas, pages, length, fixedIova, start, flags, () => iopt_release_pages(k, pages), function* (area) {
+    // iopt_area_fill_domain: under pages->mutex, skipped for revoked pages
+    if (!pages.revoked || k.mut('iommufd-fill-ignores-revoke')) {
+      yield ev('iommu_map', ioas.domain.key);
+      ioas.domain.map({ iova: area.iova, len: length, pa: pages.phys.paddr + pages.start, prot: area.prot });
+      area.filled = true;
+      k.note(`${ioas.name}: iova ${hex(area.iova)}+${hex(length)} -> pa ${hex(pages.phys.paddr + pages.start)} (dmabuf${pages.dmabuf.id})`);
+    } else k.note(`${ioas.name}: iova ${hex(area.iova)}+${hex(length)} placed but not mapped: dmabuf${pages.dmabuf.id} was revoked meanwhile`);
+  });
 }
 
 /**
