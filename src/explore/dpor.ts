@@ -406,7 +406,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     const l = summaries.get(h);
     if (!l) summaries.set(h, [x]);
     else {
-      for (const y of l) if (y.size === x.size && [...x].every((v) => y.has(v))) return y;
+      for (const y of l) if (y.size === x.size && sameMembers(x, y)) return y;
       l.push(x);
     }
     return x;
@@ -531,6 +531,11 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
   const t0 = Date.now();
   const jobs = dporJobs(scn, depth, opts).map((job, index) => ({ index, job }));
   return mergeJobResults(runDporJobs(scn, jobs, opts).map((j) => j.result), t0);
+}
+
+function sameMembers(x: Set<number>, y: Set<number>): boolean {
+  for (const v of x) if (!y.has(v)) return false;
+  return true;
 }
 
 /** Sleep set of the state after `n` took its chosen step: sleepers independent of that step stay. */

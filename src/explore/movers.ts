@@ -35,6 +35,9 @@ interface Access {
 function holdsOf(t: Task): Hold[] {
   return t.held.map((h) => ({ lock: h.lock.name, excl: h.lock instanceof Mutex || h.mode === 'w', read: !(h.lock instanceof Mutex) && h.mode === 'r' }));
 }
+/** An access as a key: thread, object or space, read or write, span, the locks held (holdsKey). */
+const accessId = (t: number, key: string, acc: Acc, span: Span | undefined, hk: string) => `${t}|${key}|${acc}|${span ? `${span.lo}-${span.hi}-${span.level}` : ''}|${hk}`;
+const holdsKey = (hs: Hold[]) => hs.map((h) => `${h.lock}/${h.read ? 'r' : h.excl ? 'x' : 'w'}`).join(',');
 /** Two accesses cannot overlap in time: some lock both hold, not both as readers of a rwsem. */
 function excluded(a: Hold[], b: Hold[]): boolean {
   for (const x of a) for (const y of b) if (x.lock === y.lock && !(x.read && y.read)) return true;
@@ -67,14 +70,14 @@ export class AccessLog {
 
   /** Record step `e` of thread `t` (taken, or pending with the locks `task` holds now). */
   record(t: number, task: Task, e: Ev): void {
-    const mine = holdsOf(task);
-    for (const x of accessesOf(e)) {
-      const { key, acc, span } = x;
-      // what a read-only section declares it reads is read inside it, holding the mutex (as kind
-      // takes it): a write elsewhere under the same mutex does not conflict with it
-      const holds = LOCK_ACQUIRE.has(e.op) && key !== e.obj ? [...mine, { lock: e.obj, excl: true, read: false }] : mine;
-      const hk = holds.map((h) => `${h.lock}/${h.read ? 'r' : h.excl ? 'x' : 'w'}`).join(',');
-      const id = `${t}|${key}|${acc}|${span ? `${span.lo}-${span.hi}-${span.level}` : ''}|${hk}`;
+    const mine = holdsOf(task), mineKey = holdsKey(mine);
+    // what a read-only section declares it reads is read inside it, holding the mutex (as kind
+    // takes it): a write elsewhere under the same mutex does not conflict with it
+    const inside = LOCK_ACQUIRE.has(e.op) ? [...mine, { lock: e.obj, excl: true, read: false }] : null;
+    const insideKey = inside && holdsKey(inside);
+    for (const { key, acc, span } of accessesOf(e)) {
+      const [holds, hk] = inside && key !== e.obj ? [inside, insideKey!] : [mine, mineKey];
+      const id = accessId(t, key, acc, span, hk);
       if (this.seen.has(id)) continue;
       this.seen.add(id);
       const a: Access = span ? { t, acc, holds, span } : { t, acc, holds };
@@ -116,8 +119,9 @@ export class AccessLog {
   private commutes(t: number, holds: Hold[], xs: Array<{ key: string; acc: Acc; span?: Span }>): boolean {
     const mine = xs.map((x) => ({ key: x.key, a: (x.span ? { t, acc: x.acc, holds, span: x.span } : { t, acc: x.acc, holds }) as Access }));
     for (const m of mine) for (const o of (m.a.span ? this.spaces : this.objs).get(m.key) ?? []) if (this.conflicts(m.a, o)) return false;
+    const hk = holdsKey(holds);
     for (const m of mine) {
-      const id = `${t}|${m.key}|${m.a.acc}|${m.a.span ? `${m.a.span.lo}-${m.a.span.hi}-${m.a.span.level}` : ''}|${holds.map((h) => `${h.lock}/${h.read ? 'r' : 'x'}`).join(',')}`;
+      const id = accessId(t, m.key, m.a.acc, m.a.span, hk);
       if (this.assumedKeys.has(id)) continue;
       this.assumedKeys.add(id);
       this.assumed.push(m);
