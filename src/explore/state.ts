@@ -135,6 +135,8 @@ interface Plan {
   owner: boolean;
   lockdep: boolean;
   fields: [Map<string, number | null>, Map<string, number | null>];
+  /** the own keys of the object last walked, in order, with their field hashes (per `unnamedOnly`) */
+  shape: [{ keys: string[]; hashes: Array<number | null> }, { keys: string[]; hashes: Array<number | null> }];
 }
 const PLANS = new Map<Function | undefined, Plan>();
 function planOf(ctor: Function | undefined, o: object): Plan {
@@ -147,6 +149,7 @@ function planOf(ctor: Function | undefined, o: object): Plan {
       owner: OWNERS.some((c) => o instanceof c),
       lockdep: o instanceof Lockdep,
       fields: [new Map(), new Map()],
+      shape: [{ keys: [], hashes: [] }, { keys: [], hashes: [] }],
     };
     PLANS.set(ctor, p);
   }
@@ -172,17 +175,51 @@ const ownerStop = (root: object): Stop => (o, p) => p.owner && o !== root;
  * (NAMED_CLASSES, NAMED_FIELDS). Shared and cyclic references hash as the index of their first visit.
  */
 function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void {
-  new Walk(h, unnamedOnly, stop).go(root);
+  new Walk(h, unnamedOnly, stop).run(root);
 }
 
-/** One walk: its hasher, what it leaves out, and the objects it has visited (by first-visit index). */
+/**
+ * The walk's visit marks: a non-enumerable symbol property on each visited object holding the
+ * walk's number and the object's first-visit index (a Map of visited objects cost a third of the
+ * walk, and most of its garbage). Walks never nest, so one running number tells this walk's marks
+ * from older ones.
+ */
+const MARK = Symbol('vfio-sim walk mark');
+let walks = 0;
+let walking = false;
+const MARK_SPAN = 1 << 20;
+
+/** One walk: its hasher, what it leaves out, and how many objects it has visited. */
 class Walk {
-  private readonly seen = new Map<object, number>();
+  private visited = 0;
+  private readonly base: number;
   constructor(
     private readonly h: Hasher,
     private readonly unnamedOnly: boolean,
     private readonly stop: Stop,
-  ) {}
+  ) {
+    this.base = ++walks * MARK_SPAN;
+  }
+
+  run(root: unknown): void {
+    if (walking) throw new Error('state walks do not nest');
+    walking = true;
+    try {
+      this.go(root);
+    } finally {
+      walking = false;
+    }
+  }
+
+  /** The object's first-visit index in this walk, or -1 after marking it visited now. */
+  private mark(o: object): number {
+    const m = (o as { [MARK]?: number })[MARK];
+    if (m !== undefined && m >= this.base) return m - this.base;
+    if (this.visited >= MARK_SPAN) throw new Error('state walk: too many objects');
+    if (m === undefined) Object.defineProperty(o, MARK, { value: this.base + this.visited++, writable: true });
+    else (o as { [MARK]?: number })[MARK] = this.base + this.visited++;
+    return -1;
+  }
 
   go(v: unknown): void {
     const h = this.h;
@@ -196,10 +233,8 @@ class Walk {
     }
     if (v === null) return void h.mix(7);
     const o = v as object;
-    const seen = this.seen;
-    const id = seen.get(o);
-    if (id !== undefined) return void h.mix(8).num(id);
-    seen.set(o, seen.size);
+    const id = this.mark(o);
+    if (id >= 0) return void h.mix(8).num(id);
     if (Array.isArray(o)) {
       h.mix(10).num(o.length);
       for (let i = 0; i < o.length; i++) this.go(o[i]);
@@ -232,9 +267,20 @@ class Walk {
     if (plan.lockdep) return void h.mix(16).num(lockdepHash(o as Lockdep));
     h.mix(14).mix(plan.name);
     const rec = o as Record<string, unknown>;
+    // the keys of the last object of this class, with their hashes: most objects of a class have
+    // the same keys in the same order, so a key is looked up only where the order differs
+    const shape = plan.shape[this.unnamedOnly ? 1 : 0];
+    let i = 0;
     for (const key in rec) {
       if (!Object.hasOwn(rec, key)) continue;
-      const kh = fieldHash(ctor, plan, this.unnamedOnly, key);
+      let kh: number | null;
+      if (i < shape.keys.length && shape.keys[i] === key) kh = shape.hashes[i];
+      else {
+        kh = fieldHash(ctor, plan, this.unnamedOnly, key);
+        shape.keys[i] = key;
+        shape.hashes[i] = kh;
+      }
+      i++;
       if (kh === null) continue;
       h.mix(kh);
       this.go(rec[key]);
