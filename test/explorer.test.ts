@@ -108,6 +108,28 @@ test('DPOR on 2 worker threads gives the same executions, verdict and counterexa
   }
 });
 
+test('jobs sharing one state store (on one thread or on workers) need fewer executions than jobs on their own, with the same verdict', async () => {
+  const { exploreDporParallel, DEFAULT_SPLIT_DEPTH } = await import('../src/explore/parallel.ts');
+  const { exploreDporSplit, replay } = await import('../src/explore/explorer.ts');
+  const scn = loadScenarioFile('scenarios/races/fault-vs-revoke.yaml');
+  for (const mutant of [undefined, 'M1']) {
+    const opts = { kernel: 'series-v4', mutant, states: true, atomic: true };
+    const alone = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, opts, false);
+    const shared = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, opts);
+    const workers = await exploreDporParallel(scn, 2, opts);
+    for (const r of [shared, workers]) {
+      assert.equal(r.complete, alone.complete, `${mutant}: ${r.mode}`);
+      assert.equal(r.counterexample?.invariant, alone.counterexample?.invariant, `${mutant}: ${r.mode}`);
+      if (r.counterexample) assert.ok(replay(scn, r.counterexample.schedule, { kernel: 'series-v4', mutant }).ex.failure, 'the counterexample replays');
+    }
+    if (!mutant) {
+      assert.ok(shared.executions < alone.executions, `shared ${shared.executions} < alone ${alone.executions}`);
+      // the store holds each state once, where jobs on their own each store their own copies
+      assert.ok(shared.states! < alone.states!, `shared ${shared.states} < alone ${alone.states}`);
+    }
+  }
+});
+
 test('check --shard I/N on every shard, merged, gives the executions, verdict and first counterexample of one run', async () => {
   const { DEFAULT_SPLIT_DEPTH } = await import('../src/explore/parallel.ts');
   const { exploreDporSplit } = await import('../src/explore/explorer.ts');

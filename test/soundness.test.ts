@@ -2,15 +2,17 @@
 // to 3 operations in all: loads and stores on pages of one BAR mapping, COMMAND and PM_CTRL writes,
 // FLR, DMA_BUF_REVOKE, munmap, close) exhaustive DPOR reaches exactly the set of end states
 // (finalFingerprint: every result, page table, buffer, device, config byte, memory byte and
-// violation) that naive enumeration of every interleaving reaches. Cases naive enumeration cannot
+// violation) that naive enumeration of every interleaving reaches; so do the jobs of a split search
+// sharing one state store, as worker threads do. Cases naive enumeration cannot
 // finish within its cap are discarded, not counted. Runs on the faithful model and on mutants that
 // break invariants, so sets with violations are compared too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { readdirSync } from 'node:fs';
-import { loadScenarioFile, parseScenario } from '../src/scenario/loader.ts';
-import { exploreDfs, exploreDpor } from '../src/explore/explorer.ts';
+import { loadScenarioFile, parseScenario, type Scenario } from '../src/scenario/loader.ts';
+import { dporJobs, exploreDfs, exploreDpor, warmAccessLog, type ExploreOptions } from '../src/explore/explorer.ts';
+import { SharedStates, sharedStoreBuffers } from '../src/explore/sharedstore.ts';
 import { finalFingerprint } from '../src/explore/fingerprint.ts';
 
 const NAIVE_CAP = 3000;
@@ -74,6 +76,23 @@ function yamlOf(threads: Op[][]): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * The jobs of a split at `depth` run one after another against one shared state store (and one
+ * access log with atomic blocks), every execution to its end: the end states they reach together.
+ */
+function sharedJobs(scn: Scenario, opts: ExploreOptions, depth: number): { ends: Set<string> } {
+  const shared = new SharedStates(sharedStoreBuffers(1 << 14, 1 << 20));
+  const accessLog = opts.atomic ? warmAccessLog(scn, opts) : undefined;
+  const ends = new Set<string>();
+  for (const job of dporJobs(scn, depth, opts)) {
+    const mine = new Set<string>(); // a job started again counts from its last start only
+    const d = exploreDpor(scn, { ...opts, all: true, states: true, job, shared, accessLog, onRestart: () => mine.clear(), onExecution: (ex) => mine.add(finalFingerprint(ex)) });
+    assert.ok(d.complete, 'DPOR job finished');
+    for (const f of mine) ends.add(f);
+  }
+  return { ends };
+}
+
 function compare(threads: Op[][], mutant: string | null): boolean {
   const scn = parseScenario(yamlOf(threads));
   const naive = new Set<string>();
@@ -89,6 +108,13 @@ function compare(threads: Op[][], mutant: string | null): boolean {
     const how = [states && 'state caching', atomic && 'atomic blocks'].filter(Boolean).join(' and ');
     assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR${how ? ` with ${how}` : ''} and naive differ on\n${yamlOf(threads)}`);
     if (!atomic) assert.ok(d.executions <= n.executions);
+  }
+  // split into jobs that share one state store and one access log, as worker threads do
+  for (const atomic of [false, true]) {
+    const reduced = sharedJobs(scn, { mutant, atomic }, 2).ends;
+    const missing = [...naive].filter((f) => !reduced.has(f));
+    const extra = [...reduced].filter((f) => !naive.has(f));
+    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR jobs sharing a state store${atomic ? ' with atomic blocks' : ''} and naive differ on\n${yamlOf(threads)}`);
   }
   return true;
 }
@@ -139,6 +165,10 @@ test('lock-aware DPOR, with state caching, with atomic blocks, reaches exactly t
         assert.deepEqual([...blocks].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR with atomic blocks${states ? ' and state caching' : ''} reaches different end states`);
         if (a.executions < l.executions) atomicFewer++;
       }
+      // split into jobs sharing one state store: the same end states (a job that took another's
+      // states without their summaries misses some here)
+      const jobs = sharedJobs(scn, { kernel, mutant, atomic: true }, 4);
+      assert.deepEqual([...jobs.ends].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR jobs sharing a state store reach different end states`);
       compared++;
       if (l.executions < p.executions) fewer++;
     }

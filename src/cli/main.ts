@@ -181,8 +181,8 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   else if (o.naive) r = exploreDfs(scn, base);
   else {
     // exhaustive DPOR. One search by default: one state store and one access log for all of it.
-    // --workers N splits it into independent jobs (as shards do); the same jobs on one thread
-    // (--workers 1) or on several give the same executions and the same verdict
+    // --workers N splits it into the jobs shards run, on N threads sharing one state store (one
+    // after another with --workers 1): the same verdict, executions that depend on timing
     const workers = o.workers === 'auto' ? defaultWorkers() : Number(o.workers ?? 0);
     if (o.workers !== undefined && (!Number.isInteger(workers) || workers < 1)) throw new UsageError(`--workers: expected a count or auto, got ${o.workers}`);
     r = workers > 1 ? await exploreDporParallel(scn, workers, base) : workers === 1 ? { ...exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, base), mode: 'dpor' } : exploreDpor(scn, base);
@@ -356,7 +356,7 @@ export function main(argv: string[]): void {
     .option('--no-states', 'exhaustive DPOR without state caching (by default an execution stops at a state explored before; see README)')
     .option('--no-atomic', 'exhaustive DPOR without atomic blocks: a scheduling point at every step (see README)')
     .option('--shard <i/N>', 'exhaustive DPOR: run the I-th of N deterministic shares and print its JSON document for `vfio-sim merge`')
-    .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core), as shards do; same verdict as one search')
+    .option('--workers <n>', 'split the exhaustive DPOR into jobs on N worker threads ("auto": one per core) sharing one state store; same verdict as one search')
     .addOption(perfettoOpt())
     .addOption(htmlOpt())
     .addOption(devicesOpt())

@@ -6,9 +6,10 @@
 import { dependent, ev, type Acc, type Ev, type Span } from '../kernel/sched/sched.ts';
 import type { Scenario } from '../scenario/loader.ts';
 import { Execution, type ExecOptions } from './execution.ts';
-import { MemFpStore, type FingerprintStore } from './fpstore.ts';
+import { MemFpStore, type FingerprintStore, type StateEntry } from './fpstore.ts';
 import { AccessLog, extend, type Mover } from './movers.ts';
 import { RaceIndex } from './raceindex.ts';
+import { SharedStates, sharedStoreBuffers } from './sharedstore.ts';
 import { rng } from './pct.ts';
 import { DEFAULT_MAX_DEPTH, notRun, preemptionsOf, type Counterexample, type ExploreOptions, type ExploreResult, type Progress } from './result.ts';
 import { callCollapse, cloneThread, Hasher, kernelHash, observe, taskAfter, threadStart, type ThreadFp } from './state.ts';
@@ -66,22 +67,41 @@ interface Block {
 }
 
 export function exploreDpor(scn: Scenario, opts: ExploreOptions & { job?: DporJob } = {}): ExploreResult {
-  if (!opts.atomic) return exploreOnce(scn, opts, null);
+  // a shared store gets this search's states once it has ended complete (and, with atomic
+  // blocks, with no assumption contradicted): only then do they stand for finished explorations
+  const out: Finished = {};
+  if (!opts.atomic) {
+    const r = exploreOnce(scn, opts, null, out);
+    if (r.complete) out.publish?.();
+    return r;
+  }
   // the reductions rely on what the log has seen; a contradiction starts the search again
-  const given = (opts as { accessLog?: AccessLog }).accessLog;
-  const log = given ?? new AccessLog(scn.threads.some((t) => t.steps.some((x) => x.as)));
   const t0 = Date.now();
-  // one thread (and no fork) has nothing to learn: its steps race with no one
-  if (!given && (scn.threads.length > 1 || [...scn.setup, ...scn.threads.flatMap((t) => t.steps)].some((x) => x.op === 'fork'))) warmUp(scn, opts, log);
+  const log = opts.accessLog ?? warmAccessLog(scn, opts);
+  const restarts = log.restarts; // a shared log counts other jobs' restarts too
   let spent = 0;
   for (;;) {
     const left = { maxMs: opts.maxMs === undefined ? undefined : Math.max(0, opts.maxMs - (Date.now() - t0)), maxExecutions: opts.maxExecutions === undefined ? undefined : Math.max(0, opts.maxExecutions - spent) };
-    const r = exploreOnce(scn, { ...opts, ...left }, log);
-    if (!log.invalid) return { ...r, restarts: log.restarts, elapsedMs: Date.now() - t0 };
+    const r = exploreOnce(scn, { ...opts, ...left }, log, out);
+    if (!log.invalid) {
+      if (r.complete) out.publish?.();
+      return { ...r, restarts: log.restarts - restarts, elapsedMs: Date.now() - t0 };
+    }
     spent += r.executions;
     log.restart();
     opts.onRestart?.();
   }
+}
+
+/**
+ * A new access log, filled from random executions unless one thread (and no fork) has nothing to
+ * learn. The jobs a thread runs against a shared store share one: it is warmed up once, and an
+ * assumption one job made that another contradicts only starts that job again.
+ */
+export function warmAccessLog(scn: Scenario, opts: ExploreOptions): AccessLog {
+  const log = new AccessLog(scn.threads.some((t) => t.steps.some((x) => x.as)));
+  if (scn.threads.length > 1 || [...scn.setup, ...scn.threads.flatMap((t) => t.steps)].some((x) => x.op === 'fork')) warmUp(scn, opts, log);
+  return log;
 }
 
 /** Random executions before the search, by default (a fixed seed: the same log every time). */
@@ -106,7 +126,13 @@ function warmUp(scn: Scenario, opts: ExploreOptions, log: AccessLog): void {
   }
 }
 
-function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, log: AccessLog | null): ExploreResult {
+/** What a search leaves for its caller: how to publish its states to the shared store. */
+interface Finished {
+  publish?: () => void;
+}
+
+function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, log: AccessLog | null, out: Finished): ExploreResult {
+  out.publish = undefined;
   const t0 = Date.now();
   const fixed = opts.job?.prefix.length ?? 0;
   const maxExec = opts.maxExecutions ?? Infinity, maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
@@ -118,6 +144,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
   let replayTo = 0; // depth up to which the stack's choices are replayed
   let threadSteps: number[] | undefined;
   const store: FingerprintStore | null = opts.states ? new MemFpStore() : null;
+  const shared = store ? (opts.shared ?? null) : null;
+  /** shared summaries read so far, by offset, as this search's event codes */
+  const sharedSummaries = new Map<number, Set<number>>();
   const summaries = new Map<number, Array<Set<number>>>();
   let statesCut = 0;
   const evIds = new Map<string, number>();
@@ -196,8 +225,8 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           node.summary = new Set();
         } else if (store) {
           node.threads = threads.map(cloneThread);
-          const fp = stateFingerprint(ex, threads);
-          const seen = depth >= fixed ? store.get(fp) : undefined;
+          const fph = stateFingerprint(ex, threads), fp = fph.key();
+          const seen = depth >= fixed ? (store.get(fp) ?? sharedGet(fph.a, fph.b)) : undefined;
           if (seen && seen.sleep.every((q) => node.sleep.has(q))) {
             // explored before, with no more threads asleep: reuse it, and let the events below it
             // race with the steps that led here
@@ -440,7 +469,37 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     }
   }
 
+  /** A state another job (or worker) published, with its summary in this search's event codes. */
+  function sharedGet(a: number, b: number): StateEntry | undefined {
+    const at = shared?.get(a, b) ?? -1;
+    if (at < 0) return undefined;
+    const { summary: sAt, sleep } = shared!.readState(at);
+    let summary = sharedSummaries.get(sAt);
+    if (!summary) {
+      summary = new Set(shared!.readSummary(sAt).map(([p, e]) => p * 1048576 + evId(e)));
+      sharedSummaries.set(sAt, summary);
+    }
+    return { sleep, summary };
+  }
+
+  /** Publish every state this search stored (each summary written once). */
+  function publish(): void {
+    const written = new Map<Set<number>, number>();
+    for (const [fp, e] of store!.entries()) {
+      let sAt = written.get(e.summary);
+      if (sAt === undefined) {
+        sAt = shared!.summary([...e.summary].map((x) => [Math.floor(x / 1048576), evs[x % 1048576]] as [number, Ev]));
+        written.set(e.summary, sAt);
+      }
+      if (sAt < 0) return; // the arena is full
+      const at = shared!.state(sAt, e.sleep);
+      const [a, b] = fp.split('.').map((x) => parseInt(x, 36) | 0);
+      if (at < 0 || !shared!.put(a, b, at)) return;
+    }
+  }
+
   function done(complete: boolean): ExploreResult {
+    if (complete && shared) out.publish = publish;
     return { mode: 'dpor', ...(store ? { states: store.size, statesCut } : {}), threadSteps, executions, sleepBlocked, steps, maxDepth: deepest, complete: complete && (!counterexample || !!opts.all), counterexample, elapsedMs: Date.now() - t0 };
   }
 }
@@ -483,12 +542,12 @@ export function mergeJobResults(results: ExploreResult[], t0: number): ExploreRe
     out.sleepBlocked += r.sleepBlocked;
     out.steps += r.steps;
     out.maxDepth = Math.max(out.maxDepth, r.maxDepth);
-    if (r.counterexample) {
-      out.counterexample = r.counterexample;
+    // a job cut short by its first counterexample is not complete; with `all` it went on
+    out.counterexample ??= r.counterexample;
+    if (!r.complete) {
       out.complete = false;
       break;
     }
-    if (!r.complete) out.complete = false;
   }
   out.elapsedMs = Date.now() - t0;
   return out;
@@ -503,6 +562,9 @@ export function runDporJobs(scn: Scenario, jobs: Array<{ index: number; job: Dpo
   const t0 = Date.now();
   const out: Array<{ job: number; result: ExploreResult }> = [];
   let total = 0, steps = 0, depth = 0, states = 0, finished = 0;
+  // jobs that share a store share an access log too; others (shards) each learn their own, so
+  // that a job's executions do not depend on which jobs ran before it
+  if (opts.shared && opts.atomic && !opts.accessLog) opts = { ...opts, accessLog: warmAccessLog(scn, opts) };
   for (const { index, job } of jobs) {
     const left = (opts.maxExecutions ?? Infinity) - total;
     const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
@@ -520,17 +582,23 @@ export function runDporJobs(scn: Scenario, jobs: Array<{ index: number; job: Dpo
     states += r.states ?? 0;
     finished++;
     depth = Math.max(depth, r.maxDepth);
-    if (r.counterexample || !r.complete) break;
+    if ((r.counterexample && !opts.all) || !r.complete) break;
     opts.progress?.({ executions: total, steps, depth, elapsedMs: Date.now() - t0, jobs: [finished, jobs.length], ...(opts.states ? { states } : {}) });
   }
   return out;
 }
 
-/** DPOR over the jobs of a split, one after another (the single-threaded twin of the parallel run). */
-export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOptions = {}): ExploreResult {
+/**
+ * DPOR over the jobs of a split, one after another: the single-threaded twin of the parallel run.
+ * `share`: with state caching, the jobs share one store (as workers do): fewer executions. Without,
+ * every job runs on its own, as on shards, whose merged results this equals.
+ */
+export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOptions = {}, share = true): ExploreResult {
   const t0 = Date.now();
   const jobs = dporJobs(scn, depth, opts).map((job, index) => ({ index, job }));
-  return mergeJobResults(runDporJobs(scn, jobs, opts).map((j) => j.result), t0);
+  const shared = share && opts.states ? new SharedStates(sharedStoreBuffers()) : undefined;
+  const r = mergeJobResults(runDporJobs(scn, jobs, { ...opts, shared }).map((j) => j.result), t0);
+  return shared ? { ...r, states: shared.size } : r;
 }
 
 function sameMembers(x: Set<number>, y: Set<number>): boolean {
@@ -547,7 +615,7 @@ function childSleep(n: DporNode): Map<number, Ev> {
 }
 
 /** A state: the whole kernel and the run's records, and each thread's fingerprint. */
-function stateFingerprint(ex: Execution, threads: ThreadFp[]): string {
+function stateFingerprint(ex: Execution, threads: ThreadFp[]): Hasher {
   const h = new Hasher().num(kernelHash(ex.run));
   for (const t of threads) {
     if (!t) {
@@ -557,7 +625,7 @@ function stateFingerprint(ex: Execution, threads: ThreadFp[]): string {
     h.num(t.cur).num(t.frames.length);
     for (const f of t.frames) h.num(f.base);
   }
-  return h.key();
+  return h;
 }
 
 const big = (_: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v);

@@ -13,6 +13,7 @@ export interface FingerprintStore {
   get(fp: string): StateEntry | undefined;
   set(fp: string, e: StateEntry): void;
   readonly size: number;
+  entries(): Iterable<[string, StateEntry]>;
 }
 
 export class MemFpStore implements FingerprintStore {
@@ -25,5 +26,8 @@ export class MemFpStore implements FingerprintStore {
   }
   get size(): number {
     return this.map.size;
+  }
+  entries(): Iterable<[string, StateEntry]> {
+    return this.map.entries();
   }
 }

@@ -1,10 +1,13 @@
 // Exhaustive DPOR on several worker threads. The run is split into independent jobs at a fixed
-// depth (dporJobs); workers take jobs as they free up, and the results are merged in job order, so
-// the executions, the verdict and the counterexample are those of exploreDporSplit on one thread.
+// depth (dporJobs); workers take jobs as they free up, and the results are merged in job order.
+// With state caching the jobs share one store (sharedstore.ts): a job does not explore again below
+// a state another has finished, so the executions depend on which job finished first, and vary
+// from run to run; the verdict does not. Without, they are those of exploreDporSplit on one thread.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { Scenario } from '../scenario/loader.ts';
 import { dporJobs, mergeJobResults, notRun, type ExploreOptions, type ExploreResult } from './explorer.ts';
+import { SharedStates, sharedStoreBuffers } from './sharedstore.ts';
 
 export const DEFAULT_SPLIT_DEPTH = 8;
 export const defaultWorkers = () => Math.max(1, availableParallelism());
@@ -15,8 +18,9 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
   const results: Array<ExploreResult | undefined> = new Array(jobs.length);
   const { progress, onExecution, ...plain } = opts; // functions do not cross to workers
   void onExecution;
+  const shared = opts.states ? sharedStoreBuffers() : undefined;
   const pool = Array.from({ length: Math.min(workers, jobs.length) }, () =>
-    new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { scn, opts: plain } }),
+    new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { scn, opts: plain, shared } }),
   );
   let next = 0, executions = 0, states = 0, finished = 0;
   const cap = opts.maxExecutions ?? Infinity;
@@ -59,5 +63,6 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
     }
     done.push(r);
   }
-  return { ...mergeJobResults(done, t0), mode: `dpor, ${pool.length} workers` };
+  const r = mergeJobResults(done, t0);
+  return { ...r, ...(shared ? { states: new SharedStates(shared).size } : {}), mode: `dpor, ${pool.length} workers` };
 }

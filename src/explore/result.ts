@@ -4,6 +4,8 @@
 // task its own way.
 import type { Scenario } from '../scenario/loader.ts';
 import type { Execution, ExecOptions, Failure } from './execution.ts';
+import type { SharedStates } from './sharedstore.ts';
+import type { AccessLog } from './movers.ts';
 
 export interface ExploreOptions extends ExecOptions {
   /** stop after this many executions (the result says it was cut short) */
@@ -35,6 +37,13 @@ export interface ExploreOptions extends ExecOptions {
   warmUp?: number;
   /** atomic blocks: called when the search starts again (what onExecution saw before is void) */
   onRestart?: () => void;
+  /**
+   * state caching in a split search: the store its jobs share (sharedstore.ts); a job looks up
+   * states there and publishes its own once it has ended complete
+   */
+  shared?: SharedStates;
+  /** atomic blocks: the access log to start from (dpor.ts warmAccessLog), shared by a thread's jobs */
+  accessLog?: AccessLog;
 }
 
 export interface Progress {
