@@ -179,7 +179,7 @@ function walk(h: Hasher, root: unknown, unnamedOnly: boolean, stop?: Stop): void
 }
 
 /**
- * The walk's visit marks: a non-enumerable symbol property on each visited object holding the
+ * The walk's visit marks: a symbol-keyed property (no for-in, keys or JSON sees it) on each visited object holding the
  * walk's number and the object's first-visit index (a Map of visited objects cost a third of the
  * walk, and most of its garbage). Walks never nest, so one running number tells this walk's marks
  * from older ones.
@@ -216,8 +216,7 @@ class Walk {
     const m = (o as { [MARK]?: number })[MARK];
     if (m !== undefined && m >= this.base) return m - this.base;
     if (this.visited >= MARK_SPAN) throw new Error('state walk: too many objects');
-    if (m === undefined) Object.defineProperty(o, MARK, { value: this.base + this.visited++, writable: true });
-    else (o as { [MARK]?: number })[MARK] = this.base + this.visited++;
+    (o as { [MARK]?: number })[MARK] = this.base + this.visited++;
     return -1;
   }
 
