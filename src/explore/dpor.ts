@@ -321,7 +321,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     }
     if (!ended) ex.end();
     executions++;
-    threadSteps = ex.tasks.map((_, i) => Math.max(threadSteps?.[i] ?? 0, ex.choices.filter((c) => c === i).length));
+    threadSteps = countSteps(ex, threadSteps);
     if (!ended) opts.onExecution?.(ex);
     if (ex.failure) {
       counterexample ??= { ...ex.failure, schedule: ex.schedule(), preemptions: preemptionsOf(ex, enabledAt) };
@@ -337,17 +337,18 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     let d = stack.length - 1;
     for (; d >= fixed; d--) {
       const n = stack[d];
+      // the lowest backtrack choice not explored, not asleep (nodes without one are dropped as they are)
+      let next = -1;
+      for (const q of n.backtrack) if (q !== n.chosen && !n.done.has(q) && !n.sleep.has(q) && (next < 0 || q < next)) next = q;
+      if (next < 0) continue;
       if (n.chosen >= 0) {
         n.done.add(n.chosen);
         // asleep, a thread stands for its whole next block: everything the block touched
         if (n.ev) n.sleep.set(n.chosen, log ? blockEv(d) : n.ev);
       }
-      const next = [...n.backtrack].filter((q) => !n.done.has(q) && !n.sleep.has(q)).sort((a, b) => a - b)[0];
-      if (next !== undefined) {
-        n.chosen = next;
-        n.ev = null;
-        break;
-      }
+      n.chosen = next;
+      n.ev = null;
+      break;
     }
     // the nodes below the next choice are finished: remember their states
     if (store) for (let k = explored - 1; k > Math.max(d, fixed - 1); k--) finish(stack[k], stack[k - 1]);
@@ -604,6 +605,14 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
 function sameMembers(x: Set<number>, y: Set<number>): boolean {
   for (const v of x) if (!y.has(v)) return false;
   return true;
+}
+
+/** The most steps each thread took in one execution so far, with this one's. */
+function countSteps(ex: Execution, most: number[] | undefined): number[] {
+  const out = ex.tasks.map((_, i) => most?.[i] ?? 0), now = ex.tasks.map(() => 0);
+  for (const c of ex.choices) now[c]++;
+  for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i], now[i]);
+  return out;
 }
 
 /** Sleep set of the state after `n` took its chosen step: sleepers independent of that step stay. */

@@ -220,6 +220,14 @@ class Walk {
     return -1;
   }
 
+  private entry(x: unknown, k: unknown): void {
+    this.go(k);
+    this.go(x);
+  }
+  private member(x: unknown): void {
+    this.go(x);
+  }
+
   go(v: unknown): void {
     const h = this.h;
     switch (typeof v) {
@@ -242,19 +250,17 @@ class Walk {
     if (ArrayBuffer.isView(o)) return void h.mix(9).bytesCached(o);
     if (o instanceof Map) {
       h.mix(11).num(o.size);
-      for (const [k, x] of o) {
-        this.go(k);
-        this.go(x);
-      }
+      // forEach: no [key, value] pair allocated per entry
+      o.forEach(this.entry, this);
       return;
     }
     if (o instanceof Set) {
       h.mix(12).num(o.size);
       // a set of tasks (a rwsem's readers) has no order: visit it by task id
       let tasks = o.size > 1;
-      for (const x of o) if (!(x instanceof Task)) tasks = false;
+      if (tasks) o.forEach((x) => void (tasks &&= x instanceof Task));
       if (tasks) for (const x of [...(o as Set<Task>)].sort((a, b) => a.id - b.id)) this.go(x);
-      else for (const x of o) this.go(x);
+      else o.forEach(this.member, this);
       return;
     }
     const ctor = (o as { constructor?: Function }).constructor;
