@@ -24,10 +24,10 @@ if (typeof globalThis.gc !== 'function' && !process.env[CHILD]) {
   });
   process.exit(r.status ?? 1);
 } else {
-  main();
+  await main();
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const opt = (name: string, dflt: number) => {
     const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
@@ -58,7 +58,7 @@ function main(): void {
   if (only === null || only === 'faults') faultSections();
   if (only !== 'faults') {
     if (only !== 'shapes') runExploreBench({ naiveCap: NAIVE_CAP, naiveMs: NAIVE_MS, out });
-    runShapesBench({ budgetMs: quick ? 10_000 : 60_000, out });
+    await runShapesBench({ budgetMs: quick ? 10_000 : 60_000, out });
     peak('sections 5-7');
   }
   out(`\ntotal bench time ${fixed((performance.now() - t0) / 1000, 1)} s; peak RSS of the bench process ${mib(process.resourceUsage().maxRSS * 1024)}`);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseScenario } from '../src/scenario/loader.ts';
 import { exploreDpor, type ExploreResult } from '../src/explore/explorer.ts';
+import { defaultWorkers, exploreDporParallel } from '../src/explore/parallel.ts';
 import { fixed, heading, int, mib, table } from './format.ts';
 
 const PML = fileURLToPath(new URL('./fault-vs-revoke.pml', import.meta.url));
@@ -126,7 +127,7 @@ const cells = (x: Run | null): string[] => {
 const best = (runs: Array<Run | null>) => runs.filter((x): x is Run => !!x && x.d.complete).sort((a, b) => a.secs - b.secs)[0];
 const header = ['<shape', ...MODES.flatMap((m) => [`<${m.name}: executions`, 'states', 's']), 'heap growth'];
 
-export function runShapesBench(o: { budgetMs: number; out: (s?: string) => void }): void {
+export async function runShapesBench(o: { budgetMs: number; out: (s?: string) => void }): Promise<void> {
   const out = o.out;
   out(heading(`7. Race shapes, exhaustive DPOR in three modes (budget ${fixed(o.budgetMs / 1000, 0)} s each, ${fixed((o.budgetMs * CHECK_MODE_BUDGET) / 1000, 0)} s for check's atomic + states), beside Spin on bench/fault-vs-revoke.pml`));
   const targets: string[] = [];
@@ -164,6 +165,13 @@ export function runShapesBench(o: { budgetMs: number; out: (s?: string) => void 
   out('  status, PTEs, decode) with its own partial-order reduction and state hashing. Spin counts states, the');
   out('  explorer executions (and, with --states, the states it stored at block boundaries); the time ratio');
   out('  takes the fastest complete explorer run, and only complete runs.');
+  // the same search as jobs on worker threads sharing one state store (check --workers)
+  const workers = Math.min(2, defaultWorkers());
+  if (workers > 1) {
+    const t0 = performance.now();
+    const w = await exploreDporParallel(parseScenario(shapeScenario(2, 2, 4)), workers, { kernel: KERNEL, atomic: true, states: true, maxMs: o.budgetMs * CHECK_MODE_BUDGET });
+    targets.push(`2x2x4 on ${workers} workers sharing one state store: ${verdict({ d: w, secs: (performance.now() - t0) / 1000, heap: 0 })}`);
+  }
   out('  Targets (check\'s mode, this run):');
   for (const t of targets) out(`    ${t}`);
 }
