@@ -599,7 +599,8 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
   const jobs = dporJobs(scn, depth, opts).map((job, index) => ({ index, job }));
   const shared = share && opts.states ? new SharedStates(sharedStoreBuffers()) : undefined;
   const r = mergeJobResults(runDporJobs(scn, jobs, { ...opts, shared }).map((j) => j.result), t0);
-  return shared ? { ...r, states: shared.size } : r;
+  // distinct states: those published, or, where jobs were cut short before publishing, what they stored
+  return shared ? { ...r, states: Math.max(shared.size, r.states ?? 0) } : r;
 }
 
 function sameMembers(x: Set<number>, y: Set<number>): boolean {

@@ -64,5 +64,6 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
     done.push(r);
   }
   const r = mergeJobResults(done, t0);
-  return { ...r, ...(shared ? { states: new SharedStates(shared).size } : {}), mode: `dpor, ${pool.length} workers` };
+  // distinct states: those published, or, where jobs were cut short before publishing, what they stored
+  return { ...r, ...(shared ? { states: Math.max(new SharedStates(shared).size, r.states ?? 0) } : {}), mode: `dpor, ${pool.length} workers` };
 }
