@@ -474,7 +474,10 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
   function sharedGet(a: number, b: number): StateEntry | undefined {
     const at = shared?.get(a, b) ?? -1;
     if (at < 0) return undefined;
-    const { summary: sAt, sleep } = shared!.readState(at);
+    const { summary: sAt, publisher, sleep } = shared!.readState(at);
+    // with atomic blocks, only a state this thread explored: its access log has seen what the
+    // executions below it do (sharedstore.ts)
+    if (log && publisher !== shared!.publisher) return undefined;
     let summary = sharedSummaries.get(sAt);
     if (!summary) {
       summary = new Set(shared!.readSummary(sAt).map(([p, e]) => p * 1048576 + evId(e)));

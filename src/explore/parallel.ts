@@ -32,7 +32,7 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
         new Promise<void>((resolve, reject) => {
           const feed = () => {
             const ms = opts.maxMs === undefined ? undefined : opts.maxMs - (Date.now() - t0);
-            if (next >= jobs.length || next > firstFailure || executions >= cap || (ms !== undefined && ms <= 0)) {
+            if (next >= jobs.length || (next > firstFailure && !opts.all) || executions >= cap || (ms !== undefined && ms <= 0)) {
               w.postMessage(null);
               return resolve();
             }

@@ -8,8 +8,13 @@
 // it that is finished and sound. A reader that misses a state another thread is publishing just
 // explores it again; a full table or arena only stops publishing. Both only cost time.
 //
+// With atomic blocks, a thread takes only the states it published itself: a block's reduction holds
+// while the thread's own access log has seen every access the explored executions make, and below a
+// state another thread explored, only that thread's log has (movers.ts). Without, every thread takes
+// every state.
+//
 // Records (Int32 words): an event [1, n, n UTF-16 code units of its key]; a summary [2, n, then n
-// pairs of task and event offset]; a state [3, summary offset, k, k sleeping tasks].
+// pairs of task and event offset]; a state [3, summary offset, publisher, k, k sleeping tasks].
 import type { Acc, Ev, Span } from '../kernel/sched/sched.ts';
 
 /** What crosses to a worker: the two buffers. */
@@ -20,8 +25,11 @@ export interface SharedStoreBuffers {
 
 /** Slots: 4 Mi (48 MiB); arena: 16 Mi words (64 MiB). Pages never touched cost no memory. */
 export function sharedStoreBuffers(slots = 1 << 22, arenaWords = 1 << 24): SharedStoreBuffers {
-  return { table: new SharedArrayBuffer(4 * (1 + 3 * slots)), arena: new SharedArrayBuffer(4 * arenaWords) };
+  return { table: new SharedArrayBuffer(4 * (HEADER + 3 * slots)), arena: new SharedArrayBuffer(4 * arenaWords) };
 }
+
+/** Table header: [published states, publishers so far]. */
+const HEADER = 2;
 
 /** An event as text that names it exactly (op, object, access, what else it touches), and back. */
 export const eventKey = (e: Ev): string => JSON.stringify([e.op, e.obj, e.acc, e.also ?? null, e.spans ?? null]);
@@ -34,11 +42,15 @@ function eventOfKey(key: string): Ev {
 }
 
 export class SharedStates {
-  /** [published states, then per slot: fingerprint high word | 1, low word | 1, record offset] */
+  /** [HEADER words, then per slot: fingerprint high word | 1, low word | 1, record offset] */
   private readonly table: Int32Array;
   /** [next free word, then records] */
   private readonly arena: Int32Array;
   private readonly mask: number;
+  /** publishing stops at three quarters full, so that probes stay short */
+  private readonly maxStates: number;
+  /** this thread's number among those publishing to the store */
+  readonly publisher: number;
   /** this thread's offsets of the events it wrote or read, by key, and back */
   private readonly eventAt = new Map<string, number>();
   private readonly eventOf = new Map<number, Ev>();
@@ -46,8 +58,10 @@ export class SharedStates {
   constructor(readonly buffers: SharedStoreBuffers) {
     this.table = new Int32Array(buffers.table);
     this.arena = new Int32Array(buffers.arena);
-    this.mask = (this.table.length - 1) / 3 - 1;
+    this.mask = (this.table.length - HEADER) / 3 - 1;
     if (this.mask & (this.mask + 1)) throw new Error('shared state table: slots must be a power of two');
+    this.maxStates = Math.floor(((this.mask + 1) * 3) / 4);
+    this.publisher = Atomics.add(this.table, 1, 1);
     Atomics.compareExchange(this.arena, 0, 0, 1);
   }
 
@@ -60,7 +74,7 @@ export class SharedStates {
   get(a: number, b: number): number {
     const ka = a | 1, kb = b | 1;
     for (let i = (b >>> 0) & this.mask, n = 0; n <= this.mask; i = (i + 1) & this.mask, n++) {
-      const s = 1 + 3 * i, x = Atomics.load(this.table, s);
+      const s = HEADER + 3 * i, x = Atomics.load(this.table, s);
       if (x === 0) return -1;
       if (x !== ka) continue;
       const y = Atomics.load(this.table, s + 1);
@@ -72,9 +86,10 @@ export class SharedStates {
 
   /** Publish fingerprint (a, b) with its state record; false when the table is full. */
   put(a: number, b: number, rec: number): boolean {
+    if (Atomics.load(this.table, 0) >= this.maxStates) return false;
     const ka = a | 1, kb = b | 1;
     for (let i = (b >>> 0) & this.mask, n = 0; n <= this.mask; i = (i + 1) & this.mask, n++) {
-      const s = 1 + 3 * i;
+      const s = HEADER + 3 * i;
       let x = Atomics.load(this.table, s);
       if (x === 0) {
         x = Atomics.compareExchange(this.table, s, 0, ka);
@@ -100,8 +115,11 @@ export class SharedStates {
 
   /** Room for `n` words in the arena, or -1 when it is full. */
   private alloc(n: number): number {
-    const at = Atomics.add(this.arena, 0, n);
-    return at + n <= this.arena.length ? at : -1;
+    for (;;) {
+      const at = Atomics.load(this.arena, 0);
+      if (at + n > this.arena.length) return -1;
+      if (Atomics.compareExchange(this.arena, 0, at, at + n) === at) return at;
+    }
   }
 
   /** The offset of an event's record, written now if this thread has not met it (-1: arena full). */
@@ -153,20 +171,21 @@ export class SharedStates {
     return out;
   }
 
-  /** Write a state record: its summary's offset and its sleep set; -1 when the arena is full. */
+  /** Write a state record: its summary's offset, this publisher, its sleep set; -1 when the arena is full. */
   state(summary: number, sleep: number[]): number {
-    const at = this.alloc(3 + sleep.length);
+    const at = this.alloc(4 + sleep.length);
     if (at < 0) return -1;
     this.arena[at] = 3;
     this.arena[at + 1] = summary;
-    this.arena[at + 2] = sleep.length;
-    for (let i = 0; i < sleep.length; i++) this.arena[at + 3 + i] = sleep[i];
+    this.arena[at + 2] = this.publisher;
+    this.arena[at + 3] = sleep.length;
+    for (let i = 0; i < sleep.length; i++) this.arena[at + 4 + i] = sleep[i];
     return at;
   }
 
-  readState(at: number): { summary: number; sleep: number[] } {
-    const k = this.arena[at + 2], sleep: number[] = [];
-    for (let i = 0; i < k; i++) sleep.push(this.arena[at + 3 + i]);
-    return { summary: this.arena[at + 1], sleep };
+  readState(at: number): { summary: number; publisher: number; sleep: number[] } {
+    const k = this.arena[at + 3], sleep: number[] = [];
+    for (let i = 0; i < k; i++) sleep.push(this.arena[at + 4 + i]);
+    return { summary: this.arena[at + 1], publisher: this.arena[at + 2], sleep };
   }
 }
