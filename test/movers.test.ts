@@ -132,3 +132,26 @@ test('random executions fill the access log before the search: it no longer star
   assert.ok(cold.r.complete && warm.r.complete);
   assert.deepEqual([...warm.ends].sort(), [...cold.ends].sort());
 });
+
+test('logs that share a journal learn each other\'s accesses: one thread\'s write invalidates what another assumed, once it takes the journal in', async () => {
+  const { SharedStates, sharedStoreBuffers } = await import('../src/explore/sharedstore.ts');
+  const { t0, t1 } = world();
+  const bufs = sharedStoreBuffers(1 << 8, 1 << 14, 1 << 8);
+  const a = new AccessLog(false), b = new AccessLog(false);
+  a.join(new SharedStates(bufs).journal);
+  b.join(new SharedStates(bufs).journal);
+  const read = ev('READ(status)', 'dmabuf0.priv', 'r');
+  b.record(0, t0, read);
+  assert.equal(b.kind(0, t0, read), 'B', 'b has seen no other access');
+  a.record(1, t1, ev('WRITE(status)', 'dmabuf0.priv', 'w')); // a's thread writes, unprotected
+  assert.equal(b.invalid, false, 'not before b takes the journal in');
+  b.absorb();
+  assert.equal(b.invalid, true, 'the write contradicts b\'s assumption');
+  b.restart();
+  assert.equal(b.kind(0, t0, read), 'N', 'and from then on b knows the read can race');
+  // a log that has not joined learns nothing
+  const c = new AccessLog(false);
+  c.record(0, t0, read);
+  c.absorb();
+  assert.equal(c.kind(0, t0, read), 'B');
+});

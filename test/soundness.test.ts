@@ -80,13 +80,20 @@ function yamlOf(threads: Op[][]): string {
  * The jobs of a split at `depth` run one after another against one shared state store (and one
  * access log with atomic blocks), every execution to its end: the end states they reach together.
  */
-function sharedJobs(scn: Scenario, opts: ExploreOptions, depth: number): { ends: Set<string> } {
-  const shared = new SharedStates(sharedStoreBuffers(1 << 14, 1 << 20));
-  const accessLog = opts.atomic ? warmAccessLog(scn, opts) : undefined;
+function sharedJobs(scn: Scenario, opts: ExploreOptions, depth: number, threads = 1): { ends: Set<string> } {
+  // `threads` views of one store, each with its own access log (sharing a journal), as workers
+  // have; the jobs go to them in turn
+  const bufs = sharedStoreBuffers(1 << 14, 1 << 20, 1 << 16);
+  const views = Array.from({ length: threads }, () => {
+    const shared = new SharedStates(bufs);
+    const accessLog = opts.atomic ? warmAccessLog(scn, opts) : undefined;
+    if (threads > 1) accessLog?.join(shared.journal);
+    return { shared, accessLog };
+  });
   const ends = new Set<string>();
-  for (const job of dporJobs(scn, depth, opts)) {
+  for (const [i, job] of dporJobs(scn, depth, opts).entries()) {
     const mine = new Set<string>(); // a job started again counts from its last start only
-    const d = exploreDpor(scn, { ...opts, all: true, states: true, job, shared, accessLog, onRestart: () => mine.clear(), onExecution: (ex) => mine.add(finalFingerprint(ex)) });
+    const d = exploreDpor(scn, { ...opts, all: true, states: true, job, ...views[i % threads], onRestart: () => mine.clear(), onExecution: (ex) => mine.add(finalFingerprint(ex)) });
     assert.ok(d.complete, 'DPOR job finished');
     for (const f of mine) ends.add(f);
   }
@@ -109,12 +116,13 @@ function compare(threads: Op[][], mutant: string | null): boolean {
     assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR${how ? ` with ${how}` : ''} and naive differ on\n${yamlOf(threads)}`);
     if (!atomic) assert.ok(d.executions <= n.executions);
   }
-  // split into jobs that share one state store and one access log, as worker threads do
-  for (const atomic of [false, true]) {
-    const reduced = sharedJobs(scn, { mutant, atomic }, 2).ends;
+  // split into jobs that share one state store, on one thread (one access log) and on two (two
+  // logs sharing a journal), as worker threads do
+  for (const [atomic, views] of [[false, 1], [true, 1], [true, 2]] as const) {
+    const reduced = sharedJobs(scn, { mutant, atomic }, 2, views).ends;
     const missing = [...naive].filter((f) => !reduced.has(f));
     const extra = [...reduced].filter((f) => !naive.has(f));
-    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR jobs sharing a state store${atomic ? ' with atomic blocks' : ''} and naive differ on\n${yamlOf(threads)}`);
+    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `DPOR jobs sharing a state store${atomic ? ' with atomic blocks' : ''} on ${views} thread(s) and naive differ on\n${yamlOf(threads)}`);
   }
   return true;
 }
@@ -167,8 +175,10 @@ test('lock-aware DPOR, with state caching, with atomic blocks, reaches exactly t
       }
       // split into jobs sharing one state store: the same end states (a job that took another's
       // states without their summaries misses some here)
-      const jobs = sharedJobs(scn, { kernel, mutant, atomic: true }, 4);
-      assert.deepEqual([...jobs.ends].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR jobs sharing a state store reach different end states`);
+      for (const views of [1, 2]) {
+        const jobs = sharedJobs(scn, { kernel, mutant, atomic: true }, 4, views);
+        assert.deepEqual([...jobs.ends].sort(), [...plain].sort(), `${f} (${mutant ?? 'faithful'}): DPOR jobs sharing a state store on ${views} thread(s) reach different end states`);
+      }
       compared++;
       if (l.executions < p.executions) fewer++;
     }

@@ -475,9 +475,13 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     const at = shared?.get(a, b) ?? -1;
     if (at < 0) return undefined;
     const { summary: sAt, publisher, sleep } = shared!.readState(at);
-    // with atomic blocks, only a state this thread explored: its access log has seen what the
-    // executions below it do (sharedstore.ts)
-    if (log && publisher !== shared!.publisher) return undefined;
+    // with atomic blocks, a state another thread explored only once this thread's log has taken in
+    // what that thread's recorded, which includes what the executions below the state do
+    if (log && publisher !== shared!.publisher) {
+      if (!log.joined || shared!.journalBroken) return undefined;
+      log.absorb();
+      if (log.invalid) return undefined;
+    }
     let summary = sharedSummaries.get(sAt);
     if (!summary) {
       summary = new Set(shared!.readSummary(sAt).map(([p, e]) => p * 1048576 + evId(e)));

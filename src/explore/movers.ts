@@ -45,6 +45,15 @@ function excluded(a: Hold[], b: Hold[]): boolean {
 }
 const overlaps = (s: Span, t: Span) => s.lo < t.hi && t.lo < s.hi && (s.level === undefined || t.level === undefined || s.level === t.level);
 
+/**
+ * Where logs of different threads meet (sharedstore.ts): every access one log records is appended,
+ * and `since` gives what the others appended after a cursor.
+ */
+export interface AccessJournal {
+  append(entry: string): void;
+  since(cursor: number): { entries: string[]; cursor: number };
+}
+
 export class AccessLog {
   private readonly objs = new Map<string, Access[]>();
   private readonly spaces = new Map<string, Access[]>();
@@ -57,8 +66,34 @@ export class AccessLog {
   /** how many searches were started again */
   restarts = 0;
 
+  /** the journal this log writes its accesses to and reads other threads' from, if any */
+  private journal: AccessJournal | null = null;
+  private journalCursor = 0;
+
   /** `threadsBind`: some thread binds a name (`as:`) that an operation's start may read */
   constructor(private readonly threadsBind = true) {}
+
+  /** Share this log's accesses from now on, and learn those other threads' logs share. */
+  join(journal: AccessJournal): void {
+    this.journal = journal;
+  }
+  get joined(): boolean {
+    return this.journal !== null;
+  }
+
+  /**
+   * Take in what other threads' logs recorded since last time (before this thread reuses a state
+   * one of them explored: the accesses below it are among them). May invalidate the search.
+   */
+  absorb(): void {
+    if (!this.journal) return;
+    const { entries, cursor } = this.journal.since(this.journalCursor);
+    this.journalCursor = cursor;
+    for (const x of entries) {
+      const [t, key, acc, span, holds] = JSON.parse(x) as [number, string, Acc, Span | null, Hold[]];
+      this.add(t, key, acc, span ?? undefined, holds, holdsKey(holds), false);
+    }
+  }
 
   /** Start a search again: what it assumed goes, what it saw stays. */
   restart(): void {
@@ -77,16 +112,21 @@ export class AccessLog {
     const insideKey = inside && holdsKey(inside);
     for (const { key, acc, span } of accessesOf(e)) {
       const [holds, hk] = inside && key !== e.obj ? [inside, insideKey!] : [mine, mineKey];
-      const id = accessId(t, key, acc, span, hk);
-      if (this.seen.has(id)) continue;
-      this.seen.add(id);
-      const a: Access = span ? { t, acc, holds, span } : { t, acc, holds };
-      const map = span ? this.spaces : this.objs;
-      let l = map.get(key);
-      if (!l) map.set(key, (l = []));
-      l.push(a);
-      if (!this.invalid) for (const x of this.assumed) if (x.key === key && this.conflicts(x.a, a)) this.invalid = true;
+      this.add(t, key, acc, span, holds, hk, true);
     }
+  }
+
+  private add(t: number, key: string, acc: Acc, span: Span | undefined, holds: Hold[], hk: string, share: boolean): void {
+    const id = accessId(t, key, acc, span, hk);
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
+    const a: Access = span ? { t, acc, holds, span } : { t, acc, holds };
+    const map = span ? this.spaces : this.objs;
+    let l = map.get(key);
+    if (!l) map.set(key, (l = []));
+    l.push(a);
+    if (!this.invalid) for (const x of this.assumed) if (x.key === key && this.conflicts(x.a, a)) this.invalid = true;
+    if (share && this.journal) this.journal.append(JSON.stringify([t, key, acc, span ?? null, holds]));
   }
 
   private conflicts(a: Access, b: Access): boolean {

@@ -8,28 +8,33 @@
 // it that is finished and sound. A reader that misses a state another thread is publishing just
 // explores it again; a full table or arena only stops publishing. Both only cost time.
 //
-// With atomic blocks, a thread takes only the states it published itself: a block's reduction holds
-// while the thread's own access log has seen every access the explored executions make, and below a
-// state another thread explored, only that thread's log has (movers.ts). Without, every thread takes
-// every state.
+// With atomic blocks, a block's reduction holds while the thread's access log has seen every access
+// the explored executions make (movers.ts), and below a state another thread explored only that
+// thread's log has. So the logs share what they record through a journal here, and a thread takes
+// in the others' entries before it reuses a state one of them published (the entries were written
+// before the state was). A journal that overflowed stops reuse across threads.
 //
 // Records (Int32 words): an event [1, n, n UTF-16 code units of its key]; a summary [2, n, then n
-// pairs of task and event offset]; a state [3, summary offset, publisher, k, k sleeping tasks].
+// pairs of task and event offset]; a state [3, summary offset, publisher, k, k sleeping tasks]; a
+// journal entry [4, n, n code units].
 import type { Acc, Ev, Span } from '../kernel/sched/sched.ts';
+import type { AccessJournal } from './movers.ts';
 
-/** What crosses to a worker: the two buffers. */
+/** What crosses to a worker: the buffers. */
 export interface SharedStoreBuffers {
   table: SharedArrayBuffer;
   arena: SharedArrayBuffer;
+  /** the access journal's index: [entries reserved, then each entry's arena offset (-1: lost)] */
+  journal: SharedArrayBuffer;
 }
 
-/** Slots: 4 Mi (48 MiB); arena: 16 Mi words (64 MiB). Pages never touched cost no memory. */
-export function sharedStoreBuffers(slots = 1 << 22, arenaWords = 1 << 24): SharedStoreBuffers {
-  return { table: new SharedArrayBuffer(4 * (HEADER + 3 * slots)), arena: new SharedArrayBuffer(4 * arenaWords) };
+/** Slots: 4 Mi (48 MiB); arena: 16 Mi words (64 MiB); journal: 1 Mi entries. Untouched pages cost no memory. */
+export function sharedStoreBuffers(slots = 1 << 22, arenaWords = 1 << 24, journalEntries = 1 << 20): SharedStoreBuffers {
+  return { table: new SharedArrayBuffer(4 * (HEADER + 3 * slots)), arena: new SharedArrayBuffer(4 * arenaWords), journal: new SharedArrayBuffer(4 * (1 + journalEntries)) };
 }
 
-/** Table header: [published states, publishers so far]. */
-const HEADER = 2;
+/** Table header: [published states, publishers so far, journal lost an entry]. */
+const HEADER = 3;
 
 /** An event as text that names it exactly (op, object, access, what else it touches), and back. */
 export const eventKey = (e: Ev): string => JSON.stringify([e.op, e.obj, e.acc, e.also ?? null, e.spans ?? null]);
@@ -55,9 +60,12 @@ export class SharedStates {
   private readonly eventAt = new Map<string, number>();
   private readonly eventOf = new Map<number, Ev>();
 
+  private readonly index: Int32Array;
+
   constructor(readonly buffers: SharedStoreBuffers) {
     this.table = new Int32Array(buffers.table);
     this.arena = new Int32Array(buffers.arena);
+    this.index = new Int32Array(buffers.journal);
     this.mask = (this.table.length - HEADER) / 3 - 1;
     if (this.mask & (this.mask + 1)) throw new Error('shared state table: slots must be a power of two');
     this.maxStates = Math.floor(((this.mask + 1) * 3) / 4);
@@ -111,6 +119,39 @@ export class SharedStates {
       }
     }
     return false;
+  }
+
+  /** The access journal the threads' logs share (movers.ts AccessJournal). */
+  readonly journal: AccessJournal = {
+    append: (entry) => {
+      const slot = Atomics.add(this.index, 0, 1);
+      const at = slot + 1 < this.index.length ? this.alloc(2 + entry.length) : -1;
+      if (at >= 0) {
+        this.arena[at] = 4;
+        this.arena[at + 1] = entry.length;
+        for (let i = 0; i < entry.length; i++) this.arena[at + 2 + i] = entry.charCodeAt(i);
+      } else Atomics.store(this.table, 2, 1);
+      if (slot + 1 < this.index.length) Atomics.store(this.index, slot + 1, at);
+    },
+    since: (cursor) => {
+      const n = Math.min(Atomics.load(this.index, 0), this.index.length - 1), entries: string[] = [];
+      for (let i = cursor; i < n; i++) {
+        // a slot is written right after it is reserved: wait for it rather than skip it
+        let at = Atomics.load(this.index, i + 1);
+        while (at === 0) at = Atomics.load(this.index, i + 1);
+        if (at < 0) continue; // lost (the journal broke: no reuse across threads any more)
+        const len = this.arena[at + 1];
+        let x = '';
+        for (let k = 0; k < len; k++) x += String.fromCharCode(this.arena[at + 2 + k]);
+        entries.push(x);
+      }
+      return { entries, cursor: Math.max(cursor, n) };
+    },
+  };
+
+  /** Whether the journal lost an entry (full): the threads' logs can no longer vouch for each other's states. */
+  get journalBroken(): boolean {
+    return Atomics.load(this.table, 2) !== 0 || Atomics.load(this.index, 0) >= this.index.length - 1;
   }
 
   /** Room for `n` words in the arena, or -1 when it is full. */
