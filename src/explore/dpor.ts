@@ -25,6 +25,11 @@ export interface DporJob {
   sleep: number[];
 }
 
+/** A summary entry: the task that took a step, and the step's event (this search's id for it). */
+const summaryCode = (task: number, evId: number) => task * 1048576 + evId;
+const taskOf = (code: number) => Math.floor(code / 1048576);
+const evIdOf = (code: number) => code % 1048576;
+
 /** The empty list of open read-only sections, shared. */
 const NO_HELD: DporNode['held'] = [];
 
@@ -313,7 +318,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
         if (finished)
           ts.cur = new Hasher().str('ops').str(resultsOf(ex, name)).num(obs).num(after.fp()).fp();
         else ts.cur = new Hasher().num(ts.cur).num(after.fp()).fp();
-        node.summary?.add(p * 1048576 + evId(e));
+        node.summary?.add(summaryCode(p, evId(e)));
       } else ex.step(p, depth < replayTo - 1);
       steps++;
       lastTask = p;
@@ -452,14 +457,14 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     // the mutexes each thread takes below the state
     const locked = new Map<number, Set<string>>();
     for (const x of summary) {
-      const p = Math.floor(x / 1048576), e = evs[x % 1048576];
+      const p = taskOf(x), e = evs[evIdOf(x)];
       if (e.op !== 'mutex_lock') continue;
       let m = locked.get(p);
       if (!m) locked.set(p, (m = new Set()));
       m.add(e.obj);
     }
     for (const x of summary) {
-      const p = Math.floor(x / 1048576), e = evs[x % 1048576];
+      const p = taskOf(x), e = evs[evIdOf(x)];
       const pc = taskClock[p] ?? [];
       const mine = locked.get(p);
       for (const i of index.candidates(e, depth)) {
@@ -484,7 +489,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     }
     let summary = sharedSummaries.get(sAt);
     if (!summary) {
-      summary = new Set(shared!.readSummary(sAt).map(([p, e]) => p * 1048576 + evId(e)));
+      summary = new Set(shared!.readSummary(sAt).map(([p, e]) => summaryCode(p, evId(e))));
       sharedSummaries.set(sAt, summary);
     }
     return { sleep, summary };
@@ -496,12 +501,12 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     for (const [fp, e] of store!.entries()) {
       let sAt = written.get(e.summary);
       if (sAt === undefined) {
-        sAt = shared!.summary([...e.summary].map((x) => [Math.floor(x / 1048576), evs[x % 1048576]] as [number, Ev]));
+        sAt = shared!.summary([...e.summary].map((x) => [taskOf(x), evs[evIdOf(x)]] as [number, Ev]));
         written.set(e.summary, sAt);
       }
       if (sAt < 0) return; // the arena is full
       const at = shared!.state(sAt, e.sleep);
-      const [a, b] = fp.split('.').map((x) => parseInt(x, 36) | 0);
+      const [a, b] = Hasher.lanes(fp);
       if (at < 0 || !shared!.put(a, b, at)) return;
     }
   }
@@ -606,8 +611,12 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
   const jobs = dporJobs(scn, depth, opts).map((job, index) => ({ index, job }));
   const shared = share && opts.states ? new SharedStates(sharedStoreBuffers()) : undefined;
   const r = mergeJobResults(runDporJobs(scn, jobs, { ...opts, shared }).map((j) => j.result), t0);
-  // distinct states: those published, or, where jobs were cut short before publishing, what they stored
-  return shared ? { ...r, states: Math.max(shared.size, r.states ?? 0) } : r;
+  return shared ? withSharedStates(r, shared) : r;
+}
+
+/** The distinct states of a search on a shared store: those published, or, where jobs were cut short before publishing, what they stored. */
+export function withSharedStates(r: ExploreResult, shared: SharedStates): ExploreResult {
+  return { ...r, states: Math.max(shared.size, r.states ?? 0) };
 }
 
 function sameMembers(x: Set<number>, y: Set<number>): boolean {

@@ -8,7 +8,7 @@
 //  - replay.ts:  one schedule, exactly
 // Reporting is apart (report.ts), as is the state store (fpstore.ts) and what a state is (state.ts).
 export * from './result.ts';
-export { dporJobs, exploreDpor, exploreDporSplit, mergeJobResults, runDporJobs, warmAccessLog, type DporJob } from './dpor.ts';
+export { dporJobs, exploreDpor, exploreDporSplit, mergeJobResults, runDporJobs, warmAccessLog, withSharedStates, type DporJob } from './dpor.ts';
 export { exploreDfs } from './naive.ts';
 export { exploreBounded } from './bounded.ts';
 export { explorePct, rng } from './pct.ts';

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { Scenario } from '../scenario/loader.ts';
-import { dporJobs, mergeJobResults, notRun, type ExploreOptions, type ExploreResult } from './explorer.ts';
+import { dporJobs, mergeJobResults, notRun, withSharedStates, type ExploreOptions, type ExploreResult } from './explorer.ts';
 import { SharedStates, sharedStoreBuffers } from './sharedstore.ts';
 
 export const DEFAULT_SPLIT_DEPTH = 8;
@@ -64,6 +64,5 @@ export async function exploreDporParallel(scn: Scenario, workers: number, opts: 
     done.push(r);
   }
   const r = mergeJobResults(done, t0);
-  // distinct states: those published, or, where jobs were cut short before publishing, what they stored
-  return { ...r, ...(shared ? { states: Math.max(new SharedStates(shared).size, r.states ?? 0) } : {}), mode: `dpor, ${pool.length} workers` };
+  return { ...(shared ? withSharedStates(r, new SharedStates(shared)) : r), mode: `dpor, ${pool.length} workers` };
 }

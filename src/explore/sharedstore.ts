@@ -114,7 +114,7 @@ export class SharedStates {
       let y = Atomics.load(this.table, s + 1);
       while (y === 0) y = Atomics.load(this.table, s + 1);
       if (y === kb) {
-        Atomics.store(this.table, s + 2, rec); // explored again, with fewer threads asleep
+        Atomics.store(this.table, s + 2, rec); // explored again: the later record stands (as in MemFpStore)
         return true;
       }
     }
@@ -125,12 +125,8 @@ export class SharedStates {
   readonly journal: AccessJournal = {
     append: (entry) => {
       const slot = Atomics.add(this.index, 0, 1);
-      const at = slot + 1 < this.index.length ? this.alloc(2 + entry.length) : -1;
-      if (at >= 0) {
-        this.arena[at] = 4;
-        this.arena[at + 1] = entry.length;
-        for (let i = 0; i < entry.length; i++) this.arena[at + 2 + i] = entry.charCodeAt(i);
-      } else Atomics.store(this.table, 2, 1);
+      const at = slot + 1 < this.index.length ? this.text(4, entry) : -1;
+      if (at < 0) Atomics.store(this.table, 2, 1);
       if (slot + 1 < this.index.length) Atomics.store(this.index, slot + 1, at);
     },
     since: (cursor) => {
@@ -139,11 +135,7 @@ export class SharedStates {
         // a slot is written right after it is reserved: wait for it rather than skip it
         let at = Atomics.load(this.index, i + 1);
         while (at === 0) at = Atomics.load(this.index, i + 1);
-        if (at < 0) continue; // lost (the journal broke: no reuse across threads any more)
-        const len = this.arena[at + 1];
-        let x = '';
-        for (let k = 0; k < len; k++) x += String.fromCharCode(this.arena[at + 2 + k]);
-        entries.push(x);
+        if (at >= 0) entries.push(this.readText(at)); // else lost (the journal broke: no reuse across threads any more)
       }
       return { entries, cursor: Math.max(cursor, n) };
     },
@@ -163,16 +155,29 @@ export class SharedStates {
     }
   }
 
+  /** Write a text record [kind, n, n UTF-16 code units]; its offset, or -1 when the arena is full. */
+  private text(kind: number, x: string): number {
+    const at = this.alloc(2 + x.length);
+    if (at < 0) return -1;
+    this.arena[at] = kind;
+    this.arena[at + 1] = x.length;
+    for (let i = 0; i < x.length; i++) this.arena[at + 2 + i] = x.charCodeAt(i);
+    return at;
+  }
+  private readText(at: number): string {
+    const n = this.arena[at + 1];
+    let x = '';
+    for (let i = 0; i < n; i++) x += String.fromCharCode(this.arena[at + 2 + i]);
+    return x;
+  }
+
   /** The offset of an event's record, written now if this thread has not met it (-1: arena full). */
   event(e: Ev): number {
     const key = eventKey(e);
     let at = this.eventAt.get(key);
     if (at !== undefined) return at;
-    at = this.alloc(2 + key.length);
+    at = this.text(1, key);
     if (at < 0) return -1;
-    this.arena[at] = 1;
-    this.arena[at + 1] = key.length;
-    for (let i = 0; i < key.length; i++) this.arena[at + 2 + i] = key.charCodeAt(i);
     this.eventAt.set(key, at);
     this.eventOf.set(at, e);
     return at;
@@ -181,9 +186,7 @@ export class SharedStates {
   private eventAtOffset(at: number): Ev {
     let e = this.eventOf.get(at);
     if (!e) {
-      const n = this.arena[at + 1];
-      let key = '';
-      for (let i = 0; i < n; i++) key += String.fromCharCode(this.arena[at + 2 + i]);
+      const key = this.readText(at);
       e = eventOfKey(key);
       this.eventOf.set(at, e);
       this.eventAt.set(key, at);
