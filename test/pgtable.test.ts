@@ -218,3 +218,43 @@ describe('entries and copyRange', () => {
     assert.equal([...src.entries()].length, 4);
   });
 });
+
+describe('what a step naming a span reads (describe)', () => {
+  /** describe's output as a list of the numbers it mixed */
+  const seen = (pt: PageTable, lo: number, hi: number, level?: number): number[] => {
+    const out: number[] = [];
+    pt.describe(lo, hi, { mix: (x) => out.push(x), num: (x) => out.push(x) }, level);
+    return out;
+  };
+
+  test('one slot of a level shows that word only: PTEs below a PUD or PMD slot are not read there', () => {
+    const a = new PageTable(), b = new PageTable();
+    a.insertPte(BASE, leaf(0x100));
+    b.insertPte(BASE, leaf(0x100));
+    b.insertPte(BASE + PAGE, leaf(0x101)); // another page under the same tables
+    for (const level of [2, 1]) {
+      const size = level === 2 ? GiB : 2 * MiB;
+      assert.deepEqual(seen(a, BASE, BASE + size, level), seen(b, BASE, BASE + size, level), `level ${level}`);
+    }
+    // the PTE level, and a span of every level, tell the two apart
+    assert.notDeepEqual(seen(a, BASE + PAGE, BASE + 2 * PAGE, 0), seen(b, BASE + PAGE, BASE + 2 * PAGE, 0));
+    assert.notDeepEqual(seen(a, BASE, BASE + GiB), seen(b, BASE, BASE + GiB));
+  });
+
+  test('a slot reads none, a table, or a leaf with its value, whether the leaf is at that level or above', () => {
+    const none = new PageTable(), table = new PageTable(), pmdLeaf = new PageTable(), pudLeaf = new PageTable();
+    table.insertPte(BASE, leaf(0x100));
+    pmdLeaf.insertPmd(BASE, leaf(0x200));
+    pudLeaf.insertPud(BASE, leaf(0x40000));
+    const pmdSlot = (pt: PageTable) => seen(pt, BASE, BASE + 2 * MiB, 1);
+    const views = [none, table, pmdLeaf, pudLeaf].map(pmdSlot);
+    assert.equal(new Set(views.map((v) => v.join())).size, 4, 'four different words');
+    const other = new PageTable();
+    other.insertPmd(BASE, leaf(0x400));
+    assert.notDeepEqual(pmdSlot(other), pmdSlot(pmdLeaf), 'the leaf value is read');
+    // a missing PMD table reads as an empty slot, as pmd_none() after pmd_alloc would
+    const emptyTable = new PageTable();
+    emptyTable.insertPte(BASE + 4 * MiB, leaf(0x300)); // same PUD table, another PMD slot
+    assert.deepEqual(pmdSlot(emptyTable), pmdSlot(none));
+  });
+});

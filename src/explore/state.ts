@@ -394,11 +394,11 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
         }
       } else if (s.space.endsWith('.pt') || s.space.endsWith('.leaves')) {
         const mm = k.procs.find((p) => p.mm.ptKey === s.space || p.mm.leavesKey === s.space)?.mm;
-        if (mm) mm.pt.describe(s.lo, s.hi, h);
+        if (mm) mm.pt.describe(s.lo, s.hi, h, s.level);
       } else if (s.space.endsWith('.ept')) {
         // a VM's second-stage table, by guest-physical address (kernel/kvm/)
         const kvm = [...k.kvms].find((x) => x.eptKey === s.space);
-        if (kvm) kvm.ept.describe(s.lo, s.hi, h);
+        if (kvm) kvm.ept.describe(s.lo, s.hi, h, s.level);
       } else if (s.space.endsWith('.vconfig')) {
         const v = k.vfio.get(s.space.slice(0, -'.vconfig'.length));
         if (v) h.bytes(v.vconfig.subarray(s.lo, s.hi));

@@ -57,13 +57,16 @@ export class PageTable {
 
   /**
    * Feed what [lo, hi) holds, slot by slot at every level (none, a leaf and its value, or a table),
-   * to `out`: the explorer's record of what a step naming that span read.
+   * to `out`: the explorer's record of what a step naming that span read. With `level` (0 PTE, 1
+   * PMD, 2 PUD), only that level's slots: a step that names one slot (pud_none, pmd_alloc) reads
+   * that word, not the tables below it, as the dependence relation already assumes (events.ts).
    */
-  describe(lo: number, hi: number, out: { mix(x: number): unknown; num(x: number): unknown }): void {
+  describe(lo: number, hi: number, out: { mix(x: number): unknown; num(x: number): unknown }, level?: number): void {
     const leaf = (l: Leaf) => {
       out.num(l.pfn);
       out.mix((l.write ? 1 : 0) | (l.cache === 'WC' ? 2 : 0));
     };
+    if (level !== undefined) return this.describeLevel(lo, hi, level, out, leaf);
     for (let pi = pudIdx(lo); pi <= pudIdx(hi - 1); pi++) {
       const pud = this.puds.get(pi);
       out.num(pi);
@@ -94,6 +97,35 @@ export class PageTable {
         for (let i = pteIdx(Math.max(a, mbase)), last = pteIdx(Math.min(b, mbase + PMD_SIZE) - 1); i <= last; i++) {
           out.mix(t.flags[i]);
           if (t.flags[i]) out.num(t.pfn[i]);
+        }
+      }
+    }
+  }
+
+  /**
+   * The slots of one level over [lo, hi), as a walk that stops there sees them: none (also where a
+   * table above is missing), a leaf (at this level or a huge one above, with its order), or a table.
+   */
+  private describeLevel(lo: number, hi: number, level: number, out: { mix(x: number): unknown; num(x: number): unknown }, leaf: (l: Leaf) => void): void {
+    const size = level === 2 ? PUD_SIZE : level === 1 ? PMD_SIZE : PAGE_SIZE;
+    for (let va = lo - (lo % size); va < hi; va += size) {
+      const pud = this.puds.get(pudIdx(va));
+      if (!pud) out.mix(0);
+      else if ('huge' in pud) {
+        out.mix(18);
+        leaf(pud.huge);
+      } else if (level === 2) out.mix(2);
+      else {
+        const pmd = pud.pmds.slots.get(pmdIdx(va));
+        if (!pmd) out.mix(0);
+        else if ('huge' in pmd) {
+          out.mix(9);
+          leaf(pmd.huge);
+        } else if (level === 1) out.mix(2);
+        else {
+          const i = pteIdx(va), f = pmd.ptes.flags[i];
+          out.mix(f);
+          if (f) out.num(pmd.ptes.pfn[i]);
         }
       }
     }
