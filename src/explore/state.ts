@@ -13,7 +13,7 @@
 import { Completion, lastInstall, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
 import { PageTable } from '../kernel/mm/pgtable.ts';
 import { SparseMemory } from '../kernel/pci/device.ts';
-import { VfioDevice } from '../kernel/vfio/vfio_main.ts';
+import { VfioDevice, VfioDeviceFile } from '../kernel/vfio/vfio_main.ts';
 import { VfioPciCoreDevice } from '../kernel/vfio/pci/core.ts';
 import { PciBus } from '../kernel/pci/device.ts';
 import { DmaBuf } from '../kernel/dma-buf/dma-buf.ts';
@@ -139,6 +139,8 @@ interface Plan {
   named: boolean;
   owner: boolean;
   lockdep: boolean;
+  /** whether for-in can meet inherited keys (an enumerable property up the prototype chain) */
+  inherits: boolean;
   fields: [Map<string, number | null>, Map<string, number | null>];
   /** the own keys of the object last walked, in order, with their field hashes (per `unnamedOnly`) */
   shape: [{ keys: string[]; hashes: Array<number | null> }, { keys: string[]; hashes: Array<number | null> }];
@@ -153,12 +155,17 @@ function planOf(ctor: Function | undefined, o: object): Plan {
       named: !!ctor && NAMED_CLASSES.some((c) => o instanceof c),
       owner: OWNERS.some((c) => o instanceof c),
       lockdep: o instanceof Lockdep,
+      inherits: enumerableAbove(o),
       fields: [new Map(), new Map()],
       shape: [{ keys: [], hashes: [] }, { keys: [], hashes: [] }],
     };
     PLANS.set(ctor, p);
   }
   return p;
+}
+function enumerableAbove(o: object): boolean {
+  for (let p = Object.getPrototypeOf(o); p; p = Object.getPrototypeOf(p)) for (const k of Object.keys(p)) if (k) return true;
+  return false;
 }
 function fieldHash(ctor: Function | undefined, p: Plan, unnamedOnly: boolean, key: string): number | null {
   const m = p.fields[unnamedOnly ? 1 : 0];
@@ -282,7 +289,7 @@ class Walk {
     const shape = plan.shape[this.unnamedOnly ? 1 : 0];
     let i = 0;
     for (const key in rec) {
-      if (!Object.hasOwn(rec, key)) continue;
+      if (plan.inherits && !Object.hasOwn(rec, key)) continue;
       let kh: number | null;
       if (i < shape.keys.length && shape.keys[i] === key) kh = shape.hashes[i];
       else {
@@ -460,6 +467,13 @@ function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher)
     for (const v of m.i_mmap) h.num(v.mm.id).num(v.vm_start).num(v.vm_end).num(v.vm_pgoff);
     return true;
   }
+  if (/\.df\d+$/.test(key)) {
+    // vfio_df_access_granted: the flag, read without a lock (smp_load_acquire)
+    const df = dfByKey(k, key);
+    if (!df) return false;
+    h.mix(df.access_granted ? 1 : 0);
+    return true;
+  }
   if (key.endsWith('.priv')) {
     const priv = privByKey(k, key);
     if (!priv) return false;
@@ -515,6 +529,16 @@ function dmabufByKey(k: Kernel, name: string): DmaBuf | undefined {
 function mappingByName(k: Kernel, name: string): AddressSpace | undefined {
   for (const b of k.dmabufs) if (b.file.f_mapping.name === name) return b.file.f_mapping;
   for (const p of k.procs) for (const v of p.mm.vmas) if (v.vm_file?.f_mapping.name === name) return v.vm_file.f_mapping;
+  return undefined;
+}
+
+/** A device file by its key, among the files the processes hold open or map. */
+function dfByKey(k: Kernel, key: string): VfioDeviceFile | undefined {
+  const isDf = (f: File | null | undefined) => f?.private_data instanceof VfioDeviceFile && f.private_data.key === key;
+  for (const p of k.procs) {
+    for (const [, e] of p.files.fds) if (isDf(e.file)) return e.file.private_data as VfioDeviceFile;
+    for (const v of p.mm.vmas) if (isDf(v.vm_file)) return v.vm_file!.private_data as VfioDeviceFile;
+  }
   return undefined;
 }
 
