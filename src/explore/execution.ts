@@ -4,6 +4,7 @@ import type { Ev, StepRecord, Task } from '../kernel/sched/sched.ts';
 import type { Violation } from '../kernel/kernel.ts';
 import { isExpected, type ExpectedFinding, type Scenario } from '../scenario/loader.ts';
 import { ScenarioRun, type RunOptions } from '../scenario/runner.ts';
+import { forkPlan, type ForkPlan } from '../scenario/fork.ts';
 
 export interface ExecOptions {
   kernel?: string;
@@ -23,6 +24,31 @@ export interface Failure {
   message: string;
 }
 
+/** A booted run per scenario and kernel; null: it cannot be copied. */
+const TEMPLATES = new WeakMap<Scenario, Map<string, { run: ScenarioRun; plan: ForkPlan } | null>>();
+
+/**
+ * A copy of the scenario's run as setup left it (ScenarioRun.fork): every execution starts from
+ * the same state, so the explorer boots the kernel and runs setup once per scenario, not once per
+ * execution. Undefined when the run cannot be copied (then each execution boots its own).
+ */
+function forkOf(scn: Scenario, opts: ExecOptions): ScenarioRun | undefined {
+  let m = TEMPLATES.get(scn);
+  if (!m) TEMPLATES.set(scn, (m = new Map()));
+  const key = `${opts.kernel ?? ''}|${opts.mutant ?? ''}|${opts.trace ? 1 : 0}`;
+  let t = m.get(key);
+  if (t === undefined) {
+    const runOpts = { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace };
+    const run = new ScenarioRun(scn, runOpts);
+    // a second run built the same way tells module-level objects (shared) from the run's own
+    // closures (a copy that still reached one would act on the template)
+    t = { run, plan: forkPlan(run, new ScenarioRun(scn, runOpts)) };
+    if (!run.fork(t.plan, true)) t = null;
+    m.set(key, t);
+  }
+  return t?.run.fork(t.plan) ?? undefined;
+}
+
 export class Execution {
   readonly run: ScenarioRun;
   /** the task index (into run.tasks) of each step taken */
@@ -39,7 +65,7 @@ export class Execution {
 
   constructor(readonly scn: Scenario, opts: ExecOptions) {
     this.plainLocks = opts.lockAware === false;
-    this.run = new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace, onStep: opts.onStep });
+    this.run = (!opts.onStep && forkOf(scn, opts)) || new ScenarioRun(scn, { kernel: opts.kernel, mutant: opts.mutant, checkEachStep: true, trace: opts.trace, onStep: opts.onStep });
     this.expected = this.run.expectedViolations();
     this.scan();
   }

@@ -3,7 +3,7 @@
 import { Sched, type DepType, type KGen, type Task } from './sched/sched.ts';
 import { PciBus, type PciDevDesc } from './pci/device.ts';
 import { VfioDevice, VfioDeviceSet } from './vfio/vfio_main.ts';
-import { VfioPciCoreDevice, vfioPciMmapOps, vfioPciOps } from './vfio/pci/core.ts';
+import { legacyMmapOps, VfioPciCoreDevice, vfioPciMmapOps, vfioPciOps } from './vfio/pci/core.ts';
 import { resolveKconfig, type Kconfig, type KconfigInput } from './kconfig.ts';
 import { DEFAULT_KERNEL, KERNELS, type KernelVariant } from './variants.ts';
 import type { DmaBuf } from './dma-buf/dma-buf.ts';
@@ -12,6 +12,7 @@ import type { Kvm } from './kvm/kvm_main.ts';
 import { vfio_device_set_group, type VfioGroup } from './vfio/group.ts';
 import type { VfioContainer } from './vfio/container.ts';
 import type { VmOps } from './mm/vma.ts';
+import type { ImporterAttachment } from './dma-buf/importer.ts';
 import { anonVmOps } from './mm/anon.ts';
 import { nvgraceOps } from './vfio/pci/nvgrace.ts';
 import { Process, type ThreadCtx } from './process.ts';
@@ -58,7 +59,11 @@ export class Kernel {
   readonly vfioGroups: VfioGroup[] = [];
   /** live legacy containers, /dev/vfio/vfio (vfio/container.ts), until their last reference goes */
   readonly vfioContainers = new Set<VfioContainer>();
+  /** the test importer driver's attachments, by id (dma-buf/importer.ts) */
+  readonly importers = new Map<number, ImporterAttachment>();
   readonly vfioPciMmapOps: VmOps;
+  /** the pre-series vm_ops, which variant drivers with their own mmap (nvgrace-gpu) keep using */
+  readonly legacyMmapOps: VmOps;
   readonly anonVmOps: VmOps;
   readonly violations: Violation[] = [];
   private readonly seen = new Set<string>();
@@ -73,6 +78,7 @@ export class Kernel {
     this.config = resolveKconfig(opts.config);
     this.mutant = opts.mutant ?? null;
     this.vfioPciMmapOps = vfioPciMmapOps(this);
+    this.legacyMmapOps = legacyMmapOps(this);
     this.anonVmOps = anonVmOps(this);
     for (const d of opts.lockdepHistory ?? []) this.sched.lockdep.record(d.from, d.dep, d.to, `earlier in the boot: ${d.from} -(${d.dep})-> ${d.to}`);
     const sets = new Map<string, VfioDeviceSet>();
@@ -88,9 +94,26 @@ export class Kernel {
       set.devices.push(vfio);
       vfio.devSet = set;
       const vdev = new VfioPciCoreDevice(this, pdev, vfio);
-      vfio.ops = d.driver === 'nvgrace-gpu' ? nvgraceOps(this, vdev, vfioPciOps(this, vdev)) : vfioPciOps(this, vdev);
+      vfio.ops = this.deviceOps(vdev);
       this.vfio.set(d.name, vdev);
     }
+  }
+
+  /** The vfio_device_ops the device's driver registers, bound to it. */
+  private deviceOps(vdev: VfioPciCoreDevice) {
+    return vdev.pdev.desc.driver === 'nvgrace-gpu' ? nvgraceOps(this, vdev, vfioPciOps(this, vdev)) : vfioPciOps(this, vdev);
+  }
+
+  /**
+   * After this kernel was copied from another (ScenarioRun.fork): make the ops tables that close
+   * over the kernel or a device again, for this copy, in place, so that every VMA and file of the
+   * copy that points at a table gets the rebound one.
+   */
+  rebindOps(): void {
+    Object.assign(this.vfioPciMmapOps, vfioPciMmapOps(this));
+    Object.assign(this.legacyMmapOps, legacyMmapOps(this));
+    Object.assign(this.anonVmOps, anonVmOps(this));
+    for (const vdev of this.vfio.values()) Object.assign(vdev.vfio.ops!, this.deviceOps(vdev));
   }
 
   nextId(kind: string): number {

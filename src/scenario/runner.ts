@@ -16,6 +16,7 @@ import { glob } from './glob.ts';
 import { MAIN_PROC, type ExpectedFinding, type Scenario, type Step, type ThreadDef } from './loader.ts';
 import { execOp, type OpEnv, type Result } from './ops.ts';
 import { hex, parseExpr } from './values.ts';
+import { cloneGraph, reaches, type ForkPlan } from './fork.ts';
 
 export interface RunOptions {
   kernel?: string;
@@ -58,6 +59,10 @@ interface ThreadState {
 
 export const SETUP = 'setup';
 
+/** What a finished task's program becomes in a copy of the run: it is never resumed. */
+const FINISHED: KGen = (function* () {})();
+FINISHED.next();
+
 export class ScenarioRun {
   readonly k: Kernel;
   readonly steps: StepOut[] = [];
@@ -78,11 +83,7 @@ export class ScenarioRun {
   constructor(readonly scn: Scenario, readonly opts: RunOptions = {}) {
     this.k = new Kernel({ devices: scn.devices, config: scn.config, kernel: opts.kernel, mutant: opts.mutant, lockdepHistory: scn.lockdepHistory });
     this.k.sched.recordTrace = opts.trace ?? false;
-    this.k.blame = () => {
-      const t = this.k.sched.current;
-      const p = t ? this.inProgress.get(t) : undefined;
-      return p ? this.steps.length : this.justDone;
-    };
+    this.k.blame = this.blamer();
     // processes: main first, then each process named by a thread, unless a fork makes it
     const forkTargets = new Set([...scn.setup, ...scn.threads.flatMap((t) => t.steps)].filter((s) => s.op === 'fork').map((s) => s.as!));
     this.proc(MAIN_PROC);
@@ -102,6 +103,34 @@ export class ScenarioRun {
     for (const ts of this.threads) if (!forkTargets.has(ts.def.proc)) this.startThread(ts);
   }
 
+  /** The kernel's blame hook: the operation in progress, or the one whose invariants are being checked. */
+  private blamer(): () => number | undefined {
+    return () => {
+      const t = this.k.sched.current;
+      const p = t ? this.inProgress.get(t) : undefined;
+      return p ? this.steps.length : this.justDone;
+    };
+  }
+
+  /**
+   * A copy of this run, which no thread may have stepped yet: the explorer starts executions from
+   * copies of one run instead of booting the kernel and running setup each time. The copy shares
+   * what `plan` says another run shares with this one (the scenario, the options, module-level
+   * tables); closures over this run (its threads' programs, the kernel's ops tables and hooks) are
+   * made again for the copy. Null when a thread has run, or, with `check`, when the copy still
+   * reaches one of the plan's closures (checked once per run by the caller).
+   */
+  fork(plan: ForkPlan, check = false): ScenarioRun | null {
+    if (this.tasks.some((t) => t.steps > 0)) return null;
+    const c = cloneGraph(this, plan.shared);
+    c.resolve = c.resolver();
+    c.k.blame = c.blamer();
+    c.k.rebindOps();
+    for (const t of c.k.sched.tasks) if (t.done) (t as { gen: KGen }).gen = FINISHED;
+    for (const ts of c.threads) if (ts.task) (ts.task as { gen: KGen }).gen = c.program(ts.def, c.proc(ts.def.proc), ts);
+    return check && reaches(c, plan.closures) ? null : c;
+  }
+
   private proc(name: string): Process {
     let p = this.procs.get(name);
     if (!p) this.procs.set(name, (p = this.k.newProcess(name)));
@@ -116,7 +145,12 @@ export class ScenarioRun {
   }
 
   /** Resolve a scenario value: literals, names bound by `as:`, name.field, sums. */
-  resolve = (v: unknown): bigint => {
+  resolve = this.resolver();
+
+  private resolver(): (v: unknown) => bigint {
+    return (v) => this.resolveValue(v);
+  }
+  private resolveValue(v: unknown): bigint {
     let sum = 0n;
     for (const t of parseExpr(v)) {
       let x: bigint;
@@ -131,7 +165,7 @@ export class ScenarioRun {
       sum += t.sign * x;
     }
     return sum;
-  };
+  }
 
   private *program(def: ThreadDef, proc: Process, ts: ThreadState | null): KGen {
     const env: OpEnv = {

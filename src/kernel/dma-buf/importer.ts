@@ -42,12 +42,9 @@ export class ImporterAttachment {
   }
 }
 
-const registries = new WeakMap<Kernel, Map<number, ImporterAttachment>>();
 /** The importer driver's attachments in this kernel, by id. */
 export function importerAttachments(k: Kernel): Map<number, ImporterAttachment> {
-  let m = registries.get(k);
-  if (!m) registries.set(k, (m = new Map()));
-  return m;
+  return k.importers;
 }
 
 function* driverCall<T>(k: Kernel, body: KGen<T>): KGen<T> {
@@ -55,6 +52,20 @@ function* driverCall<T>(k: Kernel, body: KGen<T>): KGen<T> {
   yield* returnToUser(k);
   return r;
 }
+
+/** invalidate_mappings of a revocable importer: it only records; it unmaps later from its own thread. */
+function* importer_invalidate_mappings(k: Kernel, attach: DmaBufAttachment): KGen {
+  const ia = attach.importer_priv as ImporterAttachment;
+  yield ev('importer_invalidate', ia.key);
+  ia.invalidated++;
+  k.note(`${ia.key} told to unmap dmabuf${attach.dmabuf.id}`);
+}
+/** The importer's dma_buf_attach_ops, by (peer2peer ? 1 : 0) + (revocable ? 2 : 0). */
+const IMPORTER_OPS: readonly DmaBufAttachOps[] = [0, 1, 2, 3].map((i) => ({
+  name: 'importer',
+  allow_peer2peer: (i & 1) !== 0,
+  ...(i & 2 && { invalidate_mappings: importer_invalidate_mappings }),
+}));
 
 /**
  * Attach to the DMABUF behind `fd`: the driver takes its own file reference (dma_buf_get) and keeps
@@ -68,21 +79,8 @@ export function* importer_attach(k: Kernel, p: Process, fd: number, opts: Import
     // made before attaching: invalidate_mappings can reach the attachment as soon as it is linked
     // (its id is given on success, in the same step as the link's unlock, before anyone can call it)
     const ia = new ImporterAttachment(0, dmabuf);
-    const ops: DmaBufAttachOps | null = opts.dynamic
-      ? {
-          name: 'importer',
-          allow_peer2peer: opts.peer2peer,
-          ...(opts.revocable && {
-            *invalidate_mappings(k: Kernel, _attach: DmaBufAttachment): KGen {
-              // record only; the importer unmaps later from its own thread
-              yield ev('importer_invalidate', ia.key);
-              ia.invalidated++;
-              k.note(`${ia.key} told to unmap dmabuf${dmabuf.id}`);
-            },
-          }),
-        }
-      : null;
-    const attach = yield* dma_buf_dynamic_attach(k, dmabuf, 'importer', ops, null);
+    const ops = opts.dynamic ? IMPORTER_OPS[(opts.peer2peer ? 1 : 0) + (opts.revocable ? 2 : 0)] : null;
+    const attach = yield* dma_buf_dynamic_attach(k, dmabuf, 'importer', ops, ia);
     if (typeof attach === 'number') {
       yield* dma_buf_put(k, dmabuf);
       return attach;
@@ -90,7 +88,6 @@ export function* importer_attach(k: Kernel, p: Process, fd: number, opts: Import
     ia.id = k.nextId('importer') + 1;
     attach.importer = ia.key;
     ia.attach = attach;
-    attach.importer_priv = ia;
     importerAttachments(k).set(ia.id, ia);
     return ia.id;
   })());

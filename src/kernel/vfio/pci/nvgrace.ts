@@ -9,7 +9,7 @@ import type { Vma } from '../../mm/vma.ts';
 import { copy_to_user } from '../../mm/memory.ts';
 import { ev, type KGen } from '../../sched/sched.ts';
 import type { VfioDeviceOps } from '../vfio_main.ts';
-import { legacyMmapOps, type VfioPciCoreDevice } from './core.ts';
+import type { VfioPciCoreDevice } from './core.ts';
 import { E } from '../../../uapi/errno.ts';
 import { PAGE_SIZE } from '../../../uapi/mman.ts';
 import { VFIO_PCI_OFFSET_SHIFT } from '../../../uapi/vfio.ts';
@@ -21,7 +21,6 @@ const PGOFF_INDEX_SHIFT = 2 ** (VFIO_PCI_OFFSET_SHIFT - 12);
 export function nvgraceOps(k: Kernel, vdev: VfioPciCoreDevice, core: VfioDeviceOps): VfioDeviceOps {
   // vfio_pci_core_register_device: .mmap is overridden, so revocation must also zap the inode
   vdev.zap_bars_on_revoke = !k.mut('M15');
-  const mmapOps = legacyMmapOps(k);
   return {
     ...core,
     *mmap(k: Kernel, file: File, vma: Vma): KGen<number> {
@@ -34,7 +33,7 @@ export function nvgraceOps(k: Kernel, vdev: VfioPciCoreDevice, core: VfioDeviceO
       // the VMA keeps the device file: it is on the device inode's i_mmap, not a DMABUF's
       vma.vm_private_data = vdev;
       vma.flags.pfnmap = true;
-      vma.vm_ops = mmapOps;
+      vma.vm_ops = k.legacyMmapOps;
       return 0;
     },
     *read(k: Kernel, buf: Uint8Array, off: number, user?: UserBuf): KGen<number> {
