@@ -4,8 +4,13 @@
 // code is shared, and whatever closed over the original (ops tables, callbacks, generators) is the
 // caller's to bind again; forkPlan says what a copy must share and what it must not keep.
 
-/** Copy `root`; objects in `keep` (and frozen ones) are shared, not copied. */
-export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, copies = new Map<object, object>()): T {
+/**
+ * Copy `root`; objects in `keep` (and frozen ones) are shared, not copied. `still`: the caller
+ * copies the same unchanging graph again and again (a booted run), so how to copy each of its
+ * objects is worked out once and kept with the object.
+ */
+export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, still = false): T {
+  const copies = new Map<object, object>();
   const buffers = new Map<ArrayBufferLike, ArrayBufferLike>();
   const dup = (v: unknown): unknown => {
     if (typeof v !== 'object' || v === null) return v;
@@ -41,13 +46,20 @@ export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, copies = new M
       return c;
     }
     if (Object.prototype.toString.call(v) === '[object Generator]') return v; // the caller's to replace
-    return copierOf(v)(v, dup, register);
+    let copy = still ? KNOWN.get(v) : undefined;
+    if (!copy) {
+      copy = copierOf(v);
+      if (still) KNOWN.set(v, copy);
+    }
+    return copy(v, dup, register);
   };
   const register = (o: object, c: object) => void copies.set(o, c);
   return dup(root) as T;
 }
 
 type Copier = (o: object, dup: (v: unknown) => unknown, register: (o: object, c: object) => void) => object;
+/** The copier of each object of a graph copied again and again (`still`). */
+const KNOWN = new WeakMap<object, Copier>();
 /** Copiers by prototype, then by key list. */
 const COPIERS = new Map<object | null, Map<string, Copier>>();
 

@@ -122,7 +122,8 @@ export class ScenarioRun {
    */
   fork(plan: ForkPlan, check = false): ScenarioRun | null {
     if (this.tasks.some((t) => t.steps > 0)) return null;
-    const c = cloneGraph(this, plan.shared);
+    // a run no thread has stepped does not change: the same graph is copied each time
+    const c = cloneGraph(this, plan.shared, true);
     c.resolve = c.resolver();
     c.k.blame = c.blamer();
     c.k.rebindOps();
