@@ -108,26 +108,24 @@ export class PageTable {
    */
   private describeLevel(lo: number, hi: number, level: number, out: { mix(x: number): unknown; num(x: number): unknown }, leaf: (l: Leaf) => void): void {
     const size = level === 2 ? PUD_SIZE : level === 1 ? PMD_SIZE : PAGE_SIZE;
+    // one slot on the way down: none or a huge leaf ends the walk, and so does a table at `level`
+    const ends = (slot: { huge: Leaf } | object | undefined, order: number, atLevel: boolean): boolean => {
+      if (!slot) out.mix(0);
+      else if ('huge' in slot) {
+        out.mix(order);
+        leaf(slot.huge);
+      } else if (atLevel) out.mix(2);
+      else return false;
+      return true;
+    };
     for (let va = lo - (lo % size); va < hi; va += size) {
       const pud = this.puds.get(pudIdx(va));
-      if (!pud) out.mix(0);
-      else if ('huge' in pud) {
-        out.mix(18);
-        leaf(pud.huge);
-      } else if (level === 2) out.mix(2);
-      else {
-        const pmd = pud.pmds.slots.get(pmdIdx(va));
-        if (!pmd) out.mix(0);
-        else if ('huge' in pmd) {
-          out.mix(9);
-          leaf(pmd.huge);
-        } else if (level === 1) out.mix(2);
-        else {
-          const i = pteIdx(va), f = pmd.ptes.flags[i];
-          out.mix(f);
-          if (f) out.num(pmd.ptes.pfn[i]);
-        }
-      }
+      if (ends(pud, PUD_ORDER, level === 2)) continue;
+      const pmd = (pud as { pmds: PmdTable }).pmds.slots.get(pmdIdx(va));
+      if (ends(pmd, PMD_ORDER, level === 1)) continue;
+      const t = (pmd as { ptes: PteTable }).ptes, i = pteIdx(va);
+      out.mix(t.flags[i]);
+      if (t.flags[i]) out.num(t.pfn[i]);
     }
   }
 
