@@ -164,7 +164,7 @@ function planOf(ctor: Function | undefined, o: object): Plan {
   return p;
 }
 function enumerableAbove(o: object): boolean {
-  for (let p = Object.getPrototypeOf(o); p; p = Object.getPrototypeOf(p)) for (const k of Object.keys(p)) if (k) return true;
+  for (let p = Object.getPrototypeOf(o); p; p = Object.getPrototypeOf(p)) if (Object.keys(p).length) return true;
   return false;
 }
 function fieldHash(ctor: Function | undefined, p: Plan, unnamedOnly: boolean, key: string): number | null {
@@ -360,15 +360,20 @@ function counterValue(k: Kernel, key: string, acc: string, h: Hasher): boolean {
   return false;
 }
 
-function fileByKey(k: Kernel, key: string): File | undefined {
+/** The files a step can name: those the processes hold open or map, and each buffer's own and device file. */
+function* reachableFiles(k: Kernel): Generator<File> {
   for (const p of k.procs) {
-    for (const [, e] of p.files.fds) if (e.file.key === key) return e.file;
-    for (const v of p.mm.vmas) if (v.vm_file?.key === key) return v.vm_file;
+    for (const [, e] of p.files.fds) yield e.file;
+    for (const v of p.mm.vmas) if (v.vm_file) yield v.vm_file;
   }
   for (const b of k.dmabufs) {
-    if (b.file.key === key) return b.file;
-    if (b.priv instanceof VfioPciDmaBuf && b.priv.vfile?.key === key) return b.priv.vfile;
+    yield b.file;
+    if (b.priv instanceof VfioPciDmaBuf && b.priv.vfile) yield b.priv.vfile;
   }
+}
+
+function fileByKey(k: Kernel, key: string): File | undefined {
+  for (const f of reachableFiles(k)) if (f.key === key) return f;
   return undefined;
 }
 
@@ -532,13 +537,9 @@ function mappingByName(k: Kernel, name: string): AddressSpace | undefined {
   return undefined;
 }
 
-/** A device file by its key, among the files the processes hold open or map. */
+/** A vfio_device_file by its key, behind one of the files a step can name. */
 function dfByKey(k: Kernel, key: string): VfioDeviceFile | undefined {
-  const isDf = (f: File | null | undefined) => f?.private_data instanceof VfioDeviceFile && f.private_data.key === key;
-  for (const p of k.procs) {
-    for (const [, e] of p.files.fds) if (isDf(e.file)) return e.file.private_data as VfioDeviceFile;
-    for (const v of p.mm.vmas) if (isDf(v.vm_file)) return v.vm_file!.private_data as VfioDeviceFile;
-  }
+  for (const f of reachableFiles(k)) if (f.private_data instanceof VfioDeviceFile && f.private_data.key === key) return f.private_data;
   return undefined;
 }
 
