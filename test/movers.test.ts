@@ -155,3 +155,59 @@ test('logs that share a journal learn each other\'s accesses: one thread\'s writ
   c.absorb();
   assert.equal(c.kind(0, t0, read), 'B');
 });
+
+test('a read of a slot that points to a table commutes with fills of it; a read of an empty slot, or a free of the tables, does not', () => {
+  const { t0, t1 } = world();
+  const slot = (acc: 'r' | 'w', flags: { table?: true; fill?: true } = {}) => ({ space: 'mm1.pt', lo: 0, hi: 0x200000, acc, level: 1, ...flags });
+  const log = new AccessLog(false);
+  // another thread allocates the PTE table under this PMD slot (a fill), in some execution
+  log.record(1, t1, ev('pmd_alloc', '', 'r', undefined, [slot('w', { fill: true })]));
+  assert.equal(log.kind(0, t0, ev('pud_none', '', 'r', undefined, [slot('r', { table: true })])), 'B', 'a table stays a table under fills');
+  assert.equal(log.kind(0, t0, ev('pud_none', '', 'r', undefined, [slot('r')])), 'N', 'an empty slot may be filled meanwhile');
+  assert.equal(log.invalid, false);
+  // freeing the tables (munmap) writes every level: it contradicts the table read classified B
+  log.record(1, t1, ev('unmap_region', 'mm1.vmas', 'w', undefined, [{ space: 'mm1.pt', lo: 0, hi: 0x10000, acc: 'w' }]));
+  assert.equal(log.invalid, true);
+  assert.equal(log.kind(0, t0, ev('pud_none', '', 'r', undefined, [slot('r', { table: true })])), 'N');
+});
+
+test('the kernel marks page-table slot reads of a table, and slot writes as fills; a range write is neither', async () => {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { Execution } = await import('../src/explore/execution.ts');
+  const scn = parseScenario(`name: table-flags
+devices:
+  - { name: gpu0, profile: h100 }
+setup:
+  - open: { path: /dev/vfio/devices/gpu0, as: dev }
+  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
+threads:
+  f0:
+    - load: { addr: m, offset: 0, width: 4 }
+  f1:
+    - load: { addr: m, offset: 4096, width: 4 }
+  u:
+    - munmap: { addr: m, length: 64KiB }
+`, 'table-flags.yaml');
+  const ex = new Execution(scn, {});
+  const [f0, f1, u] = [0, 1, 2];
+  const slots = (p: number) => ex.pending(p)!.spans!.filter((s) => s.space === 'mm1.pt' && s.level !== undefined && s.level > 0);
+  const stepTo = (p: number, op: string) => {
+    while (ex.pending(p)!.op !== op) ex.step(p);
+  };
+  // f0's first fault: nothing is mapped; the PUD slot is empty, and allocating the PMD table fills it
+  stepTo(f0, 'pud_none');
+  assert.deepEqual(slots(f0).map((s) => [s.level, s.acc, !!s.table]), [[2, 'r', false]]);
+  stepTo(f0, 'pmd_alloc');
+  assert.deepEqual(slots(f0).map((s) => [s.level, s.acc, !!s.fill, !!s.table]), [[2, 'w', true, false], [1, 'r', false, false]]);
+  stepTo(f0, 'insert_pfn');
+  assert.deepEqual(slots(f0).map((s) => [s.level, s.acc, !!s.fill, !!s.table]), [[2, 'r', false, true], [1, 'w', true, false]], 'the insert allocates the PTE table: the PUD slot points to a table now');
+  while (!ex.tasks[f0].done) ex.step(f0);
+  // f1's fault on the next page finds both tables
+  stepTo(f1, 'pmd_alloc');
+  assert.deepEqual(slots(f1).map((s) => [s.level, s.acc, !!s.table]), [[2, 'r', true], [1, 'r', true]]);
+  while (!ex.tasks[f1].done) ex.step(f1);
+  // munmap frees the tables: a write over every level, neither a fill nor a table read
+  stepTo(u, 'unmap_region');
+  const free = ex.pending(u)!.spans!.filter((s) => s.space === 'mm1.pt');
+  assert.ok(free.length > 0 && free.every((s) => s.acc === 'w' && s.level === undefined && !s.fill && !s.table));
+});

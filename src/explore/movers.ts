@@ -36,7 +36,7 @@ function holdsOf(t: Task): Hold[] {
   return t.held.map((h) => ({ lock: h.lock.name, excl: h.lock instanceof Mutex || h.mode === 'w', read: !(h.lock instanceof Mutex) && h.mode === 'r' }));
 }
 /** An access as a key: thread, object or space, read or write, span, the locks held (holdsKey). */
-const accessId = (t: number, key: string, acc: Acc, span: Span | undefined, hk: string) => `${t}|${key}|${acc}|${span ? `${span.lo}-${span.hi}-${span.level}` : ''}|${hk}`;
+const accessId = (t: number, key: string, acc: Acc, span: Span | undefined, hk: string) => `${t}|${key}|${acc}|${span ? `${span.lo}-${span.hi}-${span.level}${span.table ? 't' : ''}${span.fill ? 'f' : ''}` : ''}|${hk}`;
 const holdsKey = (hs: Hold[]) => hs.map((h) => `${h.lock}/${h.read ? 'r' : h.excl ? 'x' : 'w'}`).join(',');
 /** Two accesses cannot overlap in time: some lock both hold, not both as readers of a rwsem. */
 function excluded(a: Hold[], b: Hold[]): boolean {
@@ -131,7 +131,12 @@ export class AccessLog {
 
   private conflicts(a: Access, b: Access): boolean {
     if (a.t === b.t || (a.acc === 'r' && b.acc === 'r')) return false;
-    if (a.span && b.span && !overlaps(a.span, b.span)) return false;
+    if (a.span && b.span) {
+      if (!overlaps(a.span, b.span)) return false;
+      // a slot that points to a table stays one under fills (events.ts): no order between them
+      // matters; a table freed meanwhile is a write over every level, which conflicts
+      if ((a.span.table && b.span.fill) || (a.span.fill && b.span.table)) return false;
+    }
     return !excluded(a.holds, b.holds);
   }
 

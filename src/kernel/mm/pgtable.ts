@@ -129,6 +129,14 @@ export class PageTable {
     }
   }
 
+  /** Whether the slot of `level` (1 PMD, 2 PUD) covering `va` points to a table. */
+  isTable(va: number, level: 1 | 2): boolean {
+    const pud = this.puds.get(pudIdx(va));
+    if (!pud || 'huge' in pud) return false;
+    if (level === 2) return true;
+    const pmd = pud.pmds.slots.get(pmdIdx(va));
+    return !!pmd && 'ptes' in pmd;
+  }
   pudNone(va: number): boolean {
     return !this.puds.has(pudIdx(va));
   }

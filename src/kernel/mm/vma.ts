@@ -113,11 +113,18 @@ export class MmStruct {
   ptWalk(va: number): Span {
     return ptSpan(this.ptKey, va, va + 1, 'r');
   }
-  /** The slot of `level` (0 PTE, 1 PMD, 2 PUD) that covers `va`. */
+  /**
+   * The slot of `level` (0 PTE, 1 PMD, 2 PUD) that covers `va`. Writes of one slot fill it or clear
+   * a leaf, never a table pointer (tables go only with a write over every level, as
+   * free_pgtables): they are `fill`s; a read of a slot pointing to a table says so (`table`).
+   */
   ptSlot(va: number, level: 0 | 1 | 2, acc: Acc): Span {
     const size = LEVEL_SIZE[level];
     const lo = va - (va % size);
-    return ptSpan(this.ptKey, lo, lo + size, acc, level);
+    const s = ptSpan(this.ptKey, lo, lo + size, acc, level);
+    if (acc === 'w') s.fill = true;
+    else if (level !== 0 && this.pt.isTable(va, level)) s.table = true;
+    return s;
   }
   /** Every level over [start, end), and the leaves there. */
   ptRange(start: number, end: number, acc: Acc): Span[] {

@@ -31,6 +31,16 @@ export interface Span {
   hi: number;
   acc: Acc;
   level?: number;
+  /**
+   * Page-table slots above the PTEs: a read of a slot that pointed to a table when the step was
+   * announced (`table`), a write that only ever changes a slot that does not (`fill`: allocating a
+   * table in an empty slot, installing a huge leaf in one, clearing a leaf). While a slot points to
+   * a table no fill can change it (only freeing tables does, a write over every level), so the two
+   * commute; the atomic-block classification relies on it (explore/movers.ts), the dependence
+   * relation below does not (a read announced earlier may meet a table freed meanwhile).
+   */
+  table?: true;
+  fill?: true;
 }
 
 export interface Ev {
