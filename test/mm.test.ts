@@ -345,3 +345,33 @@ describe('negative numbers in unsigned long arguments read as C passes them (two
     assert.equal(result.exit, 0);
   });
 });
+
+test('munmap of a page inside a mapping: the MMU notifier and the unmap announce that page, after the VMA splits', async () => {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { ScenarioRun } = await import('../src/scenario/runner.ts');
+  const { MmuNotifier, mmu_notifier_register } = await import('../src/kernel/mm/mmu_notifier.ts');
+  const scn = parseScenario(`name: munmap-middle
+devices:
+  - { name: gpu0, profile: h100 }
+setup:
+  - open: { path: /dev/vfio/devices/gpu0, as: dev }
+  - mmap: { fd: dev, offset: 0, length: 16KiB, as: m }
+threads:
+  t:
+    - munmap: { addr: m, offset: 4096, length: 4KiB }
+`, 'munmap-middle.yaml');
+  const run = new ScenarioRun(scn);
+  const mm = run.k.procs[0].mm;
+  const base = Number(run.bindings.get('m')!.value);
+  const ranges: Array<[number, number]> = [];
+  mmu_notifier_register(new MmuNotifier({ name: 'test', *invalidate_range_start(_, r) { ranges.push([r.start - base, r.end - base]); } }, null), mm);
+  const t = run.tasks[0];
+  let unmap: Array<[number, number]> = [];
+  while (!t.done) {
+    if (t.pending.op === 'unmap_region') unmap = t.pending.spans!.filter((s) => s.space === mm.ptKey).map((s) => [s.lo - base, s.hi - base]);
+    run.step(t);
+  }
+  assert.deepEqual(ranges, [[PAGE, 2 * PAGE]], 'secondary MMUs are told of the page that goes');
+  assert.deepEqual(unmap, [[PAGE, 2 * PAGE]], 'the unmap step names the page-table span it clears');
+  assert.deepEqual(mm.vmas.map((v) => [v.vm_start - base, v.vm_end - base]), [[0, PAGE], [2 * PAGE, 4 * PAGE]]);
+});

@@ -140,11 +140,12 @@ export function* do_vmi_munmap(k: Kernel, mm: MmStruct, start: number, len: numb
     }
     doomed.push(cur);
   }
-  // unmap_vmas: the MMU notifier over the VMAs' span first, then the primary entries
-  const lo = Math.max(start, hit[0].vm_start), hi = Math.min(end, hit[hit.length - 1].vm_end);
+  // unmap_vmas: the MMU notifier over the VMAs' span first, then the primary entries; the span is
+  // the doomed VMAs', split to [start, end) by now (the VMAs hit before the splits end at `start`)
+  const lo = doomed[0].vm_start, hi = doomed[doomed.length - 1].vm_end;
   const range = yield* mmu_notifier_invalidate_range_start(mm, lo, hi, 'MMU_NOTIFY_UNMAP');
   // the page-table objects touched are those under the VMAs, not the whole (maybe 128 TiB) range
-  yield ev('unmap_region', mm.vmasKey, 'w', undefined, hit.flatMap((v) => mm.ptRange(Math.max(start, v.vm_start), Math.min(end, v.vm_end), 'w')));
+  yield ev('unmap_region', mm.vmasKey, 'w', undefined, doomed.flatMap((v) => mm.ptRange(v.vm_start, v.vm_end, 'w')));
   mm.pt.zapRange(start, end);
   yield* mmu_notifier_invalidate_range_end(range);
   for (const v of doomed) {
