@@ -179,6 +179,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     let ended = false;
     const logged: Array<{ e: Ev; held: number } | undefined> = [];
     let blk: Block | null = null;
+    let redo: number[] | null = null;
 
     for (let depth = 0; ; depth++) {
       const en = ex.runnable(depth, maxDepth, opts.all);
@@ -244,6 +245,16 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           node.fp = fp;
           node.sleep0 = [...node.sleep.keys()];
           node.summary = new Set();
+          if (seen) {
+            // explored before with threads asleep that are awake now (Godefroid, "Partial-order
+            // methods for the verification of concurrent systems", LNCS 1032, ch. 6): what was
+            // explored then stands (its events race with the steps that led here); from here only
+            // those threads are explored, and the state is stored with the sleepers both visits had
+            propagate(seen.summary, depth, taskClock);
+            for (const x of seen.summary) node.summary.add(x);
+            redo = seen.sleep.filter((q) => !node.sleep.has(q));
+            node.sleep0 = seen.sleep.filter((q) => node.sleep.has(q));
+          }
         }
         const awake = en.filter((p) => !node.sleep.has(p));
         if (node.forcedFrom !== undefined) {
@@ -257,7 +268,11 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           sleepBlocked++;
           ended = true;
           break;
+        } else if (redo) {
+          node.chosen = redo.includes(lastTask) ? lastTask : redo[0];
+          node.done = new Set(awake.filter((q) => !redo!.includes(q)));
         } else node.chosen = awake.includes(lastTask) ? lastTask : awake[0];
+        redo = null;
         node.backtrack.add(node.chosen);
       }
       enabledAt.push(en);
