@@ -269,7 +269,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           ended = true;
           break;
         } else if (redo) {
+          // every one of them: what called for them below was asleep then, and is not stored
           node.chosen = redo.includes(lastTask) ? lastTask : redo[0];
+          for (const q of redo) node.backtrack.add(q);
           node.done = new Set(awake.filter((q) => !redo!.includes(q)));
         } else node.chosen = awake.includes(lastTask) ? lastTask : awake[0];
         redo = null;
