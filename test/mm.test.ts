@@ -5,7 +5,7 @@
 // vfio_pci_dma_buf_find_pfn() ([PATCH v4 03/10]) handles it, docs/model-decisions.md.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { runSteps } from './bundled.ts';
+import { mappedRace, runSteps } from './bundled.ts';
 import { createKernel, SignalError, SyscallError, encode, decode, uapi, mman, type SimKernel, type SimProcess } from '../src/index.ts';
 import type { FaultRecord } from '../src/kernel/sched/sched.ts';
 
@@ -347,19 +347,9 @@ describe('negative numbers in unsigned long arguments read as C passes them (two
 });
 
 test('munmap of a page inside a mapping: the MMU notifier and the unmap announce that page, after the VMA splits', async () => {
-  const { parseScenario } = await import('../src/scenario/loader.ts');
   const { ScenarioRun } = await import('../src/scenario/runner.ts');
   const { MmuNotifier, mmu_notifier_register } = await import('../src/kernel/mm/mmu_notifier.ts');
-  const scn = parseScenario(`name: munmap-middle
-devices:
-  - { name: gpu0, profile: h100 }
-setup:
-  - open: { path: /dev/vfio/devices/gpu0, as: dev }
-  - mmap: { fd: dev, offset: 0, length: 16KiB, as: m }
-threads:
-  t:
-    - munmap: { addr: m, offset: 4096, length: 4KiB }
-`, 'munmap-middle.yaml');
+  const scn = await mappedRace('16KiB', [], ['t: [{ munmap: { addr: m, offset: 4096, length: 4KiB } }]']);
   const run = new ScenarioRun(scn);
   const mm = run.k.procs[0].mm;
   const base = Number(run.bindings.get('m')!.value);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Mutex, RwSem, Sched, Task, ev, type KGen } from '../src/kernel/sched/sched.ts';
 import { AccessLog, extend } from '../src/explore/movers.ts';
+import { mappedRace } from './bundled.ts';
 
 const idle = function* (): KGen {};
 function world() {
@@ -80,25 +81,14 @@ test('an operation start reads bound names: it races only when some thread binds
 });
 
 test('a zap announces the leaves it clears: it commutes with a walk of an empty slot, not with one of a mapped page', async () => {
-  const { parseScenario } = await import('../src/scenario/loader.ts');
   const { Execution } = await import('../src/explore/execution.ts');
   const { dependent } = await import('../src/kernel/sched/sched.ts');
   // page 0 is mapped by the setup; f0 is about to load page 1, f1 page 0; the vmm disables memory
-  const scn = parseScenario(`name: zap-footprint
-devices:
-  - { name: gpu0, profile: h100 }
-setup:
-  - open: { path: /dev/vfio/devices/gpu0, as: dev }
-  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
-  - load: { addr: m, offset: 0, width: 4 }
-threads:
-  f0:
-    - load: { addr: m, offset: 4096, width: 4 }
-  f1:
-    - load: { addr: m, offset: 0, width: 4 }
-  vmm:
-    - config_write: { fd: dev, reg: COMMAND, value: 0 }
-`, 'zap-footprint.yaml');
+  const scn = await mappedRace('64KiB', ['load: { addr: m, offset: 0, width: 4 }'], [
+    'f0: [{ load: { addr: m, offset: 4096, width: 4 } }]',
+    'f1: [{ load: { addr: m, offset: 0, width: 4 } }]',
+    'vmm: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]',
+  ]);
   const ex = new Execution(scn, {});
   const [f0, f1, vmm] = [0, 1, 2];
   ex.step(f0);
@@ -172,22 +162,12 @@ test('a read of a slot that points to a table commutes with fills of it; a read 
 });
 
 test('the kernel marks page-table slot reads of a table, and slot writes as fills; a range write is neither', async () => {
-  const { parseScenario } = await import('../src/scenario/loader.ts');
   const { Execution } = await import('../src/explore/execution.ts');
-  const scn = parseScenario(`name: table-flags
-devices:
-  - { name: gpu0, profile: h100 }
-setup:
-  - open: { path: /dev/vfio/devices/gpu0, as: dev }
-  - mmap: { fd: dev, offset: 0, length: 64KiB, as: m }
-threads:
-  f0:
-    - load: { addr: m, offset: 0, width: 4 }
-  f1:
-    - load: { addr: m, offset: 4096, width: 4 }
-  u:
-    - munmap: { addr: m, length: 64KiB }
-`, 'table-flags.yaml');
+  const scn = await mappedRace('64KiB', [], [
+    'f0: [{ load: { addr: m, offset: 0, width: 4 } }]',
+    'f1: [{ load: { addr: m, offset: 4096, width: 4 } }]',
+    'u: [{ munmap: { addr: m, length: 64KiB } }]',
+  ]);
   const ex = new Execution(scn, {});
   const [f0, f1, u] = [0, 1, 2];
   const slots = (p: number) => ex.pending(p)!.spans!.filter((s) => s.space === 'mm1.pt' && s.level !== undefined && s.level > 0);
