@@ -1,6 +1,6 @@
 // Soundness of the explorer's reduction, as a property: on small generated races (2-3 threads of up
 // to 3 operations in all: loads and stores on pages of one BAR mapping, COMMAND and PM_CTRL writes,
-// FLR, DMA_BUF_REVOKE, munmap, close) exhaustive DPOR reaches exactly the set of end states
+// FLR, DMA_BUF_REVOKE, munmap, mprotect, close) exhaustive DPOR reaches exactly the set of end states
 // (finalFingerprint: every result, page table, buffer, device, config byte, memory byte and
 // violation) that naive enumeration of every interleaving reaches; so do the jobs of a split search
 // sharing one state store, as worker threads do. Cases naive enumeration cannot
@@ -25,7 +25,8 @@ type Op =
   | { k: 'flr' }
   | { k: 'revoke' }
   | { k: 'munmap'; page: number }
-  | { k: 'close' };
+  | { k: 'close' }
+  | { k: 'mprotect'; page: number; write: boolean };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ k: fc.constantFrom('load' as const, 'store' as const), page: fc.integer({ min: 0, max: PAGES - 1 }), value: fc.integer({ min: 1, max: 255 }) }) },
@@ -35,6 +36,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('revoke' as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('munmap' as const), page: fc.integer({ min: 0, max: PAGES - 1 }) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('close' as const) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('mprotect' as const), page: fc.integer({ min: 0, max: PAGES - 1 }), write: fc.boolean() }) },
 );
 // Thread t0 makes one operation of any kind; t1 one of any kind too, or loads and stores; t2 loads
 // and stores. Loads and stores on pages set up already mapped are one step each until a revocation
@@ -54,6 +56,7 @@ function yamlOf(threads: Op[][]): string {
       case 'revoke': return 'ioctl: { fd: dev, op: VFIO_DEVICE_FEATURE, flags: [set], feature: DMA_BUF_REVOKE, dmabuf_fd: buf }';
       case 'munmap': return `munmap: { addr: m, offset: ${o.page * 4096}, length: 4KiB }`;
       case 'close': return 'close: { fd: dev }';
+      case 'mprotect': return `mprotect: { addr: m, offset: ${o.page * 4096}, length: 4KiB, prot: [read${o.write ? ', write' : ''}] }`;
     }
   };
   const lines = [
