@@ -23,11 +23,12 @@ export async function runSteps(steps: string, head = 'name: t\ndevices:\n  - { n
 }
 
 /**
- * A race on one h100 `gpu0` opened as `dev`, with `length` of BAR0 mapped at `m`, then `setup`
- * steps and the `threads` (YAML lines at thread-name indent), parsed.
+ * A race on one h100 `gpu0` opened as `dev`, with `length` of BAR0 mapped at `m` (`at`: a fixed
+ * address), then `setup` steps and the `threads` (YAML lines at thread-name indent), parsed.
  */
-export async function mappedRace(length: string, setup: string[], threads: string[]) {
+export async function mappedRace(length: string, setup: string[], threads: string[], at?: string) {
   const { parseScenario } = await import('../src/scenario/loader.ts');
-  const lines = ['name: race', 'devices:', '  - { name: gpu0, profile: h100 }', 'setup:', '  - open: { path: /dev/vfio/devices/gpu0, as: dev }', `  - mmap: { fd: dev, offset: 0, length: ${length}, as: m }`, ...setup.map((s) => `  - ${s}`), 'threads:', ...threads.map((t) => `  ${t}`)];
+  const fixed = at ? ` addr: ${at}, flags: [shared, fixed],` : '';
+  const lines = ['name: race', 'devices:', '  - { name: gpu0, profile: h100 }', 'setup:', '  - open: { path: /dev/vfio/devices/gpu0, as: dev }', `  - mmap: { fd: dev, offset: 0, length: ${length},${fixed} as: m }`, ...setup.map((s) => `  - ${s}`), 'threads:', ...threads.map((t) => `  ${t}`)];
   return parseScenario(lines.join('\n') + '\n', 'race.yaml');
 }

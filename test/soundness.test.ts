@@ -14,6 +14,7 @@ import { loadScenarioFile, parseScenario, type Scenario } from '../src/scenario/
 import { dporJobs, exploreDfs, exploreDpor, warmAccessLog, type ExploreOptions } from '../src/explore/explorer.ts';
 import { SharedStates, sharedStoreBuffers } from '../src/explore/sharedstore.ts';
 import { finalFingerprint } from '../src/explore/fingerprint.ts';
+import { mappedRace } from './bundled.ts';
 
 const NAIVE_CAP = 3000;
 const PAGES = 4;
@@ -213,16 +214,16 @@ test('lock-aware DPOR, with state caching, with atomic blocks, reaches exactly t
 // read, a revocation zaps a huge leaf, munmap frees the tables. Atomic blocks let a read of a slot
 // that points to a table commute with fills of it (movers.ts); the end states must still be exactly
 // those of DPOR without blocks (checked against naive enumeration above).
-test('atomic blocks reach the end states of DPOR without them while page tables are allocated, zapped and freed', () => {
-  const mapping = (length: string, at = '') => `  - mmap: { fd: dev, offset: 0, length: ${length},${at} as: m }`;
-  const races: Array<[string, string[], string[]]> = [
-    ['two first faults vs memory off', [mapping('64KiB')], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ load: { addr: m, offset: 4096, width: 4 } }]', 'c: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]']],
-    ['PMD-order faults vs memory off', [mapping('4MiB', ' addr: 0x7e0000000000, flags: [shared, fixed],')], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ load: { addr: m, offset: 0x1000, width: 4 } }]', 'c: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]']],
-    ['faults vs munmap of the tables', [mapping('64KiB'), '  - load: { addr: m, offset: 0x8000, width: 4 }'], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ munmap: { addr: m, length: 64KiB } }]', 'c: [{ load: { addr: m, offset: 0x1000, width: 4 } }]']],
-    ['fault vs munmap then fault', [mapping('4MiB', ' addr: 0x7e0000000000, flags: [shared, fixed],')], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ munmap: { addr: m, offset: 2MiB, length: 2MiB } }, { load: { addr: m, offset: 0x1000, width: 4 } }]']],
+test('atomic blocks reach the end states of DPOR without them while page tables are allocated, zapped and freed', async () => {
+  const huge = '0x7e0000000000';
+  const races: Array<[string, string, string[], string[], string?]> = [
+    ['two first faults vs memory off', '64KiB', [], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ load: { addr: m, offset: 4096, width: 4 } }]', 'c: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]']],
+    ['PMD-order faults vs memory off', '4MiB', [], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ load: { addr: m, offset: 0x1000, width: 4 } }]', 'c: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]'], huge],
+    ['faults vs munmap of the tables', '64KiB', ['load: { addr: m, offset: 0x8000, width: 4 }'], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ munmap: { addr: m, length: 64KiB } }]', 'c: [{ load: { addr: m, offset: 0x1000, width: 4 } }]']],
+    ['fault vs munmap then fault', '4MiB', [], ['a: [{ load: { addr: m, offset: 0, width: 4 } }]', 'b: [{ munmap: { addr: m, offset: 2MiB, length: 2MiB } }, { load: { addr: m, offset: 0x1000, width: 4 } }]'], huge],
   ];
-  for (const [what, setup, threads] of races) {
-    const scn = parseScenario(['name: tables', 'devices:', '  - { name: gpu0, profile: h100 }', 'setup:', '  - open: { path: /dev/vfio/devices/gpu0, as: dev }', ...setup, 'threads:', ...threads.map((t) => `  ${t}`)].join('\n') + '\n');
+  for (const [what, length, setup, threads, at] of races) {
+    const scn = await mappedRace(length, setup, threads, at);
     const plain = new Set<string>();
     const p = exploreDpor(scn, { all: true, onExecution: (ex) => plain.add(finalFingerprint(ex)) });
     assert.ok(p.complete, what);

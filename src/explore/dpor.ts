@@ -243,9 +243,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
             break;
           }
           node.fp = fp;
-          node.sleep0 = [...node.sleep.keys()];
           node.summary = new Set();
-          if (seen) {
+          if (!seen) node.sleep0 = [...node.sleep.keys()];
+          else {
             // explored before with threads asleep that are awake now (Godefroid, "Partial-order
             // methods for the verification of concurrent systems", LNCS 1032, ch. 6): what was
             // explored then stands (its events race with the steps that led here); from here only
