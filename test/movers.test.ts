@@ -104,6 +104,41 @@ test('a zap announces the leaves it clears: it commutes with a walk of an empty 
   assert.deepEqual(ptWrites.map((s) => [s.hi - s.lo, s.level]), [[4096, 0]], 'it writes only the one PTE slot it clears');
 });
 
+test('a user access\'s walk reads only the translation it ends in: it commutes with a table allocation on its way, not with its own page\'s insert', async () => {
+  const { Execution } = await import('../src/explore/execution.ts');
+  const { dependent } = await import('../src/kernel/sched/sched.ts');
+  const { Hasher, observe } = await import('../src/explore/state.ts');
+  // nothing is mapped yet: f1's fault allocates the tables f0's and f2's walks pass through
+  const scn = await mappedRace('64KiB', [], [
+    'f0: [{ load: { addr: m, offset: 0, width: 4 } }]',
+    'f1: [{ load: { addr: m, offset: 4096, width: 4 } }]',
+    'f2: [{ load: { addr: m, offset: 4096, width: 4 } }]',
+  ]);
+  const ex = new Execution(scn, {});
+  const [f0, f1, f2] = [0, 1, 2];
+  ex.step(f0);
+  ex.step(f2);
+  const walk0 = ex.pending(f0)!, walk2 = ex.pending(f2)!;
+  assert.equal(walk0.op, 'user_load');
+  const seen = () => {
+    const h = new Hasher();
+    observe(ex.run, walk0, h);
+    return h.fp();
+  };
+  const before = seen();
+  ex.step(f1);
+  while (!ex.pending(f1)!.spans?.some((s) => s.acc === 'w' && s.level === 2)) ex.step(f1);
+  const alloc = ex.pending(f1)!;
+  assert.equal(dependent(alloc, walk0), false, 'a PMD table allocated on the way to no leaf changes no translation');
+  ex.step(f1);
+  assert.ok(ex.run.k.procs[0].mm.pt.isTable(walk0.spans![0].lo, 2), 'the PUD slot now points to a table');
+  assert.equal(seen(), before, 'the walk of page 0 sees the same thing: no translation');
+  while (ex.pending(f1)!.op !== 'insert_pfn') ex.step(f1);
+  const insert = ex.pending(f1)!;
+  assert.equal(dependent(insert, walk2), true, 'the insert makes the translation the walk of page 1 reads');
+  assert.equal(dependent(insert, walk0), false, 'another page\'s insert does not');
+});
+
 test('random executions fill the access log before the search: it no longer starts again, and reaches the same end states', async () => {
   const { readFileSync } = await import('node:fs');
   const { parseScenario } = await import('../src/scenario/loader.ts');

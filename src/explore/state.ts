@@ -10,7 +10,7 @@
 // tables, memory, lock internals, tasks and reference counts, which only named events touch).
 // What a call marked with `traced` read is forgotten when it returns (callCollapse). Two states
 // with equal fingerprints have equal futures, up to 64-bit hash collisions (as Spin's and TLC's).
-import { Completion, lastInstall, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph } from '../kernel/sched/sched.ts';
+import { Completion, lastInstall, LOCK_ACQUIRE, LOCK_RELEASE, LOCK_TRYLOCK, LockBase, Lockdep, Sched, Task, type Ev, type FuncGraph, type Span } from '../kernel/sched/sched.ts';
 import { PageTable } from '../kernel/mm/pgtable.ts';
 import { SparseMemory } from '../kernel/pci/device.ts';
 import { VfioDevice, VfioDeviceFile } from '../kernel/vfio/vfio_main.ts';
@@ -406,11 +406,11 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
         }
       } else if (s.space.endsWith('.pt') || s.space.endsWith('.leaves')) {
         const mm = k.procs.find((p) => p.mm.ptKey === s.space || p.mm.leavesKey === s.space)?.mm;
-        if (mm) mm.pt.describe(s.lo, s.hi, h, s.level);
+        if (mm) describe(mm.pt, s, h);
       } else if (s.space.endsWith('.ept')) {
         // a VM's second-stage table, by guest-physical address (kernel/kvm/)
         const kvm = [...k.kvms].find((x) => x.eptKey === s.space);
-        if (kvm) kvm.ept.describe(s.lo, s.hi, h, s.level);
+        if (kvm) describe(kvm.ept, s, h);
       } else if (s.space.endsWith('.vconfig')) {
         const v = k.vfio.get(s.space.slice(0, -'.vconfig'.length));
         if (v) h.bytes(v.vconfig.subarray(s.lo, s.hi));
@@ -428,6 +428,12 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
   // scenario-level reads: names bound by earlier operations (`as:`)
   h.mix(bindingsHash(run));
   if (whole) h.num(unnamedHash(run));
+}
+
+/** What a span of a page table reads: a walk only the translation it ends in, others their slots. */
+function describe(pt: PageTable, s: Span, h: Hasher): void {
+  if (s.walk) for (let va = s.lo; va < s.hi; va += 4096) pt.describeWalk(va, h);
+  else pt.describe(s.lo, s.hi, h, s.level);
 }
 
 const BINDINGS = new WeakMap<ScenarioRun, { gen: number; hash: number }>();

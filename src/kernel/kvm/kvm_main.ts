@@ -10,7 +10,7 @@
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../process.ts';
 import { ev, RwSem, traced, type KGen, type Task } from '../sched/sched.ts';
-import { ptSpan, type Acc, type Span } from '../sched/events.ts';
+import { ptSpan, walkSpan, type Acc, type Span } from '../sched/events.ts';
 import { AddressSpace, File, fput, type FileOps } from '../fs/file.ts';
 import { PageTable } from '../mm/pgtable.ts';
 import type { MmStruct } from '../mm/vma.ts';
@@ -95,6 +95,10 @@ export class Kvm {
   }
   eptSpan(lo: number, hi: number, acc: Acc): Span {
     return ptSpan(this.eptKey, lo, hi, acc);
+  }
+  /** A guest access's walk of the EPT at `gpa` (Span.walk). */
+  eptWalk(gpa: number): Span {
+    return walkSpan(this.eptKey, gpa);
   }
   /** gfn_to_memslot in the default address space */
   gfnToMemslot(gfn: number): KvmMemorySlot | null {

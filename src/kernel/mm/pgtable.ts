@@ -61,6 +61,20 @@ export class PageTable {
    * PMD, 2 PUD), only that level's slots: a step that names one slot (pud_none, pmd_alloc) reads
    * that word, not the tables below it, as the dependence relation already assumes (events.ts).
    */
+  /**
+   * Feed the translation a hardware walk of `va` ends in to `out`: none, or the leaf (its value,
+   * order and base). Which tables the walk passed is not part of it: a table allocated or not on
+   * the way to no leaf is the same "none" to the access that walked.
+   */
+  describeWalk(va: number, out: { mix(x: number): unknown; num(x: number): unknown }): void {
+    const e = this.lookup(va);
+    if (!e) return void out.mix(0);
+    out.mix(1 + e.order);
+    out.num(e.pfn);
+    out.num(e.va);
+    out.mix((e.write ? 1 : 0) | (e.cache === 'WC' ? 2 : 0));
+  }
+
   describe(lo: number, hi: number, out: { mix(x: number): unknown; num(x: number): unknown }, level?: number): void {
     const leaf = (l: Leaf) => {
       out.num(l.pfn);

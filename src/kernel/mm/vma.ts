@@ -1,5 +1,5 @@
 // mm_struct and vm_area_struct: the VMA list, its locks, and get_unmapped_area's choice of address.
-import { ptSpan, type Acc, type Span } from '../sched/events.ts';
+import { ptSpan, walkSpan, type Acc, type Span } from '../sched/events.ts';
 import type { File } from '../fs/file.ts';
 import { RwSem, type KGen, type Sched } from '../sched/sched.ts';
 import { PageTable, type Cache } from './pgtable.ts';
@@ -99,19 +99,24 @@ export class MmStruct {
   }
 
   /**
-   * Scheduling spans of the page table (space `mm<N>.pt`): a walk reads every level at one VA; an
-   * insert writes the one slot it fills (and the slot above if it allocates the table under it);
-   * a zap, a copy or a protection change covers every level over its range. Faults on different
-   * 4 KiB pages therefore commute, as on Linux, where they take different PTE locks.
+   * Scheduling spans of the page table (space `mm<N>.pt`): an insert writes the one slot it fills
+   * (and the slot above if it allocates the table under it); a zap, a copy or a protection change
+   * covers every level over its range. Faults on different 4 KiB pages therefore commute, as on
+   * Linux, where they take different PTE locks.
    *
    * A second space, `mm<N>.leaves`, says where leaves are: whatever installs or clears a leaf
    * writes it over the leaf's range. A zap reads it over its range and writes only the slots of the
    * leaves present (zapSpans), so a fault's table walk, table allocation or missed access commutes
    * with a zap that has nothing of its own to clear, as on Linux, where zap_pte_range skips none
    * entries and never frees a table.
+   *
+   * A user access's MMU walk reads only the translation it ends in, so it names the leaves at its
+   * address: every write that changes a translation writes `leaves` over it (an insert, a zap of a
+   * present leaf, a range write), while allocating a table on the way to no leaf does not, and
+   * commutes with the walk.
    */
   ptWalk(va: number): Span {
-    return ptSpan(this.ptKey, va, va + 1, 'r');
+    return walkSpan(this.leavesKey, va);
   }
   /**
    * The slot of `level` (0 PTE, 1 PMD, 2 PUD) that covers `va`. Writes of one slot fill it or clear

@@ -41,6 +41,12 @@ export interface Span {
    */
   table?: true;
   fill?: true;
+  /**
+   * A hardware walk (the MMU's, an EPT walk) of one address: what the step learns is only the
+   * translation the walk ends in (none, or a leaf), not which tables it passed; state caching
+   * fingerprints that (explore/state.ts observe).
+   */
+  walk?: true;
 }
 
 export interface Ev {
@@ -67,6 +73,11 @@ export function ev(op: string, obj: string, acc: Acc = 'w', also?: Ev['also'], s
 /** A span of one page-table level, or of every level (level undefined). */
 export function ptSpan(space: string, lo: number, hi: number, acc: Acc, level?: number): Span {
   return level === undefined ? { space, lo, hi, acc } : { space, lo, hi, acc, level };
+}
+
+/** A hardware walk of one address in a page-table space (Span.walk). */
+export function walkSpan(space: string, va: number): Span {
+  return { space, lo: va, hi: va + 1, acc: 'r', walk: true };
 }
 
 /** Whether two events conflict: a common object or overlapping span, and at least one writer. */

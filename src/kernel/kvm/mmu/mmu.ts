@@ -33,7 +33,7 @@ function eptTarget(kvm: Kvm, gpa: number, write: boolean): number {
 }
 function guestEv(k: Kernel, kvm: Kvm, gpa: number, width: number, write: boolean, pa: number): Ev {
   const op = write ? 'guest_store' : 'guest_load';
-  const walk = kvm.eptSpan(gpa, gpa + 1, 'r');
+  const walk = kvm.eptWalk(gpa);
   if (pa < 0) return ev(op, '', 'r', undefined, [walk]);
   const a = k.pci.accessEv(pa, width, write);
   return ev(op, '', 'r', a.also, [walk, ...a.spans]);
