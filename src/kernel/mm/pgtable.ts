@@ -317,9 +317,11 @@ export class PageTable {
         }
         const t = pmd.ptes;
         if (t.count === 0) continue;
-        for (let i = 0; i < PTRS; i++) {
+        // only the slots inside [start, end): a VMA's check after every step walks a few, not 512
+        const first = Math.max(0, Math.ceil((start - mb) / PAGE_SIZE)), last = Math.min(PTRS, Math.ceil((end - mb) / PAGE_SIZE));
+        for (let i = first; i < last; i++) {
           const va = mb + i * PAGE_SIZE;
-          if (!(t.flags[i] & F_PRESENT) || va < start || va >= end) continue;
+          if (!(t.flags[i] & F_PRESENT)) continue;
           yield { pfn: t.pfn[i], write: !!(t.flags[i] & F_WRITE), cache: t.flags[i] & F_WC ? 'WC' : 'UC', va, order: 0 };
         }
       }
