@@ -3,11 +3,19 @@
 // itself is checked against naive enumeration in soundness.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Mutex, RwSem, Sched, Task, ev, type KGen } from '../src/kernel/sched/sched.ts';
+import { Mutex, RwSem, Sched, Task, dependent, ev, type KGen } from '../src/kernel/sched/sched.ts';
 import { AccessLog, extend } from '../src/explore/movers.ts';
 import { mappedRace } from './bundled.ts';
 
 const idle = function* (): KGen {};
+
+/** A thread that loads 4 bytes at `offset` of the mapping `m`. */
+const loadAt = (name: string, offset: number) => `${name}: [{ load: { addr: m, offset: ${offset}, width: 4 } }]`;
+/** An execution, not yet stepped, of threads racing on a 64 KiB BAR0 mapping `m`. */
+async function raceOf(setup: string[], threads: string[]) {
+  const { Execution } = await import('../src/explore/execution.ts');
+  return new Execution(await mappedRace('64KiB', setup, threads), {});
+}
 function world() {
   const sched = new Sched();
   const m = new Mutex(sched, 'dmabuf0.resv', 'dma_resv');
@@ -81,15 +89,8 @@ test('an operation start reads bound names: it races only when some thread binds
 });
 
 test('a zap announces the leaves it clears: it commutes with a walk of an empty slot, not with one of a mapped page', async () => {
-  const { Execution } = await import('../src/explore/execution.ts');
-  const { dependent } = await import('../src/kernel/sched/sched.ts');
   // page 0 is mapped by the setup; f0 is about to load page 1, f1 page 0; the vmm disables memory
-  const scn = await mappedRace('64KiB', ['load: { addr: m, offset: 0, width: 4 }'], [
-    'f0: [{ load: { addr: m, offset: 4096, width: 4 } }]',
-    'f1: [{ load: { addr: m, offset: 0, width: 4 } }]',
-    'vmm: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]',
-  ]);
-  const ex = new Execution(scn, {});
+  const ex = await raceOf(['load: { addr: m, offset: 0, width: 4 }'], [loadAt('f0', 4096), loadAt('f1', 0), 'vmm: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]']);
   const [f0, f1, vmm] = [0, 1, 2];
   ex.step(f0);
   ex.step(f1);
@@ -105,16 +106,9 @@ test('a zap announces the leaves it clears: it commutes with a walk of an empty 
 });
 
 test('a user access\'s walk reads only the translation it ends in: it commutes with a table allocation on its way, not with its own page\'s insert', async () => {
-  const { Execution } = await import('../src/explore/execution.ts');
-  const { dependent } = await import('../src/kernel/sched/sched.ts');
   const { Hasher, observe } = await import('../src/explore/state.ts');
   // nothing is mapped yet: f1's fault allocates the tables f0's and f2's walks pass through
-  const scn = await mappedRace('64KiB', [], [
-    'f0: [{ load: { addr: m, offset: 0, width: 4 } }]',
-    'f1: [{ load: { addr: m, offset: 4096, width: 4 } }]',
-    'f2: [{ load: { addr: m, offset: 4096, width: 4 } }]',
-  ]);
-  const ex = new Execution(scn, {});
+  const ex = await raceOf([], [loadAt('f0', 0), loadAt('f1', 4096), loadAt('f2', 4096)]);
   const [f0, f1, f2] = [0, 1, 2];
   ex.step(f0);
   ex.step(f2);
