@@ -56,12 +56,6 @@ export class PageTable {
   }
 
   /**
-   * Feed what [lo, hi) holds, slot by slot at every level (none, a leaf and its value, or a table),
-   * to `out`: the explorer's record of what a step naming that span read. With `level` (0 PTE, 1
-   * PMD, 2 PUD), only that level's slots: a step that names one slot (pud_none, pmd_alloc) reads
-   * that word, not the tables below it, as the dependence relation already assumes (events.ts).
-   */
-  /**
    * Feed the translation a hardware walk of `va` ends in to `out`: none, or the leaf (its value,
    * order and base). Which tables the walk passed is not part of it: a table allocated or not on
    * the way to no leaf is the same "none" to the access that walked.
@@ -75,6 +69,12 @@ export class PageTable {
     out.mix((e.write ? 1 : 0) | (e.cache === 'WC' ? 2 : 0));
   }
 
+  /**
+   * Feed what [lo, hi) holds, slot by slot at every level (none, a leaf and its value, or a table),
+   * to `out`: the explorer's record of what a step naming that span read. With `level` (0 PTE, 1
+   * PMD, 2 PUD), only that level's slots: a step that names one slot (pud_none, pmd_alloc) reads
+   * that word, not the tables below it, as the dependence relation already assumes (events.ts).
+   */
   describe(lo: number, hi: number, out: { mix(x: number): unknown; num(x: number): unknown }, level?: number): void {
     const leaf = (l: Leaf) => {
       out.num(l.pfn);
