@@ -191,13 +191,7 @@ test('a read of a slot that points to a table commutes with fills of it; a read 
 });
 
 test('the kernel marks page-table slot reads of a table, and slot writes as fills; a range write is neither', async () => {
-  const { Execution } = await import('../src/explore/execution.ts');
-  const scn = await mappedRace('64KiB', [], [
-    'f0: [{ load: { addr: m, offset: 0, width: 4 } }]',
-    'f1: [{ load: { addr: m, offset: 4096, width: 4 } }]',
-    'u: [{ munmap: { addr: m, length: 64KiB } }]',
-  ]);
-  const ex = new Execution(scn, {});
+  const ex = await raceOf([], [loadAt('f0', 0), loadAt('f1', 4096), 'u: [{ munmap: { addr: m, length: 64KiB } }]']);
   const [f0, f1, u] = [0, 1, 2];
   const slots = (p: number) => ex.pending(p)!.spans!.filter((s) => s.space === 'mm1.pt' && s.level !== undefined && s.level > 0);
   const stepTo = (p: number, op: string) => {

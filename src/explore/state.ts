@@ -430,9 +430,9 @@ export function observe(run: ScenarioRun, e: Ev, h: Hasher): void {
   if (whole) h.num(unnamedHash(run));
 }
 
-/** What a span of a page table reads: a walk only the translation it ends in, others their slots. */
+/** What a span of a page table reads: a walk (one address) only the translation it ends in, others their slots. */
 function describe(pt: PageTable, s: Span, h: Hasher): void {
-  if (s.walk) for (let va = s.lo; va < s.hi; va += 4096) pt.describeWalk(va, h);
+  if (s.walk) pt.describeWalk(s.lo, h);
   else pt.describe(s.lo, s.hi, h, s.level);
 }
 

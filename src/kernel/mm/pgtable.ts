@@ -39,6 +39,12 @@ const pudIdx = (va: number) => Math.floor(va / PUD_SIZE);
 const pmdIdx = (va: number) => Math.floor(va / PMD_SIZE) % PTRS;
 const pteIdx = (va: number) => Math.floor(va / PAGE_SIZE) % PTRS;
 
+/** A leaf's value (PFN, write, cache mode), as PageTable.describe feeds it. */
+function describeLeaf(l: Leaf, out: { mix(x: number): unknown; num(x: number): unknown }): void {
+  out.num(l.pfn);
+  out.mix((l.write ? 1 : 0) | (l.cache === 'WC' ? 2 : 0));
+}
+
 export class PageTable {
   private readonly puds = new Map<number, PudSlot>();
 
@@ -64,9 +70,8 @@ export class PageTable {
     const e = this.lookup(va);
     if (!e) return void out.mix(0);
     out.mix(1 + e.order);
-    out.num(e.pfn);
     out.num(e.va);
-    out.mix((e.write ? 1 : 0) | (e.cache === 'WC' ? 2 : 0));
+    describeLeaf(e, out);
   }
 
   /**
@@ -76,10 +81,7 @@ export class PageTable {
    * that word, not the tables below it, as the dependence relation already assumes (events.ts).
    */
   describe(lo: number, hi: number, out: { mix(x: number): unknown; num(x: number): unknown }, level?: number): void {
-    const leaf = (l: Leaf) => {
-      out.num(l.pfn);
-      out.mix((l.write ? 1 : 0) | (l.cache === 'WC' ? 2 : 0));
-    };
+    const leaf = (l: Leaf) => describeLeaf(l, out);
     if (level !== undefined) return this.describeLevel(lo, hi, level, out, leaf);
     for (let pi = pudIdx(lo); pi <= pudIdx(hi - 1); pi++) {
       const pud = this.puds.get(pi);
