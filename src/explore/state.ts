@@ -305,21 +305,21 @@ class Walk {
   }
 }
 
-const LOCKDEP = new WeakMap<Lockdep, { size: number; inversions: number; hash: number }>();
 /**
- * The dependency graph's edges with their kinds, sorted, and the inversions count; kept while
- * nothing grows (edges and kinds are only ever added).
+ * The dependency graph's edges with their kinds, and the inversions count. A set of edges has no
+ * order, so each edge is hashed on its own and the hashes are added up (in two lanes): no sorting,
+ * and no strings built, which mattered since every execution's copy of the graph is hashed afresh.
  */
 function lockdepHash(l: Lockdep): number {
-  let size = 0;
-  for (const m of l.edges.values()) for (const d of m.values()) size += d.types.size;
-  const c = LOCKDEP.get(l);
-  if (c && c.size === size && c.inversions === l.inversions.length) return c.hash;
-  const h = new Hasher().num(l.inversions.length);
-  for (const e of [...l.edges].flatMap(([a, m]) => [...m].map(([b, d]) => `${a}>${b}:${[...d.types].sort().join(',')}`)).sort()) h.str(e);
-  const hash = h.fp();
-  LOCKDEP.set(l, { size, inversions: l.inversions.length, hash });
-  return hash;
+  let a = 0, b = 0;
+  for (const [from, m] of l.edges)
+    for (const [to, d] of m)
+      for (const t of d.types) {
+        const e = new Hasher().str(from).str(to).str(t);
+        a = (a + e.a) | 0;
+        b = (b + e.b) | 0;
+      }
+  return new Hasher().num(l.inversions.length).mix(a).mix(b).fp();
 }
 
 /** Everything the scenario's programs read without naming it: the unnamed kernel and the run's bindings. */
@@ -508,12 +508,14 @@ function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher)
 
 /**
  * What a lock protects, for a thread that has just taken it: memory_lock the device's state (its
- * virtual and hardware config, power, the buffers on its list); a buffer's resv its private state;
+ * virtual and hardware config, power, the buffers on its list), and so does dmabuf_lock (v6 on:
+ * the list and the shadow bars_revoked, a part of that state); a buffer's resv its private state;
  * mmap_lock and a VMA lock the VMA list. Other locks: unknown (false).
  */
 function lockRegion(k: Kernel, lock: string, h: Hasher): boolean {
-  if (lock.endsWith('.memory_lock')) {
-    const v = k.vfio.get(lock.slice(0, -'.memory_lock'.length));
+  const dev = /^(.*)\.(memory_lock|dmabuf_lock)$/.exec(lock);
+  if (dev) {
+    const v = k.vfio.get(dev[1]);
     if (!v) return false;
     walk(h, [v, v.pdev], true, ownerStop(v));
     return true;
