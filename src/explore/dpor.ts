@@ -226,9 +226,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
           }
         }
         if (store && node.forcedFrom !== undefined) {
-          // no state inside a block, and never a backtrack point (its block's first node is):
-          // only the events below it, for the block's first node
-          node.summary = new Set();
+          // no state inside a block, and never a backtrack point (its block's first node is): the
+          // events below it are the block's first node's, so it adds them to that node's summary
+          node.summary = stack[node.forcedFrom].summary;
         } else if (store) {
           node.threads = threads.map(cloneThread);
           const fph = stateFingerprint(ex, threads), fp = fph.key();
@@ -449,7 +449,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
 
   function finish(n: DporNode, parent: DporNode | undefined): void {
     if (n.fp) store!.set(n.fp, { sleep: n.sleep0!, summary: intern(n.summary!) });
-    if (parent?.summary) for (const x of n.summary!) parent.summary.add(x);
+    if (parent?.summary && parent.summary !== n.summary) for (const x of n.summary!) parent.summary.add(x);
   }
 
   /**
