@@ -6,10 +6,15 @@
 
 /**
  * Copy `root`; objects in `keep` (and frozen ones) are shared, not copied. `still`: the caller
- * copies the same unchanging graph again and again (a booted run), so how to copy each of its
- * objects is worked out once and kept with the object.
+ * copies the same unchanging graph, with the same `keep`, again and again (a booted run), so the
+ * copy is compiled once into straight-line code (compileCopy) and only run after that.
  */
 export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, still = false): T {
+  if (still && typeof root === 'object' && root !== null) {
+    let c = COMPILED.get(root);
+    if (c === undefined) COMPILED.set(root, (c = compileCopy(root, keep)));
+    if (c) return c() as T;
+  }
   const copies = new Map<object, object>();
   const buffers = new Map<ArrayBufferLike, ArrayBufferLike>();
   const dup = (v: unknown): unknown => {
@@ -46,20 +51,13 @@ export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, still = false)
       return c;
     }
     if (Object.prototype.toString.call(v) === '[object Generator]') return v; // the caller's to replace
-    let copy = still ? KNOWN.get(v) : undefined;
-    if (!copy) {
-      copy = copierOf(v);
-      if (still) KNOWN.set(v, copy);
-    }
-    return copy(v, dup, register);
+    return copierOf(v)(v, dup, register);
   };
   const register = (o: object, c: object) => void copies.set(o, c);
   return dup(root) as T;
 }
 
 type Copier = (o: object, dup: (v: unknown) => unknown, register: (o: object, c: object) => void) => object;
-/** The copier of each object of a graph copied again and again (`still`). */
-const KNOWN = new WeakMap<object, Copier>();
 /** Copiers by prototype, then by key list. */
 const COPIERS = new Map<object | null, Map<string, Copier>>();
 
@@ -75,13 +73,94 @@ function copierOf(o: object): Copier {
   const id = keys.join('\u0000');
   const known = l.get(id);
   if (known) return known;
+  const C = constructorOf(proto, keys);
   const q = keys.map((k) => JSON.stringify(k));
-  // its prototype is the class's, so the copy is an instance of the class
-  const body = `function Copy() { ${q.map((k) => `this[${k}] = undefined;`).join(' ')} } Copy.prototype = P; return (o, dup, register) => { const c = new Copy(); register(o, c); ${q.map((k) => `c[${k}] = dup(o[${k}]);`).join(' ')} return c; };`;
-  const copy = keys.includes('__proto__') || proto === null ? copyByKeys(proto) : (new Function('P', body)(proto) as Copier);
+  const copy = C ? (new Function('C', `return (o, dup, register) => { const c = new C(); register(o, c); ${q.map((k) => `c[${k}] = dup(o[${k}]);`).join(' ')} return c; };`)(C) as Copier) : copyByKeys(proto);
   l.set(id, copy);
   return copy;
 }
+
+/** Constructors by prototype and key list; null where a generated one cannot do (a null prototype, a `__proto__` key). */
+const CONSTRUCTORS = new Map<object | null, Map<string, (new () => object) | null>>();
+/** A constructor of objects with prototype `proto` and fields `keys`, all undefined until filled. */
+function constructorOf(proto: object | null, keys: string[]): (new () => object) | null {
+  let l = CONSTRUCTORS.get(proto);
+  if (!l) CONSTRUCTORS.set(proto, (l = new Map()));
+  const id = keys.join('\u0000');
+  let C = l.get(id);
+  if (C === undefined) {
+    // its prototype is the class's, so the copy is an instance of the class
+    const body = `function Copy() { ${keys.map((k) => `this[${JSON.stringify(k)}] = undefined;`).join(' ')} } Copy.prototype = P; return Copy;`;
+    C = keys.includes('__proto__') || proto === null ? null : (new Function('P', body)(proto) as new () => object);
+    l.set(id, C);
+  }
+  return C;
+}
+
+/** Compiled copies of graphs copied again and again (null: not compilable, copied the slow way). */
+const COMPILED = new WeakMap<object, (() => unknown) | null>();
+
+/**
+ * Compile the copy of an unchanging graph (the same objects, the same fields, each time): every
+ * object it reaches is numbered in the order `cloneGraph` visits them, and one generated function
+ * makes them all (typed-array buffers copied, class instances by their constructor) and then sets
+ * every field, element and entry, from another copy or from a value shared with the original. No
+ * lookups per object at copy time: a booted run of about 200 objects copies in a few
+ * microseconds instead of about 80. Null when an object's kind has no straight-line copy.
+ */
+function compileCopy(root: object, keep: ReadonlySet<object>): (() => unknown) | null {
+  const index = new Map<object, number>();
+  const values: unknown[] = [];
+  const value = (v: unknown) => `V[${values.push(v) - 1}]`;
+  const buffers = new Map<ArrayBufferLike, string>();
+  const make: string[] = [], fill: string[] = [];
+  const shared = (v: unknown) => typeof v !== 'object' || v === null || keep.has(v) || Object.isFrozen(v) || Object.prototype.toString.call(v) === '[object Generator]';
+  const ref = (v: unknown): string => {
+    if (shared(v)) return value(v);
+    const o = v as object;
+    const known = index.get(o);
+    if (known !== undefined) return `o${known}`;
+    const i = index.size;
+    index.set(o, i);
+    if (ArrayBuffer.isView(o)) {
+      let b = buffers.get(o.buffer);
+      if (!b) {
+        buffers.set(o.buffer, (b = `b${buffers.size}`));
+        make.push(`const ${b} = ${value(o.buffer)}.slice(0);`);
+      }
+      const per = (o as unknown as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
+      make.push(`const o${i} = new ${value(o.constructor)}(${b}, ${o.byteOffset}, ${o.byteLength / per});`);
+    } else if (Array.isArray(o)) {
+      make.push(`const o${i} = new Array(${o.length});`);
+      for (let j = 0; j < o.length; j++) fill.push(`o${i}[${j}] = ${ref(o[j])};`);
+    } else if (o instanceof Map) {
+      make.push(`const o${i} = new Map();`);
+      for (const [k, x] of o) fill.push(`o${i}.set(${ref(k)}, ${ref(x)});`);
+    } else if (o instanceof Set) {
+      make.push(`const o${i} = new Set();`);
+      for (const x of o) fill.push(`o${i}.add(${ref(x)});`);
+    } else {
+      const proto = Object.getPrototypeOf(o) as object | null, keys = Object.keys(o), C = constructorOf(proto, keys);
+      // without a prototype a `__proto__` key is a plain field; with one it would set the prototype
+      if (!C && proto !== null) throw new NotCompilable();
+      make.push(C ? `const o${i} = new ${value(C)}();` : `const o${i} = Object.create(null);`);
+      for (const k of keys) fill.push(`o${i}[${JSON.stringify(k)}] = ${ref((o as Record<string, unknown>)[k])};`);
+    }
+    return `o${i}`;
+  };
+  let top: string;
+  try {
+    top = ref(root);
+  } catch (e) {
+    if (e instanceof NotCompilable) return null;
+    throw e;
+  }
+  // fills in the order cloneGraph sets them: a Map or Set gets its entries in the original order
+  const f = new Function('V', `return () => { ${make.join('\n')}\n${fill.join('\n')}\nreturn ${top}; };`)(values) as () => unknown;
+  return f;
+}
+class NotCompilable extends Error {}
+
 const copyByKeys = (proto: object | null): Copier => (o, dup, register) => {
   const c = Object.create(proto) as Record<string, unknown>;
   register(o, c);
