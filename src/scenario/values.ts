@@ -12,7 +12,7 @@ export interface Term {
   ref?: string;
   field?: string;
 }
-export type Expr = Term[];
+export type Expr = readonly Term[];
 
 export class ValueError extends Error {}
 
@@ -29,12 +29,22 @@ export function parseLiteral(s: string): bigint | null {
 /** A number, a numeric string, or an expression with references. */
 export function parseExpr(v: unknown): Expr {
   if (typeof v === 'bigint') return [{ sign: 1n, lit: v }];
+  let out = PARSED.get(v as number | string);
+  if (out) return out;
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) throw new ValueError(`${v} is not an integer`);
-    return [{ sign: 1n, lit: BigInt(v) }];
-  }
-  if (typeof v !== 'string') throw new ValueError(`expected a number or a name, got ${JSON.stringify(v)}`);
-  const out: Expr = [];
+    out = [{ sign: 1n, lit: BigInt(v) }];
+  } else if (typeof v === 'string') out = parseString(v);
+  else throw new ValueError(`expected a number or a name, got ${JSON.stringify(v)}`);
+  if (PARSED.size < 4096) PARSED.set(v, Object.freeze(out.map((t) => Object.freeze(t))));
+  return out;
+}
+
+/** What numbers and strings parsed to: an operation resolves its arguments each time it runs (in a search, millions of times). */
+const PARSED = new Map<number | string, Expr>();
+
+function parseString(v: string): Expr {
+  const out: Term[] = [];
   const parts = v.split(/\s*([+-])\s*/);
   let sign: 1n | -1n = 1n;
   for (let i = 0; i < parts.length; i++) {
