@@ -182,7 +182,9 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
     let redo: number[] | null = null;
 
     for (let depth = 0; ; depth++) {
-      const en = ex.runnable(depth, maxDepth, opts.all);
+      // a replayed node is the state it was when first reached (runs are deterministic): the
+      // tasks enabled then are enabled now, and nothing failed before it
+      const en = depth < replayTo ? stack[depth].enabled : ex.runnable(depth, maxDepth, opts.all);
       if (!en) break;
       let node: DporNode;
       if (depth < replayTo) {

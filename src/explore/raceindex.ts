@@ -9,8 +9,9 @@ import type { Ev } from '../kernel/sched/sched.ts';
 export function keysOf(e: Ev): string[] {
   const out: string[] = [];
   if (e.obj) out.push(e.obj);
-  if (e.also) for (const x of e.also) out.push(x.obj);
-  if (e.spans) for (const s of e.spans) out.push(`\u0000${s.space}`);
+  if (e.also) for (const x of e.also) if (!out.includes(x.obj)) out.push(x.obj);
+  // an insert names several levels of one table: one key
+  if (e.spans) for (const s of e.spans) if (!out.includes(`\u0000${s.space}`)) out.push(`\u0000${s.space}`);
   return out;
 }
 
@@ -53,11 +54,23 @@ export class RaceIndex {
       for (let j = l.length - 1; j >= 0; j--) if (l[j] < before) out.push(l[j]);
       return out;
     }
-    const seen = new Set<number>();
+    // the lists are in step order: merge them from their ends, latest first, each step once
+    const ls: number[][] = [], at: number[] = [];
     for (const k of keys) {
       const l = this.byKey.get(k);
-      if (l) for (const i of l) if (i < before) seen.add(i);
+      if (!l?.length) continue;
+      let j = l.length - 1;
+      while (j >= 0 && l[j] >= before) j--;
+      if (j >= 0) (ls.push(l), at.push(j));
     }
-    return [...seen].sort((a, b) => b - a);
+    const out: number[] = [];
+    for (;;) {
+      let best = -1;
+      for (let q = 0; q < ls.length; q++) if (at[q] >= 0 && (best < 0 || ls[q][at[q]] > ls[best][at[best]])) best = q;
+      if (best < 0) return out;
+      const i = ls[best][at[best]];
+      if (out[out.length - 1] !== i) out.push(i);
+      at[best]--;
+    }
   }
 }

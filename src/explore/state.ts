@@ -506,6 +506,9 @@ function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher)
   return false;
 }
 
+/** A device's locks that protect its whole state (kernel/vfio/pci/core.ts). */
+const DEVICE_LOCKS = ['.memory_lock', '.dmabuf_lock'];
+
 /**
  * What a lock protects, for a thread that has just taken it: memory_lock the device's state (its
  * virtual and hardware config, power, the buffers on its list), and so does dmabuf_lock (v6 on:
@@ -513,9 +516,9 @@ function objectValue(k: Kernel, op: string, key: string, acc: string, h: Hasher)
  * mmap_lock and a VMA lock the VMA list. Other locks: unknown (false).
  */
 function lockRegion(k: Kernel, lock: string, h: Hasher): boolean {
-  const dev = /^(.*)\.(memory_lock|dmabuf_lock)$/.exec(lock);
-  if (dev) {
-    const v = k.vfio.get(dev[1]);
+  for (const dev of DEVICE_LOCKS) {
+    if (!lock.endsWith(dev)) continue;
+    const v = k.vfio.get(lock.slice(0, -dev.length));
     if (!v) return false;
     walk(h, [v, v.pdev], true, ownerStop(v));
     return true;

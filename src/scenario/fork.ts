@@ -105,8 +105,8 @@ const COMPILED = new WeakMap<object, (() => unknown) | null>();
  * object it reaches is numbered in the order `cloneGraph` visits them, and one generated function
  * makes them all (typed-array buffers copied, class instances by their constructor) and then sets
  * every field, element and entry, from another copy or from a value shared with the original. No
- * lookups per object at copy time: a booted run of about 200 objects copies in a few
- * microseconds instead of about 80. Null when an object's kind has no straight-line copy.
+ * lookups per object at copy time: a booted run of about 200 objects (fault-vs-revoke-2x2x4)
+ * copies in about 15 us instead of 53. Null when an object's kind has no straight-line copy.
  */
 function compileCopy(root: object, keep: ReadonlySet<object>): (() => unknown) | null {
   const index = new Map<object, number>();
