@@ -217,3 +217,32 @@ test('v6/v8 locking against the last close: fault vs DMA_BUF_REVOKE vs export vs
   }
   assert.equal(exploreDpor(scn, { kernel: 'series-v8', mutant: 'M22', atomic: true, states: true }).counterexample?.invariant, 'no-stale-pte');
 });
+
+test('the race index gives the steps sharing a key with an event, latest first, each once, and forgets cut steps', async () => {
+  const { RaceIndex } = await import('../src/explore/raceindex.ts');
+  const { ev } = await import('../src/kernel/sched/sched.ts');
+  const span = (space: string, lo: number) => ({ space, lo, hi: lo + 1, acc: 'w' as const });
+  const steps = [
+    ev('mutex_lock', 'a', 'w'),
+    ev('insert', '', 'w', [], [span('mm1.pt', 0), span('mm1.pt', 8), span('mm1.leaves', 0)]),
+    ev('write', 'b', 'w', [{ obj: 'a', acc: 'r' }]),
+    ev('zap', '', 'w', [], [span('mm1.leaves', 0)]),
+    ev('other', 'c', 'w'),
+    ev('write', 'a', 'w', [{ obj: 'b', acc: 'r' }]),
+  ];
+  const index = new RaceIndex();
+  steps.forEach((e, i) => index.add(i, e));
+  // an event under several keys: the union of their lists, latest first, no step twice
+  const probe = ev('probe', 'a', 'r', [{ obj: 'b', acc: 'r' }], [span('mm1.pt', 4), span('mm1.leaves', 0)]);
+  assert.deepEqual(index.candidates(probe, 6), [5, 3, 2, 1, 0]);
+  assert.deepEqual(index.candidates(probe, 3), [2, 1, 0]);
+  assert.deepEqual(index.candidates(ev('x', 'c', 'r'), 6), [4]);
+  assert.deepEqual(index.candidates(ev('x', 'zzz', 'r'), 6), []);
+  // the same as a set of every listed step, sorted: what the merge replaces
+  const naive = (e: typeof probe, before: number) => steps.map((_, i) => i).filter((i) => i < before && (steps[i].obj === e.obj || (steps[i].also ?? []).some((x) => x.obj === e.obj || (e.also ?? []).some((y) => y.obj === x.obj)) || (e.also ?? []).some((y) => y.obj === steps[i].obj) || (steps[i].spans ?? []).some((s) => (e.spans ?? []).some((t) => t.space === s.space)))).reverse();
+  for (let b = 0; b <= 6; b++) assert.deepEqual(index.candidates(probe, b), naive(probe, b), `before ${b}`);
+  index.truncate(3);
+  assert.deepEqual(index.candidates(probe, 6), [2, 1, 0]);
+  index.add(3, steps[5]);
+  assert.deepEqual(index.candidates(probe, 6), [3, 2, 1, 0]);
+});
