@@ -152,6 +152,18 @@ test('random executions fill the access log before the search: it no longer star
   assert.deepEqual([...warm.ends].sort(), [...cold.ends].sort());
 });
 
+test('the warm-up lets each thread run first once: two threads faulting under one page table against a revoker need no restart', async () => {
+  const { parseScenario } = await import('../src/scenario/loader.ts');
+  const { exploreDpor } = await import('../src/explore/dpor.ts');
+  const { shapeScenario } = await import('../bench/shapes.ts');
+  // whichever thread faults first allocates the PTE table, on its mmap_lock retry; random
+  // schedules of 32 runs let only f0 do it, and the search started again twice when f1 did
+  const scn = parseScenario(shapeScenario(2, 1, 1));
+  const r = exploreDpor(scn, { kernel: 'series-v4', atomic: true, states: true });
+  assert.ok(r.complete);
+  assert.equal(r.restarts, 0);
+});
+
 test('logs that share a journal learn each other\'s accesses: one thread\'s write invalidates what another assumed, once it takes the journal in', async () => {
   const { SharedStates, sharedStoreBuffers } = await import('../src/explore/sharedstore.ts');
   const { t0, t1 } = world();

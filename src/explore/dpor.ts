@@ -120,13 +120,20 @@ export const WARM_UP_RUNS = 32;
 function warmUp(scn: Scenario, opts: ExploreOptions, log: AccessLog): void {
   const rand = rng(0x5eed);
   const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
-  for (let r = 0; r < (opts.warmUp ?? WARM_UP_RUNS); r++) {
+  const runs = opts.warmUp ?? WARM_UP_RUNS;
+  let tasks = 0;
+  for (let r = 0; r < runs + tasks; r++) {
     const ex = new Execution(scn, { kernel: opts.kernel, mutant: opts.mutant, lockAware: opts.lockAware });
+    // first, each task in turn runs whenever it can: what a thread does when it gets everywhere
+    // first (allocates the page tables, takes the slow path) is seen for every thread, which
+    // random schedules can miss for one of two threads running the same program
+    if (r === 0 && runs > 0) tasks = ex.tasks.length;
+    const first = r < tasks ? r : -1;
     for (let depth = 0; ; depth++) {
       const en = ex.runnable(depth, maxDepth, true);
       if (!en) break;
       for (const p of en) log.record(p, ex.tasks[p], ex.pending(p)!);
-      ex.step(en[Math.floor(rand() * en.length)]);
+      ex.step(en.includes(first) ? first : en[Math.floor(rand() * en.length)]);
     }
   }
 }
