@@ -113,9 +113,10 @@ export function warmAccessLog(scn: Scenario, opts: ExploreOptions): AccessLog {
 export const WARM_UP_RUNS = 32;
 
 /**
- * Fill the access log from random executions before the search: every access they record is one
- * some execution makes, so the log stays sound, and the search starts with most of what it would
- * otherwise learn only by running into a contradiction and starting again.
+ * Fill the access log before the search, from one execution per task in which that task runs
+ * whenever it can, then from random executions: every access they record is one some execution
+ * makes, so the log stays sound, and the search starts with most of what it would otherwise learn
+ * only by running into a contradiction and starting again.
  */
 function warmUp(scn: Scenario, opts: ExploreOptions, log: AccessLog): void {
   const rand = rng(0x5eed);
@@ -126,7 +127,8 @@ function warmUp(scn: Scenario, opts: ExploreOptions, log: AccessLog): void {
     const ex = new Execution(scn, { kernel: opts.kernel, mutant: opts.mutant, lockAware: opts.lockAware });
     // first, each task in turn runs whenever it can: what a thread does when it gets everywhere
     // first (allocates the page tables, takes the slow path) is seen for every thread, which
-    // random schedules can miss for one of two threads running the same program
+    // random schedules can miss for one of two threads running the same program (none with
+    // `warmUp: 0`, which tests use to start cold)
     if (r === 0 && runs > 0) tasks = ex.tasks.length;
     const first = r < tasks ? r : -1;
     for (let depth = 0; ; depth++) {

@@ -32,7 +32,8 @@ export interface ExploreOptions extends ExecOptions {
   atomic?: boolean;
   /**
    * atomic blocks: random executions (fixed seed) whose accesses fill the access log before the
-   * search, so that it seldom starts again (default WARM_UP_RUNS; 0: none)
+   * search, after one per task that runs it whenever it can, so that the search seldom starts
+   * again (default WARM_UP_RUNS; 0: none of either)
    */
   warmUp?: number;
   /** atomic blocks: called when the search starts again (what onExecution saw before is void) */

@@ -155,7 +155,7 @@ function compileCopy(root: object, keep: ReadonlySet<object>): (() => unknown) |
     if (e instanceof NotCompilable) return null;
     throw e;
   }
-  // fills in the order cloneGraph sets them: a Map or Set gets its entries in the original order
+  // every copy exists before any field is set; a Map or Set gets its entries in the original's order
   const f = new Function('V', `return () => { ${make.join('\n')}\n${fill.join('\n')}\nreturn ${top}; };`)(values) as () => unknown;
   return f;
 }

@@ -36,7 +36,8 @@ export function parseExpr(v: unknown): Expr {
     out = [{ sign: 1n, lit: BigInt(v) }];
   } else if (typeof v === 'string') out = parseString(v);
   else throw new ValueError(`expected a number or a name, got ${JSON.stringify(v)}`);
-  if (PARSED.size < 4096) PARSED.set(v, Object.freeze(out.map((t) => Object.freeze(t))));
+  out = Object.freeze(out.map((t) => Object.freeze(t)));
+  if (PARSED.size < 4096) PARSED.set(v, out);
   return out;
 }
 
