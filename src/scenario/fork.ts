@@ -156,8 +156,11 @@ function compileCopy(root: object, keep: ReadonlySet<object>): (() => unknown) |
     throw e;
   }
   // every copy exists before any field is set; a Map or Set gets its entries in the original's order
-  const f = new Function('V', `return () => { ${make.join('\n')}\n${fill.join('\n')}\nreturn ${top}; };`)(values) as () => unknown;
-  return f;
+  try {
+    return new Function('V', `return () => { ${make.join('\n')}\n${fill.join('\n')}\nreturn ${top}; };`)(values) as () => unknown;
+  } catch {
+    return null; // a graph too large for one function: copied the slow way
+  }
 }
 class NotCompilable extends Error {}
 
