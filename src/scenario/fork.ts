@@ -21,7 +21,7 @@ export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, still = false)
     if (typeof v !== 'object' || v === null) return v;
     const seen = copies.get(v);
     if (seen) return seen;
-    if (keep.has(v) || Object.isFrozen(v)) return v;
+    if (kept(v, keep)) return v;
     if (ArrayBuffer.isView(v)) {
       // views of one buffer stay views of one (copied) buffer
       let b = buffers.get(v.buffer);
@@ -50,12 +50,14 @@ export function cloneGraph<T>(root: T, keep: ReadonlySet<object>, still = false)
       for (const x of v) c.add(dup(x));
       return c;
     }
-    if (Object.prototype.toString.call(v) === '[object Generator]') return v; // the caller's to replace
     return copierOf(v)(v, dup, register);
   };
   const register = (o: object, c: object) => void copies.set(o, c);
   return dup(root) as T;
 }
+
+/** What a copy shares with the original: `keep`, frozen objects, and generators (the caller's to replace). */
+const kept = (v: object, keep: ReadonlySet<object>) => keep.has(v) || Object.isFrozen(v) || Object.prototype.toString.call(v) === '[object Generator]';
 
 type Copier = (o: object, dup: (v: unknown) => unknown, register: (o: object, c: object) => void) => object;
 /** Copiers by prototype, then by key list. */
@@ -114,7 +116,7 @@ function compileCopy(root: object, keep: ReadonlySet<object>): (() => unknown) |
   const value = (v: unknown) => `V[${values.push(v) - 1}]`;
   const buffers = new Map<ArrayBufferLike, string>();
   const make: string[] = [], fill: string[] = [];
-  const shared = (v: unknown) => typeof v !== 'object' || v === null || keep.has(v) || Object.isFrozen(v) || Object.prototype.toString.call(v) === '[object Generator]';
+  const shared = (v: unknown) => typeof v !== 'object' || v === null || kept(v, keep);
   const ref = (v: unknown): string => {
     if (shared(v)) return value(v);
     const o = v as object;
