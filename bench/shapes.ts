@@ -5,8 +5,8 @@
 // Each shape runs in three modes: DPOR scheduling at every step (--no-atomic), DPOR with atomic
 // blocks (what `check` does), and atomic blocks with state caching (--states). A mode that did not
 // finish a shape is not run on the shapes that contain it. Prints figures and ratios; asserts
-// nothing. Spin's column is skipped with a note when `spin` or `gcc` is missing (Debian: apt-get
-// install spin).
+// nothing. Spin runs two models, coarse and faithful (bench/fault-vs-revoke.pml, -DFAITHFUL); its
+// table is skipped with a note when `spin` or `gcc` is missing (Debian: apt-get install spin).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { exploreDpor, type ExploreResult } from '../src/explore/explorer.ts';
 import { defaultWorkers, exploreDporParallel } from '../src/explore/parallel.ts';
 import { fixed, heading, int, mib, table } from './format.ts';
 
-const PML = fileURLToPath(new URL('./fault-vs-revoke.pml', import.meta.url));
+export const PML = fileURLToPath(new URL('./fault-vs-revoke.pml', import.meta.url));
 // one thread of each target's pages and writes too: the target's executions grow as about its
 // executions to the power of the threads (docs/model-decisions.md, "How the search grows")
 export const SHAPES: Array<[number, number, number]> = [[1, 1, 2], [1, 2, 2], [2, 1, 2], [1, 3, 2], [2, 2, 2], [1, 2, 4], [1, 3, 4], [2, 2, 4], [3, 3, 4]];
@@ -70,24 +70,38 @@ export function dmabufShapeScenario(c: number, p: number): string {
   });
 }
 
-interface SpinRun { states: number; seconds: number; errors: number; rssKb: number }
+export interface SpinRun { states: number; seconds: number; errors: number; rssKb: number; complete: boolean; why?: string }
 
-function spinRun(dir: string, f: number, p: number, r: number): SpinRun | string {
-  const def = [`-DF=${f}`, `-DP=${p}`, `-DR=${r}`];
+/** The Promela models: the race abstracted to one handler call a load, or at the explorer's granularity. */
+export const SPIN_MODELS = [
+  { name: 'coarse', defs: [] as string[], about: 'one handler call a load' },
+  { name: 'faithful', defs: ['-DFAITHFUL'], about: "the v4 handler's order attempts, faults again until the access lands, outcomes kept" },
+] as const;
+
+/** Spin's memory bound (MB) and time budget: a model too large for them is reported as not done, with its states so far. */
+const SPIN_MEMLIM_MB = 8192;
+
+/** Spin's search of one model of shape F x P x R, in `dir` (which holds a copy of PML). */
+export function spinRun(dir: string, f: number, p: number, r: number, defs: readonly string[], budgetMs: number): SpinRun | string {
+  const def = [...defs, `-DF=${f}`, `-DP=${p}`, `-DR=${r}`];
   try {
     execFileSync('spin', ['-a', ...def, 'fault-vs-revoke.pml'], { cwd: dir, stdio: 'pipe' });
-    execFileSync('gcc', ['-O2', '-DSAFETY', '-DMEMLIM=8192', '-o', 'pan', 'pan.c'], { cwd: dir, stdio: 'pipe' });
+    execFileSync('gcc', ['-O2', '-DSAFETY', `-DMEMLIM=${SPIN_MEMLIM_MB}`, '-o', 'pan', 'pan.c'], { cwd: dir, stdio: 'pipe' });
   } catch (e) {
     return `spin/gcc failed: ${(e as Error).message.split('\n')[0]}`;
   }
   const t0 = performance.now();
-  const run = spawnSync('/usr/bin/time', ['-f', 'RSS %M', './pan', '-m100000'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const run = spawnSync('/usr/bin/time', ['-f', 'RSS %M', './pan', '-m100000'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 26, timeout: budgetMs, killSignal: 'SIGKILL' });
   const seconds = (performance.now() - t0) / 1000;
   const out = (run.stdout ?? '') + (run.stderr ?? '');
-  const states = Number(/(\d+) states, stored/.exec(out)?.[1] ?? NaN);
-  const errors = Number(/errors: (\d+)/.exec(out)?.[1] ?? NaN);
+  // pan prints a progress line a million states; a run cut short has only those
+  const progress = [...out.matchAll(/States=\s*([\d.e+]+)/g)].map((m) => Number(m[1]));
+  const final = /([\d.e+]+) states, stored/.exec(out)?.[1];
+  const states = final !== undefined ? Number(final) : (progress[progress.length - 1] ?? 0);
+  const errors = Number(/errors: (\d+)/.exec(out)?.[1] ?? 0);
   const rssKb = Number(/RSS (\d+)/.exec(out)?.[1] ?? NaN);
-  return { states, seconds, errors, rssKb };
+  const why = run.error || run.signal ? `time budget (${fixed(budgetMs / 1000, 0)} s)` : /reached -DMEMLIM bound/.test(out) ? `memory bound (${SPIN_MEMLIM_MB / 1024} GiB)` : /Search not completed/.test(out) && !errors ? 'search not completed' : undefined;
+  return { states, seconds, errors, rssKb, complete: !why, why };
 }
 
 const MODES = [
@@ -137,28 +151,37 @@ export async function runShapesBench(o: { budgetMs: number; out: (s?: string) =>
   const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-spin-'));
   if (haveSpin) copyFileSync(PML, join(dir, 'fault-vs-revoke.pml'));
   const rows: string[][] = [];
+  const spinRows: string[][] = [];
   const skip = MODES.map(() => false);
   /** check's mode's executions of one thread, by pages x writes */
   const single = new Map<string, number>();
   for (const [f, p, r] of SHAPES) {
     const runs = runModes(shapeScenario(f, p, r), o.budgetMs, skip);
-    const s = haveSpin ? spinRun(dir, f, p, r) : null;
-    const spinCells = s === null ? ['-', '-', '-'] : typeof s === 'string' ? [s, '-', '-'] : [int(s.states), fixed(s.seconds, 2), s.errors ? `${s.errors} error(s)` : 'no error'];
+    rows.push([`${f}x${p}x${r}`, ...runs.flatMap(cells), mib(Math.max(0, ...runs.map((x) => x?.heap ?? 0)))]);
     const b = best(runs);
-    const ratio = s && typeof s !== 'string' && b ? `${fixed(b.secs / s.seconds, 1)}x` : '-';
-    rows.push([`${f}x${p}x${r}`, ...runs.flatMap(cells), mib(Math.max(0, ...runs.map((x) => x?.heap ?? 0))), ...spinCells, ratio]);
+    // each Spin model gets what check's mode got; the time ratio only where both finished
+    const spins = SPIN_MODELS.map((m) => (haveSpin ? spinRun(dir, f, p, r, m.defs, o.budgetMs * CHECK_MODE_BUDGET) : null));
+    const ratioTo = (s: SpinRun | string | null) => (s && typeof s !== 'string' && s.complete && b ? `${fixed(b.secs / s.seconds, 1)}x` : '-');
+    spinRows.push([`${f}x${p}x${r}`, b ? fixed(b.secs, 2) : 'not done', ...spins.flatMap((s) => [...spinCells(s), ratioTo(s)])]);
     const mine = runs[runs.length - 1];
     if (f === 1 && mine?.d.complete) single.set(`${p}x${r}`, mine.d.executions);
     // a target not finished: how far it is, from one thread's executions on the same pages and writes
     const n1 = single.get(`${p}x${r}`);
     const far = f > 1 && n1 !== undefined && mine && !mine.d.complete ? `; one thread took ${int(n1)}, so about ${int(n1)}^${f} = ${n1 ** f >= 1e6 ? (n1 ** f).toExponential(1) : int(n1 ** f)} executions in all` : '';
     if (`${f}x${p}x${r}` === '2x2x4') targets.push(`2x2x4 exhaustive under 60 s: ${verdict(mine)}${far}`);
-    if (`${f}x${p}x${r}` === '3x3x4') targets.push(`3x3x4 exhaustive within 10x Spin's time: ${verdict(mine)}${b && s && typeof s !== 'string' ? ` (${ratio} Spin)` : ''}${far}`);
+    if (`${f}x${p}x${r}` === '3x3x4') {
+      const vs = SPIN_MODELS.map((m, i) => `${m.name} Spin ${spinVerdict(spins[i])}${ratioTo(spins[i]) !== '-' ? `, ratio ${ratioTo(spins[i])}` : ''}`).join('; ');
+      targets.push(`3x3x4 exhaustive within 10x Spin's time: ${verdict(mine)}${far}${haveSpin ? ` (${vs})` : ''}`);
+    }
   }
   rmSync(dir, { recursive: true, force: true });
   out('  fault-vs-revoke F x P x R: F threads loading P pages each of one BAR0 mapping, against R COMMAND writes');
-  out(table([...header, 'Spin states', 'Spin s', '<Spin', 'best/Spin time'], rows));
-  if (!haveSpin) out('  (Spin column skipped: `spin` or `gcc` is not installed; on Debian: apt-get install spin)');
+  out(table(header, rows));
+  if (haveSpin) {
+    out(`  Beside Spin on bench/fault-vs-revoke.pml, two models of the same race (${fixed(SPIN_MEMLIM_MB / 1024, 0)} GiB and ${fixed((o.budgetMs * CHECK_MODE_BUDGET) / 1000, 0)} s each):`);
+    for (const m of SPIN_MODELS) out(`    ${m.name}: ${m.about}`);
+    out(table(['<shape', 'fastest explorer s', ...SPIN_MODELS.flatMap((m) => [`${m.name}: states`, 's', '<verdict', 'explorer/Spin time'])], spinRows));
+  } else out('  (Spin columns skipped: `spin` or `gcc` is not installed; on Debian: apt-get install spin)');
   const drows: string[][] = [];
   const dskip = MODES.map(() => false);
   for (const [c, p] of DMABUF_SHAPES) {
@@ -169,8 +192,9 @@ export async function runShapesBench(o: { budgetMs: number; out: (s?: string) =>
   out('  DMABUF C x P: C clients loading P pages each of an exported DMABUF\'s mmap, against COMMAND off, on, DMA_BUF_REVOKE (no Spin model)');
   out(table(header, drows));
   out(`  The explorer runs the whole ${KERNEL} kernel path (locks, registration, per-VMA lock retry, find_pfn, zap) and`);
-  out('  checks every invariant after every step; Spin runs a hand abstraction of the same race (resv, memory_lock,');
-  out('  status, PTEs, decode) with its own partial-order reduction and state hashing. Spin counts states, the');
+  out('  checks every invariant after every step; Spin runs hand abstractions of the same race (resv, memory_lock,');
+  out('  status, PTEs, decode) with its own partial-order reduction and state hashing: the coarse one makes one');
+  out('  handler call a load, the faithful one the calls the explorer tells apart. Spin counts every state, the');
   out('  explorer executions (and, with --states, the states it stored at block boundaries); the time ratio');
   out('  takes the fastest complete explorer run, and only complete runs.');
   // the same search as jobs on worker threads sharing one state store (check --workers)
@@ -183,6 +207,11 @@ export async function runShapesBench(o: { budgetMs: number; out: (s?: string) =>
   out('  Targets (check\'s mode, this run):');
   for (const t of targets) out(`    ${t}`);
 }
+
+const spinCells = (s: SpinRun | string | null): string[] =>
+  s === null ? ['-', '-', '-'] : typeof s === 'string' ? ['-', '-', s] : [int(s.states), fixed(s.seconds, 2), s.errors ? `${s.errors} error(s)` : s.complete ? 'no error' : `not done: ${s.why}`];
+const spinVerdict = (s: SpinRun | string | null): string =>
+  s === null ? 'not run' : typeof s === 'string' ? s : s.complete ? `${fixed(s.seconds, 1)} s, ${int(s.states)} states` : `not done in ${fixed(s.seconds, 0)} s (${s.why}, ${int(s.states)} states)`;
 
 /** How check's mode did on a target shape: its time when it finished, else that it did not. */
 function verdict(x: Run | null | undefined): string {
