@@ -2,6 +2,10 @@
 // counterexamples replay exactly; bounded and random modes behave as documented.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseScenario, loadScenarioFile } from '../src/scenario/loader.ts';
 import { exploreBounded, exploreDfs, exploreDpor, explorePct, replay } from '../src/explore/explorer.ts';
 import { decodeSchedule, encodeSchedule } from '../src/explore/schedule.ts';
@@ -160,18 +164,23 @@ test('check --shard I/N on every shard, merged, gives the executions, verdict an
   const { exploreShard, mergeShards } = await import('../src/explore/shard.ts');
   const file = 'scenarios/races/fault-vs-perm-revoke.yaml';
   const scn = loadScenarioFile(file);
-  for (const mutant of [null, 'M1']) {
-    const one = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant });
-    for (const n of [1, 3, 5]) {
-      const docs = Array.from({ length: n }, (_, i) => exploreShard(scn, file, { index: i + 1, count: n }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant }));
-      // the documents cross a process boundary as JSON
-      const { result } = mergeShards(docs.reverse().map((d) => JSON.parse(JSON.stringify(d))));
-      assert.equal(result.executions, one.executions, `${mutant} ${n} shard(s)`);
-      assert.equal(result.steps, one.steps);
-      assert.equal(result.complete, one.complete);
-      assert.deepEqual(result.counterexample, one.counterexample);
+  // plain DPOR, and check's defaults (state caching and atomic blocks: each shard's jobs keep
+  // their own store and access log, as the jobs of a split run apart do)
+  for (const reductions of [{}, { states: true, atomic: true }])
+    for (const mutant of [null, 'M1']) {
+      const one = exploreDporSplit(scn, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant, ...reductions }, false);
+      for (const n of [1, 3, 5]) {
+        const docs = Array.from({ length: n }, (_, i) => exploreShard(scn, file, { index: i + 1, count: n }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant, ...reductions }));
+        // the documents cross a process boundary as JSON
+        const { result } = mergeShards(docs.reverse().map((d) => JSON.parse(JSON.stringify(d))));
+        const what = `${JSON.stringify(reductions)} ${mutant} ${n} shard(s)`;
+        assert.equal(result.executions, one.executions, what);
+        assert.equal(result.steps, one.steps, what);
+        assert.equal(result.states, one.states, what);
+        assert.equal(result.complete, one.complete, what);
+        assert.deepEqual(result.counterexample, one.counterexample, what);
+      }
     }
-  }
   // a missing shard never passes for a complete search; shards of another search are refused
   const a = exploreShard(scn, file, { index: 1, count: 2 }, DEFAULT_SPLIT_DEPTH, { kernel: 'series-v4', mutant: null });
   assert.equal(mergeShards([a]).result.complete, false);
@@ -245,4 +254,38 @@ test('the race index gives the steps sharing a key with an event, latest first, 
   assert.deepEqual(index.candidates(probe, 6), [2, 1, 0]);
   index.add(3, steps[5]);
   assert.deepEqual(index.candidates(probe, 6), [3, 2, 1, 0]);
+});
+
+test('merge prints what check prints: the counterexample with the fewest preemptions, and states summed over jobs said to be a sum', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/vfio-sim.js', ...args], { encoding: 'utf8' });
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-merge-'));
+  // M1 on the DMABUF shape: the split's first counterexample has 3 preemptions, check's search 1
+  const file = 'scenarios/shapes/dmabuf-mmap-vs-revoke-2x2.yaml';
+  const one = JSON.parse(cli('check', file, '--mutant', 'M1', '--json').stdout);
+  const shards = [1, 2].map((i) => {
+    const out = join(dir, `s${i}.json`);
+    writeFileSync(out, cli('check', file, '--mutant', 'M1', '--shard', `${i}/2`).stdout);
+    return out;
+  });
+  const merged = cli('merge', ...shards, '--json');
+  assert.equal(merged.status, 1, merged.stderr);
+  const m = JSON.parse(merged.stdout);
+  assert.equal(m.violation.invariant, one.violation.invariant);
+  assert.equal(m.violation.preemptions, one.violation.preemptions, 'merge minimizes as check does');
+  // without a violation every job runs on its own store: the states are a sum, and say so
+  const race = 'scenarios/races/fault-vs-perm-revoke.yaml';
+  const safe = [1, 2].map((i) => {
+    const out = join(dir, `r${i}.json`);
+    writeFileSync(out, cli('check', race, '--kernel', 'series-v4', '--shard', `${i}/2`).stdout);
+    return out;
+  });
+  const sum = cli('merge', ...safe);
+  assert.equal(sum.status, 0, sum.stderr);
+  const jobs = JSON.parse(readFileSync(safe[0], 'utf8')).jobs_total as number;
+  assert.match(sum.stdout, new RegExp(`state\\(s\\) stored by ${jobs} jobs with a store each`));
+  assert.doesNotMatch(sum.stdout, /distinct state/);
+  assert.equal(JSON.parse(cli('merge', ...safe, '--json').stdout).states_stores, jobs);
+  // one search with one store counts distinct states, with no sum to own up to
+  const single = JSON.parse(cli('check', race, '--kernel', 'series-v4', '--json').stdout);
+  assert.equal(single.states_stores, undefined);
 });

@@ -190,14 +190,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
   base.progress?.stop();
   const extra: string[] = [];
   let naive: ExploreResult | null = null;
-  // A counterexample with preemptions: look for one with fewer (CHESS iterative bounding).
-  if (r.counterexample && r.counterexample.preemptions > 0) {
-    const b = exploreBounded(scn, r.counterexample.preemptions - 1, { kernel: o.kernel, mutant, maxExecutions: 20000 });
-    if (b.counterexample && b.counterexample.preemptions < r.counterexample.preemptions) {
-      extra.push(`counterexample minimized from ${r.counterexample.preemptions} to ${b.counterexample.preemptions} preemption(s) by iterative preemption bounding`);
-      r = { ...r, counterexample: b.counterexample };
-    }
-  }
+  r = fewestPreemptions(scn, r, kernel, mutant, extra);
   if (!r.counterexample && r.mode === 'dpor' && r.complete && o.compare) {
     // a measurement, not a search: at most 2 s or 20,000 executions, so it never doubles a long check
     naive = exploreDfs(scn, { kernel, mutant, maxExecutions: 20000, maxMs: 2000 });
@@ -207,6 +200,18 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
       : `naive enumeration: more than ${naive.executions} executions (stopped at the cap or the time budget${bound}); DPOR needed ${r.executions}`);
   }
   return { scn, kernel, mutant, result: r, ...present(scn, file, kernel, mutant, r, extra, naive) };
+}
+
+/**
+ * A counterexample with preemptions: look for one with fewer (CHESS iterative bounding), so that
+ * check and merge print the same, simplest one. Says what it did in `extra`.
+ */
+function fewestPreemptions(scn: Scenario, r: ExploreResult, kernel: string, mutant: string | undefined, extra: string[]): ExploreResult {
+  if (!r.counterexample || r.counterexample.preemptions === 0) return r;
+  const b = exploreBounded(scn, r.counterexample.preemptions - 1, { kernel, mutant, maxExecutions: 20000 });
+  if (!b.counterexample || b.counterexample.preemptions >= r.counterexample.preemptions) return r;
+  extra.push(`counterexample minimized from ${r.counterexample.preemptions} to ${b.counterexample.preemptions} preemption(s) by iterative preemption bounding`);
+  return { ...r, counterexample: b.counterexample };
 }
 
 /** The text and JSON of an exploration's verdict (check and merge), with the counterexample replayed for its trace. */
@@ -222,7 +227,7 @@ function present(scn: Scenario, file: string, kernel: string, mutant: string | u
   const json = {
     scenario: scn.name, kernel, ...(mutant ? { mutant } : {}), mode: r.mode, executions: r.executions, sleep_blocked: r.sleepBlocked,
     steps: r.steps, max_depth: r.maxDepth, complete: r.complete, elapsed_ms: r.elapsedMs,
-    ...(r.states !== undefined ? { states: r.states, states_cut: r.statesCut } : {}),
+    ...(r.states !== undefined ? { states: r.states, states_cut: r.statesCut, ...(r.statesStores ? { states_stores: r.statesStores } : {}) } : {}),
     ...(r.restarts !== undefined ? { atomic_restarts: r.restarts } : {}),
     ...(naive ? { naive_executions: naive.executions, naive_complete: naive.complete } : {}),
     violation: ce,
@@ -430,7 +435,9 @@ export function main(argv: string[]): void {
         const { first, result } = mergeShards(docs);
         const scn = loadScenarioFile(first.file);
         if (searchId(scn, first.kernel, first.mutant, first.split_depth, !!first.states, !!first.atomic) !== first.search) throw new UsageError(`${first.file} changed since the shards ran; run them again`);
-        out = { result, ...present(scn, first.file, first.kernel, first.mutant ?? undefined, result, [`merged ${docs.length} shard document(s) of ${first.shard.count}, ${first.jobs_total} job(s) split at depth ${first.split_depth}`]) };
+        const extra = [`merged ${docs.length} shard document(s) of ${first.shard.count}, ${first.jobs_total} job(s) split at depth ${first.split_depth}`];
+        const r = fewestPreemptions(scn, result, first.kernel, first.mutant ?? undefined, extra);
+        out = { result: r, ...present(scn, first.file, first.kernel, first.mutant ?? undefined, r, extra) };
       } catch (e) {
         invalid(e);
       }

@@ -73,6 +73,7 @@ const checkDoc = z
     elapsed_ms: z.number(),
     states: z.number().int().optional(),
     states_cut: z.number().int().optional(),
+    states_stores: z.number().int().optional().describe('present when jobs kept a store each (shards, merge): states is then their sum, not a count of distinct states'),
     atomic_restarts: z.number().int().optional(),
     naive_executions: z.number().int().optional(),
     naive_complete: z.boolean().optional(),

@@ -581,6 +581,7 @@ export function mergeJobResults(results: ExploreResult[], t0: number): ExploreRe
     if (r.states !== undefined) {
       out.states = (out.states ?? 0) + r.states;
       out.statesCut = (out.statesCut ?? 0) + (r.statesCut ?? 0);
+      out.statesStores = (out.statesStores ?? 0) + (r.statesStores ?? 1);
     }
     if (r.restarts !== undefined) out.restarts = (out.restarts ?? 0) + r.restarts;
     out.executions += r.executions;
@@ -595,6 +596,7 @@ export function mergeJobResults(results: ExploreResult[], t0: number): ExploreRe
     }
   }
   out.elapsedMs = Date.now() - t0;
+  if (out.statesStores === 1) delete out.statesStores;
   return out;
 }
 
@@ -648,7 +650,8 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
 
 /** The distinct states of a search on a shared store: those published, or, where jobs were cut short before publishing, what they stored. */
 export function withSharedStates(r: ExploreResult, shared: SharedStates): ExploreResult {
-  return { ...r, states: Math.max(shared.size, r.states ?? 0) };
+  const { statesStores: _, ...rest } = r;
+  return { ...rest, states: Math.max(shared.size, r.states ?? 0) };
 }
 
 function sameMembers(x: Set<number>, y: Set<number>): boolean {

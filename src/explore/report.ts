@@ -96,11 +96,15 @@ export function formatCounterexample(scn: Scenario, r: ExploreResult, ex: Execut
   return lines.join('\n');
 }
 
+/** States stored: distinct in one store; over jobs that kept their own, a sum in which a state can count once a job. */
+const statesText = (r: ExploreResult) =>
+  r.statesStores && r.statesStores > 1 ? `${r.states} state(s) stored by ${r.statesStores} jobs with a store each (a state counts once a job, so not all distinct)` : `${r.states} distinct state(s) stored`;
+
 export function formatSummary(scn: Scenario, r: ExploreResult, extra: string[] = []): string {
   const secs = (r.elapsedMs / 1000).toFixed(2);
   const rate = r.elapsedMs ? Math.round((r.executions * 1000) / r.elapsedMs) : r.executions;
   const lines = [
-    `${scn.name}: ${r.mode}, ${r.executions} execution(s)${r.sleepBlocked ? ` (+${r.sleepBlocked} cut by sleep sets)` : ''}${r.states !== undefined ? `, ${r.states} distinct state(s) stored, ${r.statesCut} execution(s) ended at a state explored before` : ''}${r.restarts ? `, ${r.restarts} restart(s) of atomic blocks` : ''}, ${r.steps} steps, max depth ${r.maxDepth}, ${secs} s (${rate}/s)`,
+    `${scn.name}: ${r.mode}, ${r.executions} execution(s)${r.sleepBlocked ? ` (+${r.sleepBlocked} cut by sleep sets)` : ''}${r.states !== undefined ? `, ${statesText(r)}, ${r.statesCut} execution(s) ended at a state explored before` : ''}${r.restarts ? `, ${r.restarts} restart(s) of atomic blocks` : ''}, ${r.steps} steps, max depth ${r.maxDepth}, ${secs} s (${rate}/s)`,
     ...extra,
   ];
   const bounded = /^bounded\((\d+)\)$/.exec(r.mode);

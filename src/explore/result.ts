@@ -71,6 +71,11 @@ export interface ExploreResult {
   mode: string;
   /** state caching: distinct states stored, and executions cut at a state explored before */
   states?: number;
+  /**
+   * jobs that each kept their own store (shards, or jobs run apart): `states` adds up this many
+   * stores, in each of which a state counts once, so it is not a count of distinct states
+   */
+  statesStores?: number;
   /** atomic blocks: searches started again because an access contradicted a reduction */
   restarts?: number;
   statesCut?: number;
