@@ -141,7 +141,7 @@ const cells = (x: Run | null): string[] => {
   return [v, x.d.states !== undefined ? int(x.d.states) : '-', fixed(x.secs, 2)];
 };
 const best = (runs: Array<Run | null>) => runs.filter((x): x is Run => !!x && x.d.complete).sort((a, b) => a.secs - b.secs)[0];
-const header = ['<shape', ...MODES.flatMap((m) => [`<${m.name}: executions`, 'states', 's']), 'heap growth'];
+const header = ['<shape', ...MODES.flatMap((m) => [`<${m.name}: executions`, 'states', 's']), 'peak heap growth'];
 
 export async function runShapesBench(o: { budgetMs: number; out: (s?: string) => void }): Promise<void> {
   const out = o.out;
@@ -180,7 +180,7 @@ export async function runShapesBench(o: { budgetMs: number; out: (s?: string) =>
   if (haveSpin) {
     out(`  Beside Spin on bench/fault-vs-revoke.pml, two models of the same race (${fixed(SPIN_MEMLIM_MB / 1024, 0)} GiB and ${fixed((o.budgetMs * CHECK_MODE_BUDGET) / 1000, 0)} s each):`);
     for (const m of SPIN_MODELS) out(`    ${m.name}: ${m.about}`);
-    out(table(['<shape', 'fastest explorer s', ...SPIN_MODELS.flatMap((m) => [`${m.name}: states`, 's', '<verdict', 'explorer/Spin time'])], spinRows));
+    out(table(['<shape', 'fastest explorer s', ...SPIN_MODELS.flatMap((m) => [`${m.name}: states`, 's', 'peak RSS', '<verdict', 'explorer/Spin time'])], spinRows));
   } else out('  (Spin columns skipped: `spin` or `gcc` is not installed; on Debian: apt-get install spin)');
   const drows: string[][] = [];
   const dskip = MODES.map(() => false);
@@ -209,7 +209,7 @@ export async function runShapesBench(o: { budgetMs: number; out: (s?: string) =>
 }
 
 const spinCells = (s: SpinRun | string | null): string[] =>
-  s === null ? ['-', '-', '-'] : typeof s === 'string' ? ['-', '-', s] : [int(s.states), fixed(s.seconds, 2), s.errors ? `${s.errors} error(s)` : s.complete ? 'no error' : `not done: ${s.why}`];
+  s === null ? ['-', '-', '-', '-'] : typeof s === 'string' ? ['-', '-', '-', s] : [int(s.states), fixed(s.seconds, 2), Number.isFinite(s.rssKb) ? mib(s.rssKb * 1024) : '-', s.errors ? `${s.errors} error(s)` : s.complete ? 'no error' : `not done: ${s.why}`];
 const spinVerdict = (s: SpinRun | string | null): string =>
   s === null ? 'not run' : typeof s === 'string' ? s : s.complete ? `${fixed(s.seconds, 1)} s, ${int(s.states)} states` : `not done in ${fixed(s.seconds, 0)} s (${s.why}, ${int(s.states)} states)`;
 
