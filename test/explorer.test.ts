@@ -10,6 +10,7 @@ import { parseScenario, loadScenarioFile } from '../src/scenario/loader.ts';
 import { exploreBounded, exploreDfs, exploreDpor, explorePct, replay } from '../src/explore/explorer.ts';
 import { decodeSchedule, encodeSchedule } from '../src/explore/schedule.ts';
 import type { Execution } from '../src/explore/execution.ts';
+import type { StateEntry } from '../src/explore/fpstore.ts';
 
 // A store through a mapping races a pwrite of the same BAR bytes through the device fd: the final
 // load sees one value or the other.
@@ -53,22 +54,22 @@ test('a schedule that names a thread which cannot run is reported as diverged', 
 
 test('iterative preemption bounding finds the counterexample with the fewest preemptions', () => {
   const scn = loadScenarioFile('scenarios/races/fault-vs-perm-revoke.yaml');
-  const b = exploreBounded(scn, 3, { mutant: 'M1' });
+  const b = exploreBounded(scn, { preemptions: 3, mutant: 'M1' });
   assert.ok(b.counterexample);
   assert.ok(b.counterexample.preemptions <= b.bound);
   // no schedule with fewer preemptions fails
   if (b.bound > 0) assert.equal(exploreDfs(scn, { mutant: 'M1', preemptionBound: b.bound - 1 }).counterexample, null);
   // and the real design passes every schedule within the bound
-  assert.equal(exploreBounded(scn, 2, {}).counterexample, null);
+  assert.equal(exploreBounded(scn, { preemptions: 2 }).counterexample, null);
 });
 
 test('PCT: the same seed gives the same runs; the mutant is found with enough runs', () => {
   const scn = loadScenarioFile('scenarios/races/fault-vs-perm-revoke.yaml');
-  const a = explorePct(scn, 200, 7, { mutant: 'M1' });
-  const b = explorePct(scn, 200, 7, { mutant: 'M1' });
+  const a = explorePct(scn, { runs: 200, seed: 7, mutant: 'M1' });
+  const b = explorePct(scn, { runs: 200, seed: 7, mutant: 'M1' });
   assert.deepEqual({ ...a, elapsedMs: 0 }, { ...b, elapsedMs: 0 });
   assert.ok(a.counterexample, 'PCT with 200 runs finds the M1 race');
-  assert.equal(explorePct(scn, 50, 7, {}).counterexample, null);
+  assert.equal(explorePct(scn, { runs: 50, seed: 7 }).counterexample, null);
 });
 
 test('a lock-order inversion is a violation (lockdep), and the real deadlock it allows is found too', async () => {
@@ -196,8 +197,8 @@ test('exit codes: 1 a violation, 0 exhausted, 3 cut short, bounded or randomized
   const cut = exploreDpor(scn, { maxExecutions: 3 });
   assert.equal(cut.complete, false);
   assert.equal(verdictExit(cut), 3);
-  assert.equal(verdictExit(exploreBounded(scn, 0)), 3);
-  assert.equal(verdictExit(explorePct(scn, 5, 1)), 3);
+  assert.equal(verdictExit(exploreBounded(scn, { preemptions: 0 })), 3);
+  assert.equal(verdictExit(explorePct(scn, { runs: 5, seed: 1 })), 3);
 });
 
 test('a declared finding hides only the violations its message pattern names: another of the same invariant is still a counterexample', async () => {
@@ -288,4 +289,53 @@ test('merge prints what check prints: the counterexample with the fewest preempt
   // one search with one store counts distinct states, with no sum to own up to
   const single = JSON.parse(cli('check', race, '--kernel', 'series-v4', '--json').stdout);
   assert.equal(single.states_stores, undefined);
+});
+
+test('every strategy of the table takes a scenario and options and gives a result of one shape; a counterexample replays to its invariant', async () => {
+  const { STRATEGIES } = await import('../src/explore/explorer.ts');
+  // a load through a present PTE against memory off (naive enumeration is capped: it runs into
+  // the hundreds of thousands even here)
+  const scn = parseScenario(`name: load-vs-command
+devices: [{ name: gpu0, profile: h100 }]
+setup:
+  - open: { path: /dev/vfio/devices/gpu0, as: dev }
+  - mmap: { fd: dev, offset: 0, length: 8KiB, as: m }
+  - load: { addr: m, offset: 0, width: 4 }
+threads:
+  vmm: [{ config_write: { fd: dev, reg: COMMAND, value: 0 } }]
+  cpu: [{ load: { addr: m, offset: 0, width: 4 } }]
+`);
+  const own = { dpor: {}, naive: { maxExecutions: 2000 }, bounded: { preemptions: 2 }, pct: { runs: 300, seed: 3 } };
+  for (const [name, run] of Object.entries(STRATEGIES) as Array<[keyof typeof own, (s: typeof scn, o: object) => import('../src/explore/result.ts').ExploreResult]>) {
+    const safe = run(scn, { ...own[name], kernel: 'series-v4' });
+    assert.equal(safe.counterexample, null, `${name}: the design as posted`);
+    assert.ok(safe.executions >= 1 && safe.steps >= safe.executions && typeof safe.mode === 'string', name);
+    // complete: every interleaving of the mode explored (naive's cap cuts it short; PCT never is)
+    assert.equal(safe.complete, name === 'dpor' || name === 'bounded', `${name}: complete`);
+    const bad = run(scn, { ...own[name], kernel: 'series-v4', mutant: 'no-zap' });
+    assert.ok(bad.counterexample, `${name} catches no-zap`);
+    const { ex } = replay(scn, bad.counterexample!.schedule, { kernel: 'series-v4', mutant: 'no-zap' });
+    assert.equal(ex.failure?.invariant, bad.counterexample!.invariant, `${name}: the counterexample replays`);
+  }
+});
+
+test('state caching stores its states through the store it is given (fpstore.ts interface)', async () => {
+  const { MemFpStore } = await import('../src/explore/fpstore.ts');
+  const scn = loadScenarioFile('scenarios/races/fault-vs-revoke.yaml');
+  let sets = 0, gets = 0;
+  class Counting extends MemFpStore {
+    override get(fp: string) {
+      gets++;
+      return super.get(fp);
+    }
+    override set(fp: string, e: StateEntry) {
+      sets++;
+      super.set(fp, e);
+    }
+  }
+  const mine = exploreDpor(scn, { kernel: 'series-v4', states: true, atomic: true, store: () => new Counting() });
+  const plain = exploreDpor(scn, { kernel: 'series-v4', states: true, atomic: true });
+  assert.equal(mine.executions, plain.executions);
+  assert.equal(mine.states, plain.states);
+  assert.ok(sets >= mine.states! && gets >= sets, `${sets} set(s), ${gets} get(s), ${mine.states} state(s)`);
 });

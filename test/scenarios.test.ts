@@ -31,7 +31,7 @@ for (const file of bundledScenarios().filter((f) => !f.includes('/races/'))) {
   const kernel = kernelFor(scn);
   if ((scn.expectViolations[kernel] ?? scn.expectViolations['*'] ?? []).length) continue;
   test(`scenario ${file} holds in 200 PCT schedules on ${kernel}`, () => {
-    const r = explorePct(scn, 200, 1, { kernel });
+    const r = explorePct(scn, { runs: 200, seed: 1, kernel });
     assert.equal(r.counterexample, null, r.counterexample ? `${r.counterexample.invariant}: ${r.counterexample.message}` : '');
     assert.equal(r.executions, 200);
   });

@@ -19,7 +19,7 @@ import { perfettoTrace } from '../report/perfetto.ts';
 import { htmlReport, reportData } from '../report/html.ts';
 import { serve } from '../report/serve.ts';
 import { exploreShard, mergeShards, parseShard, searchId, ShardError, type ShardDoc } from '../explore/shard.ts';
-import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, explorePct, multinomial, replay, sci, type ExploreResult, type Progress } from '../explore/explorer.ts';
+import { exploreBounded, exploreDfs, exploreDpor, exploreDporSplit, mergeJobResults, multinomial, replay, sci, STRATEGIES, type ExploreResult, type Progress } from '../explore/explorer.ts';
 import { DEFAULT_SPLIT_DEPTH, defaultWorkers, exploreDporParallel } from '../explore/parallel.ts';
 import { formatCounterexample, formatSummary, formatTrace as formatExecTrace, traceJson } from '../explore/report.ts';
 import { decodeSchedule, encodeSchedule, ScheduleError } from '../explore/schedule.ts';
@@ -176,9 +176,9 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
     return { scn, kernel, mutant, result: r, text: JSON.stringify(snakeKeys(doc), null, 2), json: doc };
   }
   let r: ExploreResult;
-  if (o.random) r = explorePct(scn, whole('--random', o.random, 1), whole('--seed', o.seed, -(2 ** 31)), { ...base, depth: whole('--depth', o.depth, 1) });
-  else if (o.preemptions !== undefined) r = exploreBounded(scn, whole('--preemptions', o.preemptions, 0), base);
-  else if (o.naive) r = exploreDfs(scn, base);
+  if (o.random) r = STRATEGIES.pct(scn, { ...base, runs: whole('--random', o.random, 1), seed: whole('--seed', o.seed, -(2 ** 31)), depth: whole('--depth', o.depth, 1) });
+  else if (o.preemptions !== undefined) r = STRATEGIES.bounded(scn, { ...base, preemptions: whole('--preemptions', o.preemptions, 0) });
+  else if (o.naive) r = STRATEGIES.naive(scn, base);
   else {
     // exhaustive DPOR. One search by default: one state store and one access log for all of it.
     // --workers N splits it into the jobs shards run, on N threads sharing one state store (one
@@ -208,7 +208,7 @@ export async function check(file: string, o: CheckOpts): Promise<{ scn: Scenario
  */
 function fewestPreemptions(scn: Scenario, r: ExploreResult, kernel: string, mutant: string | undefined, extra: string[]): ExploreResult {
   if (!r.counterexample || r.counterexample.preemptions === 0) return r;
-  const b = exploreBounded(scn, r.counterexample.preemptions - 1, { kernel, mutant, maxExecutions: 20000 });
+  const b = exploreBounded(scn, { preemptions: r.counterexample.preemptions - 1, kernel, mutant, maxExecutions: 20000 });
   if (!b.counterexample || b.counterexample.preemptions >= r.counterexample.preemptions) return r;
   extra.push(`counterexample minimized from ${r.counterexample.preemptions} to ${b.counterexample.preemptions} preemption(s) by iterative preemption bounding`);
   return { ...r, counterexample: b.counterexample };

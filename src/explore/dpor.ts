@@ -157,7 +157,7 @@ function exploreOnce(scn: Scenario, opts: ExploreOptions & { job?: DporJob }, lo
   let counterexample: Counterexample | null = null;
   let replayTo = 0; // depth up to which the stack's choices are replayed
   let threadSteps: number[] | undefined;
-  const store: FingerprintStore | null = opts.states ? new MemFpStore() : null;
+  const store: FingerprintStore | null = opts.states ? (opts.store?.() ?? new MemFpStore()) : null;
   const shared = store ? (opts.shared ?? null) : null;
   /** shared summaries read so far, by offset, as this search's event codes */
   const sharedSummaries = new Map<number, Set<number>>();

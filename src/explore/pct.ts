@@ -2,7 +2,7 @@
 // Nagarakatte, ASPLOS 2010): each run finds a bug of depth d with probability at least 1/(n k^(d-1)).
 import type { Scenario } from '../scenario/loader.ts';
 import { Execution } from './execution.ts';
-import { DEFAULT_MAX_DEPTH, preemptionsOf, type ExploreOptions, type ExploreResult } from './result.ts';
+import { DEFAULT_MAX_DEPTH, preemptionsOf, type ExploreResult, type PctOptions } from './result.ts';
 
 /** A small, fast, seedable PRNG (mulberry32): the same seed gives the same runs. */
 export function rng(seed: number): () => number {
@@ -21,8 +21,9 @@ export function rng(seed: number): () => number {
  * k steps (k learned from the first run); the highest-priority enabled thread always runs, and at a
  * change point the running thread drops below every initial priority.
  */
-export function explorePct(scn: Scenario, runs: number, seed: number, opts: ExploreOptions & { depth?: number } = {}): ExploreResult {
+export function explorePct(scn: Scenario, opts: PctOptions): ExploreResult {
   const t0 = Date.now();
+  const { runs, seed } = opts;
   const d = opts.depth ?? 3;
   const rand = rng(seed);
   const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;

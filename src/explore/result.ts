@@ -6,6 +6,7 @@ import type { Scenario } from '../scenario/loader.ts';
 import type { Execution, ExecOptions, Failure } from './execution.ts';
 import type { SharedStates } from './sharedstore.ts';
 import type { AccessLog } from './movers.ts';
+import type { FingerprintStore } from './fpstore.ts';
 
 export interface ExploreOptions extends ExecOptions {
   /** stop after this many executions (the result says it was cut short) */
@@ -45,6 +46,20 @@ export interface ExploreOptions extends ExecOptions {
   shared?: SharedStates;
   /** atomic blocks: the access log to start from (dpor.ts warmAccessLog), shared by a thread's jobs */
   accessLog?: AccessLog;
+  /** state caching: the store of visited states (default: in memory, fpstore.ts MemFpStore) */
+  store?: () => FingerprintStore;
+}
+
+/** bounded.ts: every schedule with at most `preemptions` preemptions. */
+export interface BoundedOptions extends ExploreOptions {
+  preemptions: number;
+}
+
+/** pct.ts: `runs` randomized runs from `seed`, for bugs of depth `depth` (default 3). */
+export interface PctOptions extends ExploreOptions {
+  runs: number;
+  seed: number;
+  depth?: number;
 }
 
 export interface Progress {
@@ -104,5 +119,5 @@ export function preemptionsOf(ex: Execution, enabledAt: number[][]): number {
 /** The result of a job that was never run: it leaves the merged search incomplete. */
 export const notRun = (): ExploreResult => ({ mode: 'dpor', executions: 0, sleepBlocked: 0, steps: 0, maxDepth: 0, complete: false, counterexample: null, elapsedMs: 0 });
 
-/** A strategy: explore a scenario's interleavings under its options. */
-export type Strategy<O extends ExploreOptions = ExploreOptions> = (scn: Scenario, opts?: O) => ExploreResult;
+/** A strategy: explore a scenario's interleavings under its options (its own settings among them). */
+export type Strategy<O extends ExploreOptions = ExploreOptions> = (scn: Scenario, opts: O) => ExploreResult;
