@@ -7,11 +7,12 @@
    un-revoke under memory_lock(write). Checked: no load reaches the BAR with decode off
    (decode-enabled) and no PTE survives a finished revoke (no-stale-pte). -DNOZAP drops the zap.
    -DFAITHFUL runs the fault at the explorer's granularity instead of one attempt per load: the order
-   attempts the v4 handler really makes (vfio_pci_mmap_huge_fault, patch 08 of
-   <20260701...>: each attempt takes resv, checks status, takes a registration, then memory_lock(read)
-   and checks again), PUD and PMD while those entries are empty, the PTE level only after the per-VMA
-   lock path gives way to mmap_lock; a load faults again until its access lands or it gets SIGBUS;
-   and each load's outcome stays in its thread, as the explorer keeps operation results. */
+   attempts the v4 handler really makes (vfio_pci_mmap_huge_fault as of [PATCH v4 08/10] vfio/pci:
+   Support mmap() of a VFIO DMABUF: each attempt takes resv, checks status, takes a registration,
+   then memory_lock(read) and checks again), PUD and PMD while those entries are empty, the PTE
+   level only after the per-VMA lock path gives way to mmap_lock; a load faults again until its
+   access lands or it gets SIGBUS; each load's outcome stays in its thread, as the explorer keeps
+   operation results; and the zap is one step, as zap_page_range is in the explorer. */
 #ifndef F
 #define F 2
 #endif
@@ -127,7 +128,12 @@ proctype Vmm() {
      :: w % 2 == 0 ->            /* COMMAND = 0: revoke, zap, decode off */
         lock_resv(); atomic { revoked = true; revoking = true }; unlock_resv();
 #ifndef NOZAP
+#ifdef FAITHFUL
+        /* zap_page_range clears the mapping's entries in one step, as the explorer's model does */
+        d_step { j = 0; do :: j < NPTE -> pte[j] = false; j++ :: else -> break od; j = 0 };
+#else
         j = 0; do :: j < NPTE -> pte[j] = false; j++ :: else -> break od;
+#endif
 #endif
         revoking = false;
         decode = false

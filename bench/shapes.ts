@@ -70,12 +70,21 @@ export function dmabufShapeScenario(c: number, p: number): string {
   });
 }
 
-export interface SpinRun { states: number; seconds: number; errors: number; rssKb: number; complete: boolean; why?: string }
+export interface SpinRun {
+  states: number;
+  seconds: number;
+  errors: number;
+  rssKb: number;
+  complete: boolean;
+  why?: string;
+  /** the first assertion pan found violated, as it prints it */
+  assertion?: string;
+}
 
 /** The Promela models: the race abstracted to one handler call a load, or at the explorer's granularity. */
 export const SPIN_MODELS = [
   { name: 'coarse', defs: [] as string[], about: 'one handler call a load' },
-  { name: 'faithful', defs: ['-DFAITHFUL'], about: "the v4 handler's order attempts, faults again until the access lands, outcomes kept" },
+  { name: 'faithful', defs: ['-DFAITHFUL'], about: "the v4 handler's order attempts, faults again until the access lands, outcomes kept, the zap one step" },
 ] as const;
 
 /** Spin's memory bound (MB) and time budget: a model too large for them is reported as not done, with its states so far. */
@@ -91,7 +100,8 @@ export function spinRun(dir: string, f: number, p: number, r: number, defs: read
     return `spin/gcc failed: ${(e as Error).message.split('\n')[0]}`;
   }
   const t0 = performance.now();
-  const run = spawnSync('/usr/bin/time', ['-f', 'RSS %M', './pan', '-m100000'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 26, timeout: budgetMs, killSignal: 'SIGKILL' });
+  // GNU timeout kills pan too (a timeout of spawnSync would kill only /usr/bin/time, and leave pan running)
+  const run = spawnSync('timeout', ['-s', 'KILL', `${Math.ceil(budgetMs / 1000)}`, '/usr/bin/time', '-f', 'RSS %M', './pan', '-m100000'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 26 });
   const seconds = (performance.now() - t0) / 1000;
   const out = (run.stdout ?? '') + (run.stderr ?? '');
   // pan prints a progress line a million states; a run cut short has only those
@@ -100,8 +110,9 @@ export function spinRun(dir: string, f: number, p: number, r: number, defs: read
   const states = final !== undefined ? Number(final) : (progress[progress.length - 1] ?? 0);
   const errors = Number(/errors: (\d+)/.exec(out)?.[1] ?? 0);
   const rssKb = Number(/RSS (\d+)/.exec(out)?.[1] ?? NaN);
-  const why = run.error || run.signal ? `time budget (${fixed(budgetMs / 1000, 0)} s)` : /reached -DMEMLIM bound/.test(out) ? `memory bound (${SPIN_MEMLIM_MB / 1024} GiB)` : /Search not completed/.test(out) && !errors ? 'search not completed' : undefined;
-  return { states, seconds, errors, rssKb, complete: !why, why };
+  const assertion = /assertion violated\s+(.*?) \(at depth/.exec(out)?.[1];
+  const why = run.error || run.signal || run.status === 124 || run.status === 137 ? `time budget (${fixed(budgetMs / 1000, 0)} s)` : /reached -DMEMLIM bound/.test(out) ? `memory bound (${SPIN_MEMLIM_MB / 1024} GiB)` : /Search not completed/.test(out) && !errors ? 'search not completed' : undefined;
+  return { states, seconds, errors, rssKb, complete: !why, why, assertion };
 }
 
 const MODES = [

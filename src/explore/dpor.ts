@@ -650,8 +650,10 @@ export function exploreDporSplit(scn: Scenario, depth: number, opts: ExploreOpti
 
 /** The distinct states of a search on a shared store: those published, or, where jobs were cut short before publishing, what they stored. */
 export function withSharedStates(r: ExploreResult, shared: SharedStates): ExploreResult {
+  // the sum of the jobs' own counts stands only where it is larger (jobs cut short, a full table)
+  if ((r.states ?? 0) > shared.size) return r;
   const { statesStores: _, ...rest } = r;
-  return { ...rest, states: Math.max(shared.size, r.states ?? 0) };
+  return { ...rest, states: shared.size };
 }
 
 function sameMembers(x: Set<number>, y: Set<number>): boolean {
