@@ -100,9 +100,11 @@ export function spinRun(dir: string, f: number, p: number, r: number, defs: read
     return `spin/gcc failed: ${(e as Error).message.split('\n')[0]}`;
   }
   const t0 = performance.now();
-  // GNU timeout kills pan too (a timeout of spawnSync would kill only /usr/bin/time, and leave pan running)
+  // GNU timeout kills pan too (a timeout of spawnSync would kill only /usr/bin/time, and leave pan
+  // running); it exits 137 when its KILL ended the run
   const run = spawnSync('timeout', ['-s', 'KILL', `${Math.ceil(budgetMs / 1000)}`, '/usr/bin/time', '-f', 'RSS %M', './pan', '-m100000'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 26 });
   const seconds = (performance.now() - t0) / 1000;
+  if (run.error) return `pan failed: ${run.error.message}`;
   const out = (run.stdout ?? '') + (run.stderr ?? '');
   // pan prints a progress line a million states; a run cut short has only those
   const progress = [...out.matchAll(/States=\s*([\d.e+]+)/g)].map((m) => Number(m[1]));
@@ -111,7 +113,7 @@ export function spinRun(dir: string, f: number, p: number, r: number, defs: read
   const errors = Number(/errors: (\d+)/.exec(out)?.[1] ?? 0);
   const rssKb = Number(/RSS (\d+)/.exec(out)?.[1] ?? NaN);
   const assertion = /assertion violated\s+(.*?) \(at depth/.exec(out)?.[1];
-  const why = run.error || run.signal || run.status === 124 || run.status === 137 ? `time budget (${fixed(budgetMs / 1000, 0)} s)` : /reached -DMEMLIM bound/.test(out) ? `memory bound (${SPIN_MEMLIM_MB / 1024} GiB)` : /Search not completed/.test(out) && !errors ? 'search not completed' : undefined;
+  const why = run.status === 124 || run.status === 137 ? `time budget (${fixed(budgetMs / 1000, 0)} s)` : /reached -DMEMLIM bound/.test(out) ? `memory bound (${SPIN_MEMLIM_MB / 1024} GiB)` : /Search not completed/.test(out) && !errors ? 'search not completed' : undefined;
   return { states, seconds, errors, rssKb, complete: !why, why, assertion };
 }
 

@@ -1,6 +1,14 @@
 // The bundled scenarios (scenarios/**/*.yaml), in a stable order, for the tests that go over all.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository, and its command line. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'vfio-sim.js');
+/** Run the command line from the repository, as a user would: its exit status and output. */
+export const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
 
 export function bundledScenarios(dir = 'scenarios'): string[] {
   const out: string[] = [];

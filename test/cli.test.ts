@@ -2,16 +2,12 @@
 // like invalid input, never runs nothing and passes (exit 0) or looks like a finding (exit 1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { cli, ROOT } from './bundled.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'vfio-sim.js');
 const RACE = 'scenarios/races/store-vs-pwrite.yaml';
-const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
 
 test('malformed numbers for check options exit 2 and name the option', () => {
   for (const [args, flag] of [

@@ -2,20 +2,16 @@
 // them as profiles (--devices), and problems that name the device file, line and field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import YAML from 'yaml';
 import { loadDeviceFile, loadScenarioFile, ScenarioError } from '../src/scenario/loader.ts';
 import { deviceJsonSchema } from '../src/scenario/json-schema.ts';
 import { runScenario } from '../src/scenario/report.ts';
+import { cli, ROOT } from './bundled.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'vfio-sim.js');
-const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
 
 function tmp(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-dev-'));

@@ -2,7 +2,6 @@
 // counterexamples replay exactly; bounded and random modes behave as documented.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { exploreBounded, exploreDfs, exploreDpor, explorePct, replay } from '../
 import { decodeSchedule, encodeSchedule } from '../src/explore/schedule.ts';
 import type { Execution } from '../src/explore/execution.ts';
 import type { StateEntry } from '../src/explore/fpstore.ts';
+import { cli } from './bundled.ts';
 
 // A store through a mapping races a pwrite of the same BAR bytes through the device fd: the final
 // load sees one value or the other.
@@ -258,7 +258,6 @@ test('the race index gives the steps sharing a key with an event, latest first, 
 });
 
 test('merge prints what check prints: the counterexample with the fewest preemptions, and states summed over jobs said to be a sum', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/vfio-sim.js', ...args], { encoding: 'utf8' });
   const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-merge-'));
   // M1 on the DMABUF shape: the split's first counterexample has 3 preemptions, check's search 1
   const file = 'scenarios/shapes/dmabuf-mmap-vs-revoke-2x2.yaml';

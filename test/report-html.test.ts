@@ -2,16 +2,12 @@
 // diff --html puts the two kernels side by side with each difference and its reviewed reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ReportData } from '../src/report/html.ts';
+import { cli } from './bundled.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'vfio-sim.js');
-const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
 /** Run `body` with a fresh temporary directory, removed after. */
 function inTmp(body: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'vfio-sim-rh-'));

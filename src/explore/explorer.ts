@@ -9,6 +9,12 @@
 //  - replay.ts:  one schedule, exactly
 // Reporting is apart (report.ts), as is the state store (fpstore.ts, given as options.store) and
 // what a state is (state.ts).
+import type { BoundedOptions, PctOptions, Strategy } from './result.ts';
+import { exploreDpor } from './dpor.ts';
+import { exploreDfs } from './naive.ts';
+import { exploreBounded } from './bounded.ts';
+import { explorePct } from './pct.ts';
+
 export * from './result.ts';
 export { dporJobs, exploreDpor, exploreDporSplit, mergeJobResults, runDporJobs, warmAccessLog, withSharedStates, type DporJob } from './dpor.ts';
 export { exploreDfs } from './naive.ts';
@@ -17,16 +23,10 @@ export { explorePct, rng } from './pct.ts';
 export { replay } from './replay.ts';
 export { multinomial, sci } from './report.ts';
 
-import type { Strategy, BoundedOptions, PctOptions, ExploreOptions } from './result.ts';
-import { exploreDpor } from './dpor.ts';
-import { exploreDfs } from './naive.ts';
-import { exploreBounded } from './bounded.ts';
-import { explorePct } from './pct.ts';
-
 /** The strategies by name, one interface (scenario and options in, ExploreResult out). */
 export const STRATEGIES: { dpor: Strategy; naive: Strategy; bounded: Strategy<BoundedOptions>; pct: Strategy<PctOptions> } = {
-  dpor: (scn, opts: ExploreOptions) => exploreDpor(scn, opts),
-  naive: (scn, opts: ExploreOptions) => exploreDfs(scn, opts),
+  dpor: exploreDpor,
+  naive: exploreDfs,
   bounded: exploreBounded,
   pct: explorePct,
 };
